@@ -1,0 +1,54 @@
+"""asocket: Python's ``socket`` module, made awaitable and native to asyncio.
+
+``import asocket`` gives the async face: the stdlib's constants, helpers and
+exceptions, an awaitable ``socket`` class with the stdlib's blocking,
+non-blocking and timeout modes, and awaitable module functions that never
+block the loop. ``import asocket.sync as socket`` gives the blocking face,
+a drop-in for the stdlib module, on the same core.
+"""
+
+from . import _stdlib
+from ._async import (
+    AsyncSocket,
+    create_connection,
+    create_server,
+    from_socket,
+    fromfd,
+    getaddrinfo,
+    getfqdn,
+    gethostbyaddr,
+    gethostbyname,
+    gethostbyname_ex,
+    getnameinfo,
+    recv_fds,
+    send_fds,
+    socketpair,
+)
+from ._async import AsyncSocket as SocketType
+from ._async import AsyncSocket as socket
+from ._stdlib import *  # noqa: F403
+from ._timeouts import getdefaulttimeout, setdefaulttimeout
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AsyncSocket",
+    "SocketType",
+    "create_connection",
+    "create_server",
+    "from_socket",
+    "fromfd",
+    "getaddrinfo",
+    "getdefaulttimeout",
+    "getfqdn",
+    "gethostbyaddr",
+    "gethostbyname",
+    "gethostbyname_ex",
+    "getnameinfo",
+    "recv_fds",
+    "send_fds",
+    "setdefaulttimeout",
+    "socket",
+    "socketpair",
+]
+__all__ += _stdlib.__all__

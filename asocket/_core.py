@@ -1,0 +1,448 @@
+"""The semantics of a socket, written once for both faces.
+
+``SocketCore`` wraps a stdlib ``socket.socket`` (the *raw* socket, which does
+the syscalls) and owns everything the stdlib's C socket module decides: the
+timeout mode (``None`` / ``0.0`` / ``t``), the deadline, EINTR and
+false-positive retries, partial sends, connect completion, accept's timeout,
+sendfile, address resolution and the closed state (``EBADF``).
+
+Multi-step calls wait in the middle, so they are ``async def`` and await an
+injected :class:`~asocket._waiter.Waiter`; this module never imports
+``asyncio``, ``select`` or ``threading``. The async face awaits these
+coroutines on its loop; the sync face drives them with a one-step trampoline,
+its waiter blocking in ``poll()`` instead of suspending.
+
+Each face supplies three hooks: ``_waiter()`` (how to wait), ``_set_mode(t)``
+(what the raw descriptor's blocking flag must be for mode ``t``) and ``close``.
+"""
+
+from __future__ import annotations
+
+import errno
+import io
+import os
+import socket
+import warnings
+from collections.abc import Callable
+from typing import Any, NoReturn, Self, TypeVar
+
+from . import _resolve, _timeouts
+from ._waiter import (
+    ACCEPT,
+    CONNECT,
+    SENDALL,
+    SENDFILE,
+    WRITE,
+    Op,
+    Waiter,
+    ebadf,
+)
+
+T = TypeVar("T")
+
+_CONNECTING = frozenset({errno.EINPROGRESS, errno.EINTR, errno.EWOULDBLOCK, errno.EAGAIN})
+_CONNECTED = frozenset({0, errno.EISCONN})
+_SENDFILE_BLOCK = 1 << 30  # as the stdlib: at most 1 GiB per os.sendfile call
+_SEND_BLOCK = 8192  # the stdlib's send-loop block for sendfile without os.sendfile
+_has_os_sendfile = hasattr(os, "sendfile")
+
+
+def raise_errno(err: int) -> NoReturn:
+    """Raise the ``OSError`` subclass the stdlib raises for ``err`` (ConnectionRefusedError...)."""
+    raise OSError(err, os.strerror(err))
+
+
+class SocketCore:
+    """State and semantics shared by ``asocket.socket`` and ``asocket.sync.socket``."""
+
+    __slots__ = ("__weakref__", "_family", "_sock", "_timeout")
+
+    _sock: socket.socket
+    _timeout: float | None
+
+    def __init__(
+        self,
+        family: int = -1,
+        type: int = -1,
+        proto: int = -1,
+        fileno: int | None = None,
+    ) -> None:
+        raw = socket.socket(family, type, proto, fileno)
+        self._sock = raw
+        self._family = int(raw.family)
+        self._timeout = None
+        try:
+            self._set_mode(_timeouts.getdefaulttimeout())
+        except BaseException:
+            raw.detach() if fileno is not None else raw.close()
+            raise
+
+    # -- face hooks ----------------------------------------------------------
+
+    def _waiter(self) -> Waiter:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _set_mode(self, timeout: float | None) -> None:
+        """Put the raw descriptor in the state mode ``timeout`` needs; set ``_timeout``."""
+        raise NotImplementedError  # pragma: no cover - abstract
+
+    def close(self) -> None:  # pragma: no cover - abstract
+        """Close the socket."""
+        raise NotImplementedError
+
+    # -- attributes and plain calls -----------------------------------------
+
+    @property
+    def family(self) -> socket.AddressFamily:
+        """The socket family (``AF_INET``, ``AF_INET6``, ``AF_UNIX``, ...)."""
+        return self._sock.family
+
+    @property
+    def type(self) -> socket.SocketKind:
+        """The socket type (``SOCK_STREAM``, ``SOCK_DGRAM``, ...)."""
+        return self._sock.type
+
+    @property
+    def proto(self) -> int:
+        """The socket protocol."""
+        return self._sock.proto
+
+    @property
+    def timeout(self) -> float | None:
+        """The timeout mode, as :meth:`gettimeout` returns it."""
+        return self._timeout
+
+    def fileno(self) -> int:
+        """Return the socket's file descriptor, or -1 once it is closed."""
+        return self._sock.fileno()
+
+    def getsockname(self) -> Any:
+        """Return the socket's own address."""
+        return self._sock.getsockname()
+
+    def getpeername(self) -> Any:
+        """Return the address of the connected peer."""
+        return self._sock.getpeername()
+
+    def getsockopt(self, level: int, optname: int, buflen: int | None = None) -> Any:
+        """Return a socket option, as ``socket.socket.getsockopt``."""
+        if buflen is None:
+            return self._sock.getsockopt(level, optname)
+        return self._sock.getsockopt(level, optname, buflen)
+
+    def setsockopt(self, level: int, optname: int, value: Any, optlen: int | None = None) -> None:
+        """Set a socket option, as ``socket.socket.setsockopt``."""
+        if optlen is None:
+            self._sock.setsockopt(level, optname, value)
+        else:
+            self._sock.setsockopt(level, optname, value, optlen)
+
+    def listen(self, *backlog: int) -> None:
+        """Enable a server to accept connections (``listen([backlog])``)."""
+        self._sock.listen(*backlog)
+
+    def shutdown(self, how: int) -> None:
+        """Shut down reading (``SHUT_RD``), writing (``SHUT_WR``) or both (``SHUT_RDWR``)."""
+        self._sock.shutdown(how)
+
+    def get_inheritable(self) -> bool:
+        """Whether the descriptor is inherited by child processes."""
+        return self._sock.get_inheritable()
+
+    def set_inheritable(self, inheritable: bool) -> None:
+        """Set whether the descriptor is inherited by child processes."""
+        self._sock.set_inheritable(inheritable)
+
+    if hasattr(socket.socket, "ioctl"):  # pragma: no cover - Windows
+
+        def ioctl(self, control: int, option: Any) -> Any:
+            """Windows ``WSAIoctl``, as ``socket.socket.ioctl``."""
+            return self._sock.ioctl(control, option)  # type: ignore[attr-defined]
+
+    # -- modes ----------------------------------------------------------------
+
+    def gettimeout(self) -> float | None:
+        """Return the timeout in seconds: ``None`` blocking, ``0.0`` non-blocking."""
+        return self._timeout
+
+    def settimeout(self, value: float | None) -> None:
+        """Set the mode: ``None`` blocking, ``0.0`` non-blocking, ``t > 0`` a timeout.
+
+        Raises ``TypeError``/``ValueError`` as the stdlib does for a bad value,
+        ``OSError(EBADF)`` on a closed socket.
+        """
+        self._set_mode(_timeouts.check(value))
+
+    def setblocking(self, flag: bool) -> None:
+        """``setblocking(True)``: ``settimeout(None)``; ``setblocking(False)``: ``settimeout(0.0)``."""
+        self._set_mode(None if flag else 0.0)
+
+    def getblocking(self) -> bool:
+        """True unless the socket is in non-blocking mode (``gettimeout() == 0.0``)."""
+        return self._timeout != 0.0
+
+    # -- objects --------------------------------------------------------------
+
+    __repr__ = socket.socket.__repr__
+
+    def __getstate__(self) -> NoReturn:
+        raise TypeError(f"cannot pickle {self.__class__.__name__!r} object")
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def dup(self) -> Self:
+        """A new socket of this face on a duplicate of the descriptor, with the same timeout."""
+        sock = type(self)(
+            self._family, self._sock.type, self._sock.proto, socket.dup(self.fileno())
+        )
+        sock.settimeout(self._timeout)
+        return sock
+
+    def __del__(self) -> None:
+        sock = getattr(self, "_sock", None)
+        if sock is not None and sock.fileno() != -1:
+            warnings.warn(f"unclosed {self!r}", ResourceWarning, stacklevel=2, source=self)
+            self.close()
+
+    def _new(self, fd: int) -> Self:
+        """A socket of this face on ``fd``, with the default timeout (as ``accept``)."""
+        return type(self)(self._family, self._sock.type, self._sock.proto, fileno=fd)
+
+    # -- the one retry loop ---------------------------------------------------
+
+    async def _io(self, op: Op, fn: Callable[..., T], *args: Any) -> T:
+        """Call ``fn(*args)``; while it would block, wait as the mode says and retry.
+
+        Non-blocking mode raises ``BlockingIOError`` at once; timeout mode raises
+        ``TimeoutError('timed out')`` at the deadline (computed once per call).
+        A wake-up that still finds ``EWOULDBLOCK`` (another task was served
+        first) waits again with the time left. EINTR is retried (PEP 475).
+        """
+        waiter: Waiter | None = None
+        deadline: float | None = None
+        while True:
+            try:
+                return fn(*args)
+            except InterruptedError:
+                continue
+            except BlockingIOError:
+                if self._timeout == 0.0:
+                    raise
+            if waiter is None:
+                waiter = self._waiter()
+                if self._timeout is not None:
+                    deadline = waiter.clock() + self._timeout
+                if waiter.has_twin(op, args):
+                    result: T = await waiter.complete(op, self._sock, args, deadline)
+                    return result
+            await waiter.wait(self._fd(), op.event, deadline)
+
+    def _needs_resolution(self, address: Any) -> bool:
+        return _resolve.needs_resolution(self._family, address)
+
+    def _fd(self) -> int:
+        fd = self._sock.fileno()
+        if fd == -1:
+            raise ebadf()
+        return fd
+
+    async def _resolve(self, address: Any) -> Any:
+        if not self._needs_resolution(address):
+            return address
+        sock = self._sock
+        return await _resolve.resolve(
+            self._family, sock.type, sock.proto, address, self._waiter().getaddrinfo
+        )
+
+    # -- multi-step semantics -------------------------------------------------
+
+    async def _accept(self) -> tuple[Self, Any]:
+        fd, address = await self._io(ACCEPT, self._sock._accept)  # type: ignore[attr-defined]
+        return self._new(fd), address
+
+    async def _bind(self, address: Any) -> None:
+        self._sock.bind(await self._resolve(address))
+
+    async def _connect(self, address: Any, ex: bool) -> int:
+        """``connect`` (``ex=False``: raise) or ``connect_ex`` (``ex=True``: return the errno)."""
+        address = await self._resolve(address)
+        sock = self._sock
+        timeout = self._timeout
+        waiter: Waiter | None = None
+        deadline: float | None = None
+        if timeout != 0.0:
+            waiter = self._waiter()
+            deadline = None if timeout is None else waiter.clock() + timeout
+            if waiter.has_twin(CONNECT, (address,)):
+                # Completion loops connect themselves (ConnectEx needs a fresh socket).
+                try:
+                    await waiter.complete(CONNECT, sock, (address,), deadline)
+                except TimeoutError:
+                    if ex:
+                        return errno.EWOULDBLOCK
+                    raise
+                except OSError as exc:
+                    if ex and exc.errno is not None and type(exc) is not socket.gaierror:
+                        return exc.errno
+                    raise
+                return 0
+        err = sock.connect_ex(address)  # raises for a bad address, as the stdlib
+        if err in _CONNECTED:
+            return 0
+        if (
+            waiter is None
+            or err not in _CONNECTING
+            # AF_UNIX reports a full backlog as EAGAIN, which is final (as the stdlib).
+            or (err != errno.EINPROGRESS and err != errno.EINTR and self._family == socket.AF_UNIX)
+        ):
+            if ex:
+                return err
+            raise_errno(err)
+        try:
+            await waiter.wait(self._fd(), WRITE, deadline)
+        except TimeoutError:
+            if ex:  # the stdlib's connect_ex reports a timeout as EWOULDBLOCK
+                return errno.EWOULDBLOCK
+            raise
+        err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if err in _CONNECTED:
+            return 0
+        if ex:
+            return err
+        raise_errno(err)
+
+    async def _sendall(self, data: Any, flags: int) -> None:
+        sock = self._sock
+        waiter: Waiter | None = None
+        deadline: float | None = None
+        try:
+            sent = sock.send(data, flags)  # the stdlib's own argument checks
+        except InterruptedError:
+            sent = 0
+        except BlockingIOError:
+            if self._timeout == 0.0:
+                raise
+            sent = 0
+        with memoryview(data) as view, view.cast("B") as view:
+            total = len(view)
+            while sent < total:
+                try:
+                    sent += sock.send(view[sent:], flags)
+                    continue
+                except InterruptedError:
+                    continue
+                except BlockingIOError:
+                    if self._timeout == 0.0:
+                        raise
+                if waiter is None:
+                    waiter = self._waiter()
+                    if self._timeout is not None:  # one deadline for the whole call
+                        deadline = waiter.clock() + self._timeout
+                    if waiter.has_twin(SENDALL, (view[sent:], flags)):
+                        await waiter.complete(SENDALL, sock, (view[sent:], flags), deadline)
+                        return
+                await waiter.wait(self._fd(), WRITE, deadline)
+
+    async def _sendfile(self, file: Any, offset: int, count: int | None) -> int:
+        """``sendfile``: ``os.sendfile`` where it works, else a read-and-send loop.
+
+        As the stdlib: a ``ValueError`` for a text file, a non-stream socket,
+        a non-blocking socket; each wait (not the whole call) gets the timeout.
+        """
+        if "b" not in getattr(file, "mode", "b"):
+            raise ValueError("file should be opened in binary mode")
+        if not self._sock.type & socket.SOCK_STREAM:
+            raise ValueError("only SOCK_STREAM type sockets are supported")
+        if count is not None:
+            if not isinstance(count, int):
+                raise TypeError(f"count must be a positive integer (got {count!r})")
+            if count <= 0:
+                raise ValueError(f"count must be a positive integer (got {count!r})")
+        if _has_os_sendfile:
+            try:
+                fileno = file.fileno()
+                fsize = os.fstat(fileno).st_size
+            except (AttributeError, io.UnsupportedOperation, OSError):
+                pass
+            else:
+                if not fsize:
+                    return 0
+                if self._timeout == 0.0:
+                    raise ValueError("non-blocking sockets are not supported")
+                result = await self._sendfile_native(file, fileno, offset, count, fsize)
+                if result is not None:
+                    return result
+        if self._timeout == 0.0:
+            raise ValueError("non-blocking sockets are not supported")
+        return await self._sendfile_send(file, offset, count)
+
+    async def _sendfile_native(
+        self, file: Any, fileno: int, offset: int, count: int | None, fsize: int
+    ) -> int | None:
+        """os.sendfile loop; ``None`` if the OS refuses this file before any byte is sent."""
+        total = 0
+        blocksize = min(count or fsize, _SENDFILE_BLOCK)
+        try:
+            while True:
+                if count:
+                    blocksize = min(count - total, _SENDFILE_BLOCK)
+                    if blocksize <= 0:
+                        break
+                try:
+                    sent = os.sendfile(self._fd(), fileno, offset, blocksize)
+                except InterruptedError:
+                    continue
+                except BlockingIOError:
+                    await self._wait_once(SENDFILE)
+                    continue
+                except OSError as exc:
+                    if total == 0 and exc.errno != errno.EBADF:
+                        return None  # e.g. EINVAL/ENOTSOCK: fall back to send()
+                    raise
+                if sent == 0:
+                    break  # end of file
+                offset += sent
+                total += sent
+            return total
+        finally:
+            if total > 0 and hasattr(file, "seek"):
+                file.seek(offset)
+
+    async def _sendfile_send(self, file: Any, offset: int, count: int | None) -> int:
+        if offset:
+            file.seek(offset)
+        blocksize = min(count, _SEND_BLOCK) if count else _SEND_BLOCK
+        total = 0
+        try:
+            while True:
+                if count:
+                    blocksize = min(count - total, blocksize)
+                    if blocksize <= 0:
+                        break
+                data = memoryview(file.read(blocksize))
+                if not data:
+                    break
+                while data:
+                    try:
+                        sent = self._sock.send(data)
+                    except InterruptedError:
+                        continue
+                    except BlockingIOError:
+                        await self._wait_once(SENDFILE)
+                        continue
+                    total += sent
+                    data = data[sent:]
+            return total
+        finally:
+            if total > 0 and hasattr(file, "seek"):
+                file.seek(offset + total)
+
+    async def _wait_once(self, op: Op) -> None:
+        """One wait with the full timeout (the stdlib's per-wait rule for sendfile)."""
+        waiter = self._waiter()
+        deadline = None if self._timeout is None else waiter.clock() + self._timeout
+        await waiter.wait(self._fd(), op.event, deadline)

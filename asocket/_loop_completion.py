@@ -1,0 +1,200 @@
+"""The completion waiter: loops without ``add_reader`` (proactor-style, e.g. Windows).
+
+Such a loop can only perform whole operations, so where an operation has a
+``loop.sock_*`` twin (and its arguments fit the twin) the waiter performs it:
+
+=================  ==============================  ==========================
+operation          twin                            when
+=================  ==============================  ==========================
+``accept``         ``sock_accept``                 always
+``connect``        ``sock_connect``                always
+``recv``           ``sock_recv``                   ``flags == 0``
+``recv_into``      ``sock_recv_into``              ``flags == 0``
+``recvfrom``       ``sock_recvfrom``               ``flags == 0``
+``recvfrom_into``  ``sock_recvfrom_into``          ``flags == 0``
+``sendall``        ``sock_sendall``                ``flags == 0``
+``sendto``         ``sock_sendto``                 ``flags == 0``
+=================  ==============================  ==========================
+
+Every other wait (``send``, ``recvmsg``, ``recvmsg_into``, ``sendmsg``,
+``sendfile``, calls with flags) polls: the syscall is retried after a sleep
+that grows from 0.5 ms to 20 ms, so these keep their exact semantics
+(partial counts, nothing consumed on cancel) at the cost of latency.
+
+A twin runs in a task; close() cancels it, wakes the caller with
+``OSError(EBADF)`` and closes the descriptor only once the task is done, so
+the loop never touches a reused fd. As with asyncio's own ``sock_*``, a twin
+cancelled just as it completes may lose what it received.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from ._timeouts import timed_out
+from ._waiter import AddrInfo, Op, ebadf
+from ._waiter import getaddrinfo as _getaddrinfo
+
+_POLL_MIN = 0.0005
+_POLL_MAX = 0.02
+
+
+def _view(buffer: Any, nbytes: int) -> Any:
+    return memoryview(buffer).cast("B")[:nbytes] if nbytes else buffer
+
+
+async def _accept(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> tuple[int, Any]:
+    conn, address = await loop.sock_accept(sock)
+    return conn.detach(), address
+
+
+def _twin(
+    loop: asyncio.AbstractEventLoop, op: Op, sock: socket.socket, args: tuple[Any, ...]
+) -> Awaitable[Any] | None:
+    """The ``sock_*`` awaitable that performs ``op(*args)``, or None if there is none."""
+    name = op.name
+    if name == "accept":
+        return _accept(loop, sock)
+    if name == "connect":
+        return loop.sock_connect(sock, args[0])
+    if name == "sendto":
+        if len(args) == 2 or not args[1]:
+            return loop.sock_sendto(sock, args[0], args[-1])
+        return None
+    if args[-1]:  # every other twin takes no flags
+        return None
+    if name == "recv":
+        return loop.sock_recv(sock, args[0])
+    if name == "recv_into":
+        return loop.sock_recv_into(sock, _view(args[0], args[1]))
+    if name == "recvfrom":
+        return loop.sock_recvfrom(sock, args[0])
+    if name == "recvfrom_into":
+        return loop.sock_recvfrom_into(sock, args[0], args[1])
+    if name == "sendall":
+        return loop.sock_sendall(sock, args[0])
+    return None
+
+
+_TWINS = frozenset(
+    {"accept", "connect", "recv", "recv_into", "recvfrom", "recvfrom_into", "sendall", "sendto"}
+)
+
+
+class CompletionWaiter:
+    """Waits on a loop without ``add_reader``; one instance per loop."""
+
+    clock = staticmethod(time.monotonic)
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self._tasks: dict[int, set[asyncio.Task[Any]]] = {}
+        self._polls: dict[int, set[asyncio.Future[None]]] = {}
+        self._backoff: dict[tuple[int, int], tuple[float, float]] = {}
+        self._forgotten: set[asyncio.Task[Any]] = set()
+
+    def has_twin(self, op: Op, args: tuple[Any, ...]) -> bool:
+        if op.name not in _TWINS:
+            return False
+        if op.name == "sendto":
+            return len(args) == 2 or not args[1]
+        return op.name in ("accept", "connect") or not args[-1]
+
+    async def complete(
+        self, op: Op, sock: socket.socket, args: tuple[Any, ...], deadline: float | None
+    ) -> Any:
+        """Perform ``op`` with its twin, under ``deadline``."""
+        fd = sock.fileno()
+        awaitable = _twin(self.loop, op, sock, args)
+        assert awaitable is not None
+        task = asyncio.ensure_future(awaitable, loop=self.loop)
+        tasks = self._tasks.setdefault(fd, set())
+        tasks.add(task)
+        try:
+            delay = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                async with asyncio.timeout(delay):
+                    return await task
+            except TimeoutError:
+                raise timed_out() from None
+        except asyncio.CancelledError:
+            if task in self._forgotten:  # close() cancelled it
+                self._forgotten.discard(task)
+                raise ebadf() from None
+            raise
+        finally:
+            tasks.discard(task)
+            if not tasks and self._tasks.get(fd) is tasks:
+                del self._tasks[fd]
+
+    async def wait(self, fd: int, event: int, deadline: float | None) -> None:
+        """Sleep a short, growing while (a poll); the caller retries its syscall."""
+        now = time.monotonic()
+        if deadline is not None and deadline <= now:
+            raise timed_out()
+        key = (fd, event)
+        last, delay = self._backoff.get(key, (0.0, _POLL_MIN))
+        delay = min(delay * 2, _POLL_MAX) if now - last < 2 * delay else _POLL_MIN
+        self._backoff[key] = (now, delay)
+        if deadline is not None:
+            delay = min(delay, deadline - now)
+        fut: asyncio.Future[None] = self.loop.create_future()
+        handle = self.loop.call_later(delay, _wake, fut)
+        polls = self._polls.setdefault(fd, set())
+        polls.add(fut)
+        try:
+            await fut
+        finally:
+            handle.cancel()
+            polls.discard(fut)
+            if not polls and self._polls.get(fd) is polls:
+                del self._polls[fd]
+
+    def forget(self, fd: int, close: Callable[[], None] | None) -> None:
+        """Wake everything waiting on ``fd`` with ``OSError(EBADF)``; close once idle."""
+        self._backoff.pop((fd, 0), None)
+        self._backoff.pop((fd, 1), None)
+        for fut in self._polls.pop(fd, ()):
+            if not fut.done():
+                fut.set_exception(ebadf())
+        pending = [t for t in self._tasks.pop(fd, ()) if not t.done()]
+        if not pending or close is None:
+            for task in pending:
+                self._cancel(task)
+            if close is not None:
+                close()
+            return
+        left = [len(pending)]
+
+        def done(task: asyncio.Task[Any]) -> None:
+            left[0] -= 1
+            if left[0] == 0:
+                close()
+
+        for task in pending:
+            task.add_done_callback(done)
+            self._cancel(task)
+
+    def _cancel(self, task: asyncio.Task[Any]) -> None:
+        self._forgotten.add(task)
+        task.cancel()
+
+    async def getaddrinfo(
+        self, host: Any, port: Any, family: int = 0, type: int = 0, proto: int = 0, flags: int = 0
+    ) -> list[AddrInfo]:
+        # The stdlib's own getaddrinfo on a thread (uvloop's native one differs in details).
+        return await self.loop.run_in_executor(
+            None, _getaddrinfo, host, port, family, type, proto, flags
+        )
+
+    async def sleep(self, delay: float) -> None:
+        await asyncio.sleep(delay)
+
+
+def _wake(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)

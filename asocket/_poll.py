@@ -1,0 +1,65 @@
+"""The sync face's waiter: block in ``poll()`` until ready or the deadline passes.
+
+It never suspends, so a core coroutine driven by the sync face's trampoline
+finishes in one step. A thread blocked here is woken by ``close()`` from
+another thread through ``shutdown()`` (see ``_sync``): the descriptor turns
+readable and writable, and the retried call then finds the socket closed.
+"""
+
+from __future__ import annotations
+
+import select
+import socket
+import time
+from collections.abc import Callable
+from typing import Any, NoReturn
+
+from ._timeouts import timed_out
+from ._waiter import READ, AddrInfo, Op
+from ._waiter import getaddrinfo as _getaddrinfo
+
+_EVENTS = {
+    READ: select.POLLIN | select.POLLPRI,
+    1: select.POLLOUT,
+}
+
+
+class PollWaiter:
+    """Waits by blocking the calling thread; stateless, one instance serves every socket."""
+
+    clock = staticmethod(time.monotonic)
+
+    async def wait(self, fd: int, event: int, deadline: float | None) -> None:
+        """Block until ``fd`` is ready for ``event`` or raise ``TimeoutError`` at ``deadline``."""
+        poller = select.poll()
+        poller.register(fd, _EVENTS[event])
+        if deadline is None:
+            poller.poll()  # EINTR is retried inside (PEP 475)
+            return
+        timeout = deadline - time.monotonic()
+        # poll() takes milliseconds and rounds a fraction up, never returning early.
+        if timeout <= 0 or not poller.poll(timeout * 1000.0):
+            raise timed_out()
+
+    def has_twin(self, op: Op, args: tuple[Any, ...]) -> bool:
+        return False
+
+    async def complete(
+        self, op: Op, sock: socket.socket, args: tuple[Any, ...], deadline: float | None
+    ) -> NoReturn:  # pragma: no cover - has_twin() is always False
+        raise NotImplementedError
+
+    def forget(self, fd: int, close: Callable[[], None] | None) -> None:
+        if close is not None:
+            close()
+
+    async def getaddrinfo(
+        self, host: Any, port: Any, family: int = 0, type: int = 0, proto: int = 0, flags: int = 0
+    ) -> list[AddrInfo]:
+        return _getaddrinfo(host, port, family, type, proto, flags)
+
+    async def sleep(self, delay: float) -> None:
+        time.sleep(delay)
+
+
+WAITER = PollWaiter()

@@ -1,0 +1,86 @@
+"""Address handling: which addresses need the resolver, and resolving them.
+
+The stdlib resolves a host name inside ``connect``/``bind``/``sendto`` with a
+blocking ``getaddrinfo``. Here a name is resolved first, with the face's
+non-blocking resolver, and the syscall gets a numeric address; every other
+address goes to the stdlib untouched, so its own checks raise its own errors.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Awaitable, Callable
+from functools import lru_cache
+from typing import Any
+
+from ._waiter import AddrInfo
+from ._waiter import getaddrinfo as _getaddrinfo
+
+Resolver = Callable[..., Awaitable[list[AddrInfo]]]
+
+_INET = (socket.AF_INET, socket.AF_INET6)
+
+
+@lru_cache(maxsize=512)
+def _is_numeric(family: int, host: str) -> bool:
+    if host in ("", "<broadcast>"):  # the stdlib maps these itself
+        return True
+    try:
+        socket.inet_pton(family, host.partition("%")[0] if family == socket.AF_INET6 else host)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def needs_resolution(family: int, address: Any) -> bool:
+    """True if ``address`` is an AF_INET/AF_INET6 tuple whose host is a name."""
+    return (
+        family in _INET
+        and type(address) is tuple
+        and len(address) >= 2
+        and isinstance(address[0], str)
+        and not _is_numeric(family, address[0])
+    )
+
+
+async def resolve(family: int, type: int, proto: int, address: Any, resolver: Resolver) -> Any:
+    """Return ``address`` with its host name replaced by the first address it resolves to.
+
+    Numeric or non-IP addresses are returned unchanged. Raises ``socket.gaierror``
+    as the stdlib does for a name that does not resolve.
+    """
+    if not needs_resolution(family, address):
+        return address
+    infos = await resolver(address[0], None, family, type, proto, 0)
+    if not infos:  # pragma: no cover - getaddrinfo raises instead
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+    return (infos[0][4][0], *address[1:])
+
+
+def is_numeric_host(host: Any) -> bool:
+    """True for ``None`` or an IPv4/IPv6 literal: ``getaddrinfo`` answers those without I/O."""
+    if host is None:
+        return True
+    if isinstance(host, bytes | bytearray):
+        try:
+            host = bytes(host).decode("ascii")
+        except UnicodeDecodeError:
+            return False
+    if not isinstance(host, str) or not host:
+        return False
+    return _is_numeric(socket.AF_INET, host) or _is_numeric(socket.AF_INET6, host)
+
+
+async def getaddrinfo(
+    resolver: Resolver,
+    host: Any,
+    port: Any,
+    family: int = 0,
+    type: int = 0,
+    proto: int = 0,
+    flags: int = 0,
+) -> list[AddrInfo]:
+    """``socket.getaddrinfo`` that never blocks: literals inline, names through ``resolver``."""
+    if is_numeric_host(host):
+        return _getaddrinfo(host, port, family, type, proto, flags)
+    return await resolver(host, port, family, type, proto, flags)

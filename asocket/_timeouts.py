@@ -1,0 +1,50 @@
+"""Timeout values: validation, the module default, deadlines and the one TimeoutError."""
+
+from __future__ import annotations
+
+import _socket
+import time
+
+clock = time.monotonic
+
+# A closed socket object: its settimeout() validates a value exactly as the
+# stdlib does (same exception types and messages), then fails with EBADF.
+_probe = _socket.socket()
+_probe.close()
+
+_default: float | None = None
+
+
+def check(value: float | None) -> float | None:
+    """Return ``value`` as a timeout (``None`` or a float >= 0).
+
+    Raises what the stdlib's ``settimeout`` raises for the same value:
+    ``TypeError`` for a non-number, ``ValueError`` for a negative or NaN value,
+    ``OverflowError`` for one too large.
+    """
+    if value is None:
+        return None
+    try:
+        _probe.settimeout(value)
+    except OSError:  # EBADF: the value itself was accepted
+        pass
+    return float(value)
+
+
+def getdefaulttimeout() -> float | None:
+    """Return the default timeout in seconds (float) for new sockets; ``None``: no timeout."""
+    return _default
+
+
+def setdefaulttimeout(timeout: float | None) -> None:
+    """Set the default timeout in seconds (float) for new sockets; ``None``: no timeout.
+
+    Raises the stdlib's exceptions for a bad value (see :func:`check`).
+    """
+    global _default
+    _default = check(timeout)
+
+
+def timed_out() -> TimeoutError:
+    """The exception a call raises when its timeout expires: ``TimeoutError('timed out')``."""
+    return TimeoutError("timed out")

@@ -1,0 +1,109 @@
+"""The seam between the semantics and the waiting: the Waiter protocol and the op table.
+
+A waiter answers one question: "wait until this fd is readable or writable, or
+the deadline passes". The core (``_core``) owns every rule about modes,
+deadlines, retries and errors; a waiter owns only how to wait. Three exist:
+
+* ``_loop_readiness.ReadinessWaiter``: loops with ``add_reader`` (asyncio's
+  selector loop, uvloop).
+* ``_loop_completion.CompletionWaiter``: loops without ``add_reader``
+  (proactor-style); it may perform a whole operation with the loop's
+  ``sock_*`` twin instead (:meth:`Waiter.has_twin`, :meth:`Waiter.complete`).
+* ``_poll.PollWaiter``: the sync face; blocks in ``poll()`` and never suspends.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+from collections.abc import Callable
+from typing import Any, Final, NamedTuple, Protocol
+
+READ: Final = 0
+WRITE: Final = 1
+
+
+class Op(NamedTuple):
+    """One socket operation: its name and the readiness it waits for."""
+
+    name: str
+    event: int
+
+
+ACCEPT: Final = Op("accept", READ)
+RECV: Final = Op("recv", READ)
+RECV_INTO: Final = Op("recv_into", READ)
+RECVFROM: Final = Op("recvfrom", READ)
+RECVFROM_INTO: Final = Op("recvfrom_into", READ)
+RECVMSG: Final = Op("recvmsg", READ)
+RECVMSG_INTO: Final = Op("recvmsg_into", READ)
+SEND: Final = Op("send", WRITE)
+SENDALL: Final = Op("sendall", WRITE)
+SENDTO: Final = Op("sendto", WRITE)
+SENDMSG: Final = Op("sendmsg", WRITE)
+SENDFILE: Final = Op("sendfile", WRITE)
+CONNECT: Final = Op("connect", WRITE)
+
+
+def ebadf() -> OSError:
+    """``OSError(EBADF)``: what a call on a closed socket raises, and what a
+    waiter raises in every task or thread still waiting on an fd that is closed."""
+    return OSError(errno.EBADF, os.strerror(errno.EBADF))
+
+
+AddrInfo = tuple[
+    socket.AddressFamily,
+    socket.SocketKind,
+    int,
+    str,
+    tuple[str, int] | tuple[str, int, int, int] | tuple[int, bytes],
+]
+
+
+class Waiter(Protocol):
+    """How one face waits. Implementations know nothing of socket semantics."""
+
+    def clock(self) -> float:
+        """Monotonic time in seconds; deadlines are on this clock."""
+        ...
+
+    async def wait(self, fd: int, event: int, deadline: float | None) -> None:
+        """Return when ``fd`` may be ready for ``event`` (a false positive is allowed).
+
+        Raises ``TimeoutError('timed out')`` once ``deadline`` passes and
+        ``OSError(EBADF)`` if the fd is forgotten (closed) meanwhile.
+        """
+        ...
+
+    def has_twin(self, op: Op, args: tuple[Any, ...]) -> bool:
+        """True if :meth:`complete` performs ``op`` with these arguments."""
+        ...
+
+    async def complete(
+        self, op: Op, sock: socket.socket, args: tuple[Any, ...], deadline: float | None
+    ) -> Any:
+        """Perform the whole of ``op`` (only where :meth:`has_twin` said so)."""
+        ...
+
+    def forget(self, fd: int, close: Callable[[], None] | None) -> None:
+        """Drop ``fd``: wake its waiters with ``OSError(EBADF)``, unregister it,
+        then call ``close`` (the OS close) once nothing of the waiter uses the fd."""
+        ...
+
+    async def getaddrinfo(
+        self, host: Any, port: Any, family: int = 0, type: int = 0, proto: int = 0, flags: int = 0
+    ) -> list[AddrInfo]:
+        """``socket.getaddrinfo`` without blocking the face's event loop (if any)."""
+        ...
+
+    async def sleep(self, delay: float) -> None:
+        """Sleep ``delay`` seconds."""
+        ...
+
+
+def getaddrinfo(
+    host: Any, port: Any, family: int = 0, type: int = 0, proto: int = 0, flags: int = 0
+) -> list[AddrInfo]:
+    """The stdlib's blocking ``getaddrinfo``, typed as the waiters return it."""
+    return list(socket.getaddrinfo(host, port, family, type, proto, flags))

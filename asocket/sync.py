@@ -1,0 +1,54 @@
+"""asocket's blocking face: ``import asocket.sync as socket``.
+
+A drop-in for the stdlib ``socket`` module in scripts: the same names, every
+call blocking, no event loop anywhere on its path, on the same core as the
+async face. Beyond the stdlib, ``close()`` from one thread wakes another
+thread blocked on the socket with ``OSError(EBADF)``.
+"""
+
+from socket import (
+    getaddrinfo,
+    getfqdn,
+    gethostbyaddr,
+    gethostbyname,
+    gethostbyname_ex,
+    getnameinfo,
+    recv_fds,
+    send_fds,
+)
+
+from . import _stdlib
+from ._stdlib import *  # noqa: F403
+from ._sync import (
+    SyncSocket,
+    create_connection,
+    create_server,
+    from_socket,
+    fromfd,
+    socketpair,
+)
+from ._sync import SyncSocket as SocketType
+from ._sync import SyncSocket as socket
+from ._timeouts import getdefaulttimeout, setdefaulttimeout
+
+__all__ = [
+    "SyncSocket",
+    "SocketType",
+    "create_connection",
+    "create_server",
+    "from_socket",
+    "fromfd",
+    "getaddrinfo",
+    "getdefaulttimeout",
+    "getfqdn",
+    "gethostbyaddr",
+    "gethostbyname",
+    "gethostbyname_ex",
+    "getnameinfo",
+    "recv_fds",
+    "send_fds",
+    "setdefaulttimeout",
+    "socket",
+    "socketpair",
+]
+__all__ += _stdlib.__all__

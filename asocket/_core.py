@@ -174,7 +174,7 @@ class SocketCore:
         self._set_mode(_timeouts.check(value))
 
     def setblocking(self, flag: bool) -> None:
-        """``setblocking(True)``: ``settimeout(None)``; ``setblocking(False)``: ``settimeout(0.0)``."""
+        """``True``: ``settimeout(None)`` (blocking); ``False``: ``settimeout(0.0)``."""
         self._set_mode(None if flag else 0.0)
 
     def getblocking(self) -> bool:

@@ -69,8 +69,18 @@ class SyncSocket(SocketCore):
         self._sock.settimeout(None if timeout is None else 0.0)
         self._timeout = timeout
 
-    def _blocking(self, fn: Callable[..., T], *args: Any) -> T:
-        """Call ``fn`` as a call that may block, so that ``close()`` can wake it."""
+    def _call(self, op: w.Op | None, fn: Callable[..., T], *args: Any) -> T:
+        """Call ``fn(*args)`` with the mode's semantics (``op=None``: ``fn`` is a whole
+        core call, already waiting as it must)."""
+        timeout = self._timeout
+        if timeout is not None and op is not None:  # O_NONBLOCK: try inline, wait in the core
+            try:
+                return fn(*args)
+            except BlockingIOError:
+                if timeout == 0.0:
+                    raise
+            fn, args = run, (self._io(op, fn, *args),)
+        # The call may block, in the kernel or in poll(): let close() know, so it can wake it.
         blocked = self._blocked
         blocked.append(None)
         try:
@@ -85,19 +95,8 @@ class SyncSocket(SocketCore):
             raise ebadf()
         return result
 
-    def _call(self, op: w.Op, fn: Callable[..., T], *args: Any) -> T:
-        timeout = self._timeout
-        if timeout is None:  # a blocking descriptor: the kernel waits
-            return self._blocking(fn, *args)
-        try:
-            return fn(*args)
-        except BlockingIOError:
-            if timeout == 0.0:
-                raise
-        return self._drive(self._io(op, fn, *args))
-
     def _drive(self, coro: Coroutine[Any, Any, T]) -> T:
-        result: T = self._blocking(run, coro)
+        result: T = self._call(None, run, coro)
         return result
 
     # -- closing --------------------------------------------------------------

@@ -163,7 +163,7 @@ def test_eintr_is_retried_without_waiting() -> None:
 def test_timeout_deadline_is_computed_once_per_call() -> None:
     waiter = FakeWaiter(step=0.25)
     sock = make(FakeRaw(recv=[EAGAIN] * 10), 1.0, waiter)
-    with pytest.raises(TimeoutError, match="^timed out$"):
+    with pytest.raises(TimeoutError, match=r"^timed out$"):
         recv(sock)
     deadlines = {d for _, _, d in waiter.waits}
     assert deadlines == {101.0}  # every wait got the same deadline: start + timeout
@@ -210,7 +210,7 @@ def test_sendall_deadline_covers_the_whole_call() -> None:
     waiter = FakeWaiter(step=0.4)
     raw = FakeRaw(send=[1, EAGAIN, 1, EAGAIN, 1, EAGAIN, 1, EAGAIN, 1])
     sock = make(raw, 1.0, waiter)
-    with pytest.raises(TimeoutError, match="^timed out$"):
+    with pytest.raises(TimeoutError, match=r"^timed out$"):
         run(sock._sendall(b"abcde", 0))
     assert {d for _, _, d in waiter.waits} == {101.0}
 
@@ -253,7 +253,7 @@ def test_connect_eintr_means_in_progress() -> None:
 def test_connect_timeout_raises_and_connect_ex_returns_ewouldblock() -> None:
     waiter = FakeWaiter(step=10.0)
     raw = FakeRaw(connect_ex=[errno.EINPROGRESS])
-    with pytest.raises(TimeoutError, match="^timed out$"):
+    with pytest.raises(TimeoutError, match=r"^timed out$"):
         run(make(raw, 1.0, waiter)._connect(("127.0.0.1", 1), False))
     raw = FakeRaw(connect_ex=[errno.EINPROGRESS])
     assert run(make(raw, 1.0, FakeWaiter(step=10.0))._connect(("127.0.0.1", 1), True)) == (

@@ -104,6 +104,10 @@ class AsyncSocket(SocketCore):
 
     # -- closing --------------------------------------------------------------
 
+    @property
+    def _closed(self) -> bool:  # read by the stdlib's __repr__ ("[closed]")
+        return self._sock.fileno() == -1
+
     def close(self) -> None:
         """Close the socket. Tasks waiting on it wake with ``OSError(EBADF)``.
 

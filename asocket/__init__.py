@@ -26,6 +26,7 @@ from ._async import (
 )
 from ._async import AsyncSocket as SocketType
 from ._async import AsyncSocket as socket
+from ._serve import Server, serve_tcp, serve_unix
 from ._stdlib import *  # noqa: F403
 from ._timeouts import getdefaulttimeout, setdefaulttimeout
 
@@ -33,6 +34,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AsyncSocket",
+    "Server",
     "SocketType",
     "create_connection",
     "create_server",
@@ -47,6 +49,8 @@ __all__ = [
     "getnameinfo",
     "recv_fds",
     "send_fds",
+    "serve_tcp",
+    "serve_unix",
     "setdefaulttimeout",
     "socket",
     "socketpair",

@@ -1,15 +1,27 @@
-"""``create_server``: a listening TCP socket, as the stdlib makes one (both faces)."""
+"""Listening sockets and the server policy both faces share.
+
+``create_server`` as the stdlib makes it; for ``serve_tcp``/``serve_unix``,
+the listeners they open and how an ``accept()`` error is handled.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import logging
 import os
 import socket
+import stat
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from . import _resolve
 from ._core import SocketCore
+from ._waiter import Waiter
 
 S = TypeVar("S", bound=SocketCore)
+
+log = logging.getLogger("asocket")
 
 
 async def create_server(
@@ -60,3 +72,133 @@ async def create_server(
     except BaseException:
         sock.close()
         raise
+
+
+# -- shared by both faces' serve_tcp / serve_unix -------------------------------------
+
+# Errors that concern one connection only (the peer gave up, a firewall said no):
+# skip it and accept the next.
+_PER_CONNECTION = frozenset(
+    getattr(errno, name)
+    for name in (
+        "ECONNABORTED",
+        "ECONNRESET",
+        "EPROTO",
+        "EPERM",
+        "ENETDOWN",
+        "ENETUNREACH",
+        "EHOSTDOWN",
+        "EHOSTUNREACH",
+        "ENONET",
+        "ENOPROTOOPT",
+        "EOPNOTSUPP",
+        "ETIMEDOUT",
+    )
+    if hasattr(errno, name)
+)
+# Out of a resource: accepting again at once would spin. Back off and retry; the
+# listener stays open and the connections already accepted keep being served.
+_RESOURCES = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+
+BACKOFF_FIRST = 0.05
+BACKOFF_MAX = 1.0
+
+
+def check_max_connections(max_connections: int | None) -> None:
+    """Raise ``ValueError`` unless ``max_connections`` is None or a positive int."""
+    if max_connections is not None and max_connections < 1:
+        raise ValueError("max_connections must be a positive integer or None")
+
+
+def accept_failed(exc: OSError, backoff: float, listener: object) -> float | None:
+    """What a server does after ``accept()`` raised ``exc``, its back-off being ``backoff``.
+
+    Returns ``None``: stop, the listener is closed; ``0.0``: accept again at
+    once (the error concerned one connection); else the seconds to sleep
+    before accepting again, which is also the new back-off. The first error
+    of an episode is logged, not every retry.
+    """
+    if exc.errno == errno.EBADF:
+        return None
+    if exc.errno in _PER_CONNECTION:
+        return 0.0
+    if backoff == 0.0:
+        kind = "out of resources" if exc.errno in _RESOURCES else "unexpected error"
+        log.error("accept() on %r failed (%s): %s; retrying with back-off", listener, kind, exc)
+    return min(max(backoff * 2, BACKOFF_FIRST), BACKOFF_MAX)
+
+
+async def open_tcp_listeners(
+    new: Callable[[int, int], S],
+    waiter: Waiter,
+    host: str | None,
+    port: int,
+    backlog: int | None,
+    reuse_port: bool,
+) -> list[S]:
+    """Listening sockets for ``serve_tcp``.
+
+    ``host=None``: every interface, one dual-stack IPv6 socket where the
+    platform has it, else IPv4 only. A host name: one socket per address it
+    resolves to; with ``port=0`` they all share the port the first one got.
+    """
+    families: list[tuple[int, Any, bool]]
+    if host is None:
+        if socket.has_dualstack_ipv6():
+            families = [(socket.AF_INET6, ("::", port), True)]
+        else:
+            families = [(socket.AF_INET, ("0.0.0.0", port), False)]
+    else:
+        infos = await _resolve.getaddrinfo(
+            waiter.getaddrinfo, host, port, 0, socket.SOCK_STREAM, 0, socket.AI_PASSIVE
+        )
+        seen: set[tuple[int, Any]] = set()
+        families = []
+        for info in infos:
+            key = (int(info[0]), info[4])
+            if key not in seen:
+                seen.add(key)
+                families.append((*key, False))
+    listeners: list[S] = []
+    try:
+        for family, address, dualstack in families:
+            if port == 0 and listeners:
+                address = (address[0], listeners[0].getsockname()[1], *address[2:])
+            listeners.append(
+                await create_server(new, address, family, backlog, reuse_port, dualstack)
+            )
+    except BaseException:
+        for sock in listeners:
+            sock.close()
+        raise
+    return listeners
+
+
+async def open_unix_listener(new: Callable[[int, int], S], path: str, backlog: int | None) -> S:
+    """A listening Unix stream socket at ``path``; a stale socket file there is replaced."""
+    with contextlib.suppress(FileNotFoundError):
+        if stat.S_ISSOCK(os.stat(path).st_mode):
+            os.unlink(path)
+    sock = new(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        await sock._bind(path)
+        if backlog is None:
+            sock.listen()
+        else:
+            sock.listen(backlog)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def remove_unix_path(sock: SocketCore) -> None:
+    """Remove a Unix listener's socket file (before closing it), if it is still there."""
+    try:
+        path = sock.getsockname()
+    except OSError:
+        return
+    if isinstance(path, str) and path and not path.startswith("\0"):
+        with contextlib.suppress(OSError):
+            if stat.S_ISSOCK(os.stat(path).st_mode):
+                os.unlink(path)

@@ -18,6 +18,7 @@ from socket import (
 )
 
 from . import _stdlib
+from ._serve_threads import ThreadedServer, serve_tcp, serve_unix
 from ._stdlib import *  # noqa: F403
 from ._sync import (
     SyncSocket,
@@ -34,6 +35,7 @@ from ._timeouts import getdefaulttimeout, setdefaulttimeout
 __all__ = [
     "SyncSocket",
     "SocketType",
+    "ThreadedServer",
     "create_connection",
     "create_server",
     "from_socket",
@@ -47,6 +49,8 @@ __all__ = [
     "getnameinfo",
     "recv_fds",
     "send_fds",
+    "serve_tcp",
+    "serve_unix",
     "setdefaulttimeout",
     "socket",
     "socketpair",

@@ -217,27 +217,32 @@ def test_sync_max_connections_and_grace_closes_connections() -> None:
 
     server = asocket.sync.serve_tcp(handler, "127.0.0.1", 0, max_connections=1, grace_period=0.1)
     port = server.sockets[0].getsockname()[1]
-    with asocket.sync.create_connection(("127.0.0.1", port), timeout=5) as a:
-        with asocket.sync.create_connection(("127.0.0.1", port), timeout=5):
-            assert started.wait(5)
-            time.sleep(0.1)
-            assert server.active_connections == 1
-            t0 = time.monotonic()
-            server.close()
-            server.wait_closed()
-            assert time.monotonic() - t0 < 5
-            assert server.active_connections == 0
-            assert a.recv(10) == b""
+    address = ("127.0.0.1", port)
+    with (
+        asocket.sync.create_connection(address, timeout=5) as a,
+        asocket.sync.create_connection(address, timeout=5),
+    ):
+        assert started.wait(5)
+        time.sleep(0.1)
+        assert server.active_connections == 1
+        t0 = time.monotonic()
+        server.close()
+        server.wait_closed()
+        assert time.monotonic() - t0 < 5
+        assert server.active_connections == 0
+        assert a.recv(10) == b""
 
 
 def test_sync_serve_unix(tmp_path: Path) -> None:
     path = str(tmp_path / "echo.sock")
-    with asocket.sync.serve_unix(sync_echo, path):
-        with asocket.sync.socket(asocket.sync.AF_UNIX, asocket.sync.SOCK_STREAM) as sock:
-            sock.settimeout(5)
-            sock.connect(path)
-            sock.sendall(b"unix")
-            assert sock.recv(10) == b"unix"
+    with (
+        asocket.sync.serve_unix(sync_echo, path),
+        asocket.sync.socket(asocket.sync.AF_UNIX, asocket.sync.SOCK_STREAM) as sock,
+    ):
+        sock.settimeout(5)
+        sock.connect(path)
+        sock.sendall(b"unix")
+        assert sock.recv(10) == b"unix"
     assert not os.path.exists(path)
 
 

@@ -26,34 +26,50 @@ from ._waiter import AddrInfo, Waiter, ebadf
 
 LoopWaiter = ReadinessWaiter | CompletionWaiter
 
+# Bound at import: a harness may replace the stdlib module's callables.
+_std_socketpair = socket.socketpair
+_std_close = socket.close
+_dup = socket.dup
+
 _waiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopWaiter] = (
     weakref.WeakKeyDictionary()
 )
 
 
-def _has_readiness(loop: asyncio.AbstractEventLoop) -> bool:
-    a, b = socket.socketpair()
+def _has_readiness(loop: asyncio.AbstractEventLoop, fd: int | None) -> bool:
+    """Whether ``loop`` has ``add_reader``: tried on a scratch socket, or on ``fd``
+    (which no waiter of this loop watches yet) when the fd table is full."""
+    pair: tuple[socket.socket, socket.socket] | None = None
     try:
-        loop.add_reader(a.fileno(), _noop)
+        pair = _std_socketpair()
+        probe = pair[0].fileno()
+    except OSError:
+        if fd is None:
+            raise
+        probe = fd
+    try:
+        loop.add_reader(probe, _noop)
     except NotImplementedError:
         return False
     else:
-        loop.remove_reader(a.fileno())
+        loop.remove_reader(probe)
         return True
     finally:
-        a.close()
-        b.close()
+        if pair is not None:
+            pair[0].close()
+            pair[1].close()
 
 
 def _noop() -> None:  # pragma: no cover - never called
     pass
 
 
-def waiter_for(loop: asyncio.AbstractEventLoop) -> LoopWaiter:
+def waiter_for(loop: asyncio.AbstractEventLoop, fd: int | None = None) -> LoopWaiter:
     """The waiter for ``loop``: readiness if it has ``add_reader``, else completion."""
     waiter = _waiters.get(loop)
     if waiter is None:
-        waiter = ReadinessWaiter(loop) if _has_readiness(loop) else CompletionWaiter(loop)
+        readiness = _has_readiness(loop, fd)
+        waiter = ReadinessWaiter(loop) if readiness else CompletionWaiter(loop)
         _waiters[loop] = waiter
     return waiter
 
@@ -91,16 +107,16 @@ class AsyncSocket(SocketCore):
         if waiter is None or waiter.loop is not loop:
             if waiter is not None:  # moved to another loop: let the old one go
                 waiter.forget(self._fd(), None)
-            waiter = self._w = waiter_for(loop)
+            waiter = self._w = waiter_for(loop, self._sock.fileno())
         return waiter
 
     def _set_mode(self, timeout: float | None) -> None:
+        self._timeout = timeout
         sock = self._sock
         if sock.gettimeout() != 0.0:
             sock.setblocking(False)  # the descriptor is always O_NONBLOCK on this face
         elif sock.fileno() == -1:
             raise ebadf()
-        self._timeout = timeout
 
     # -- closing --------------------------------------------------------------
 
@@ -121,7 +137,7 @@ class AsyncSocket(SocketCore):
         self._w = None
         fd = self._sock.detach()
         if fd != -1:
-            waiter.forget(fd, partial(socket.close, fd))
+            waiter.forget(fd, partial(_std_close, fd))
 
     def detach(self) -> int:
         """Close the socket object without closing the descriptor, and return the descriptor."""
@@ -235,10 +251,11 @@ AsyncSocket.__qualname__ = "socket"
 
 
 def socketpair(
-    family: int = socket.AF_UNIX, type: int = socket.SOCK_STREAM, proto: int = 0
+    family: int | None = None, type: int = socket.SOCK_STREAM, proto: int = 0
 ) -> tuple[AsyncSocket, AsyncSocket]:
-    """Two connected sockets (``socket.socketpair``), in the default timeout mode."""
-    a, b = socket.socketpair(family, type, proto)
+    """Two connected sockets (``socket.socketpair``: AF_UNIX, or AF_INET where there is
+    none), in the default timeout mode."""
+    a, b = _std_socketpair(family, type, proto)
     return (
         AsyncSocket(a.family, a.type, a.proto, a.detach()),
         AsyncSocket(b.family, b.type, b.proto, b.detach()),
@@ -247,7 +264,7 @@ def socketpair(
 
 def fromfd(fd: int, family: int, type: int, proto: int = 0) -> AsyncSocket:
     """A socket on a duplicate of ``fd`` (the original stays open)."""
-    return AsyncSocket(family, type, proto, socket.dup(fd))
+    return AsyncSocket(family, type, proto, _dup(fd))
 
 
 def from_socket(sock: socket.socket) -> AsyncSocket:
@@ -346,8 +363,9 @@ async def recv_fds(
 ) -> tuple[bytes, list[int], int, Any]:
     """Receive up to ``maxfds`` descriptors (``socket.recv_fds``): ``(data, fds, flags, addr)``."""
     fds = array.array("i")
+    # As the stdlib's recv_fds (3.11), ``flags`` is accepted and not passed on.
     msg, ancdata, msg_flags, addr = await sock.recvmsg(
-        bufsize, socket.CMSG_LEN(maxfds * fds.itemsize), flags
+        bufsize, socket.CMSG_LEN(maxfds * fds.itemsize)
     )
     for level, type_, data in ancdata:
         if level == socket.SOL_SOCKET and type_ == socket.SCM_RIGHTS:

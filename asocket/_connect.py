@@ -24,7 +24,7 @@ async def create_connection(
     """Connect to ``(host, port)``: every address ``getaddrinfo`` returns, in its order.
 
     As ``socket.create_connection``: ``timeout`` (unless left at the default
-    sentinel) is set on each new socket before it connects; the first error
+    sentinel) is set on each new socket before it connects; the last error
     is raised, or with ``all_errors=True`` an ``ExceptionGroup`` of them all.
     """
     host, port = address

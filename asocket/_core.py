@@ -22,6 +22,7 @@ import errno
 import io
 import os
 import socket
+import sys
 import warnings
 from collections.abc import Callable
 from typing import Any, NoReturn, Self, TypeVar
@@ -40,11 +41,51 @@ from ._waiter import (
 
 T = TypeVar("T")
 
-_CONNECTING = frozenset({errno.EINPROGRESS, errno.EINTR, errno.EWOULDBLOCK, errno.EAGAIN})
+# The stdlib's class and helpers, bound at import: a program or test harness may
+# replace ``socket.socket`` with a face's class (as gevent-style patching does).
+_RawSocket = socket.socket
+_dup = socket.dup
+
+# What a non-blocking connect() reports while the connection proceeds (the C
+# module's SOCK_INPROGRESS_ERR); EINTR also means it goes on asynchronously.
+# (EAGAIN on a TCP connect means "no free local port": an error, not progress.)
+_CONNECTING = frozenset(
+    {errno.EWOULDBLOCK if sys.platform == "win32" else errno.EINPROGRESS, errno.EINTR}
+)
+_UNIX_RETRY_FIRST = 0.001
+_UNIX_RETRY_MAX = 0.05
 _CONNECTED = frozenset({0, errno.EISCONN})
 _SENDFILE_BLOCK = 1 << 30  # as the stdlib: at most 1 GiB per os.sendfile call
 _SEND_BLOCK = 8192  # the stdlib's send-loop block for sendfile without os.sendfile
 _has_os_sendfile = hasattr(os, "sendfile")
+_AF_UNIX = getattr(socket, "AF_UNIX", None)
+
+
+_probes: dict[int, socket.socket] = {}
+
+
+def _check_address(family: int, address: Any, ex: bool) -> None:
+    """Raise what the stdlib's connect (or connect_ex) raises for a malformed ``address``.
+
+    The C module parses the address before the syscall, so a closed socket of
+    the family raises the exact exception and message, or else EBADF.
+    """
+    probe = _probes.get(family)
+    if probe is None:
+        try:
+            probe = _RawSocket(family, socket.SOCK_STREAM)
+        except OSError:
+            return
+        probe.close()
+        _probes[family] = probe
+    try:
+        if ex:
+            probe.connect_ex(address)
+        else:
+            probe.connect(address)
+    except OSError as exc:
+        if exc.errno != errno.EBADF:
+            raise
 
 
 def raise_errno(err: int) -> NoReturn:
@@ -67,7 +108,7 @@ class SocketCore:
         proto: int = -1,
         fileno: int | None = None,
     ) -> None:
-        raw = socket.socket(family, type, proto, fileno)
+        raw = _RawSocket(family, type, proto, fileno)
         self._sock = raw
         self._family = int(raw.family)
         self._timeout = None
@@ -83,7 +124,8 @@ class SocketCore:
         raise NotImplementedError
 
     def _set_mode(self, timeout: float | None) -> None:
-        """Put the raw descriptor in the state mode ``timeout`` needs; set ``_timeout``."""
+        """Set ``_timeout``, then put the raw descriptor in the state the mode needs
+        (``OSError(EBADF)`` on a closed socket, the mode recorded all the same)."""
         raise NotImplementedError  # pragma: no cover - abstract
 
     def close(self) -> None:  # pragma: no cover - abstract
@@ -183,10 +225,10 @@ class SocketCore:
 
     # -- objects --------------------------------------------------------------
 
-    __repr__ = socket.socket.__repr__
+    __repr__ = _RawSocket.__repr__
 
     def __getstate__(self) -> NoReturn:
-        raise TypeError(f"cannot pickle {self.__class__.__name__!r} object")
+        raise TypeError("cannot pickle 'socket' object")
 
     def __enter__(self) -> Self:
         return self
@@ -196,9 +238,7 @@ class SocketCore:
 
     def dup(self) -> Self:
         """A new socket of this face on a duplicate of the descriptor, with the same timeout."""
-        sock = type(self)(
-            self._family, self._sock.type, self._sock.proto, socket.dup(self.fileno())
-        )
+        sock = type(self)(self._family, self._sock.type, self._sock.proto, _dup(self.fileno()))
         sock.settimeout(self._timeout)
         return sock
 
@@ -278,7 +318,9 @@ class SocketCore:
             waiter = self._waiter()
             deadline = None if timeout is None else waiter.clock() + timeout
             if waiter.has_twin(CONNECT, (address,)):
-                # Completion loops connect themselves (ConnectEx needs a fresh socket).
+                # Completion loops connect themselves (ConnectEx needs a fresh socket),
+                # so the stdlib's own checks of the address run on a probe first.
+                _check_address(self._family, address, ex)
                 try:
                     await waiter.complete(CONNECT, sock, (address,), deadline)
                 except TimeoutError:
@@ -286,19 +328,34 @@ class SocketCore:
                         return errno.EWOULDBLOCK
                     raise
                 except OSError as exc:
-                    if ex and exc.errno is not None and type(exc) is not socket.gaierror:
+                    if exc.errno is None or type(exc) is socket.gaierror:
+                        raise
+                    if ex:
                         return exc.errno
-                    raise
+                    raise_errno(exc.errno)  # the stdlib's message, not the loop's
                 return 0
-        err = sock.connect_ex(address)  # raises for a bad address, as the stdlib
+        # connect() and connect_ex() parse the address and name themselves in errors.
+        try:
+            if ex:
+                err = sock.connect_ex(address)
+            else:
+                sock.connect(address)
+                err = 0
+        except (BlockingIOError, InterruptedError) as exc:
+            err = exc.errno or errno.EINPROGRESS
+        if err == errno.EAGAIN and timeout is None and self._family == _AF_UNIX:
+            # A full Unix backlog: a blocking connect() sleeps until there is room.
+            # There is no readiness event for that, so retry after a growing sleep.
+            delay = _UNIX_RETRY_FIRST
+            while err == errno.EAGAIN:
+                assert waiter is not None
+                await waiter.sleep(delay)
+                delay = min(delay * 2, _UNIX_RETRY_MAX)
+                err = sock.connect_ex(address)
         if err in _CONNECTED:
             return 0
-        if (
-            waiter is None
-            or err not in _CONNECTING
-            # AF_UNIX reports a full backlog as EAGAIN, which is final (as the stdlib).
-            or (err != errno.EINPROGRESS and err != errno.EINTR and self._family == socket.AF_UNIX)
-        ):
+        # Timeout mode raises a Unix EAGAIN at once, as the stdlib does.
+        if waiter is None or err not in _CONNECTING:
             if ex:
                 return err
             raise_errno(err)

@@ -41,6 +41,7 @@ from ._waiter import getaddrinfo as _getaddrinfo
 
 _POLL_MIN = 0.0005
 _POLL_MAX = 0.02
+_POLL_GAP = 0.005  # a retry between two polls of one episode takes microseconds
 
 
 def _view(buffer: Any, nbytes: int) -> Any:
@@ -96,6 +97,7 @@ class CompletionWaiter:
         self._polls: dict[int, set[asyncio.Future[None]]] = {}
         self._backoff: dict[tuple[int, int], tuple[float, float]] = {}
         self._forgotten: set[asyncio.Task[Any]] = set()
+        self._locks: dict[tuple[int, int], asyncio.Lock] = {}
 
     def has_twin(self, op: Op, args: tuple[Any, ...]) -> bool:
         if op.name not in _TWINS:
@@ -109,22 +111,34 @@ class CompletionWaiter:
     ) -> Any:
         """Perform ``op`` with its twin, under ``deadline``."""
         fd = sock.fileno()
+        delay = None if deadline is None else max(0.0, deadline - time.monotonic())
+        try:
+            async with asyncio.timeout(delay):
+                # One twin per fd and direction at a time: a selector-based sock_*
+                # replaces an earlier one's callback on the fd, which would never wake.
+                lock = self._locks.setdefault((fd, op.event), asyncio.Lock())
+                async with lock:
+                    if sock.fileno() == -1:  # closed while this call queued
+                        raise ebadf()
+                    return await self._run_twin(fd, op, sock, args)
+        except TimeoutError:
+            raise timed_out() from None
+
+    async def _run_twin(self, fd: int, op: Op, sock: socket.socket, args: tuple[Any, ...]) -> Any:
         awaitable = _twin(self.loop, op, sock, args)
         assert awaitable is not None
         task = asyncio.ensure_future(awaitable, loop=self.loop)
         tasks = self._tasks.setdefault(fd, set())
         tasks.add(task)
         try:
-            delay = None if deadline is None else max(0.0, deadline - time.monotonic())
-            try:
-                async with asyncio.timeout(delay):
-                    return await task
-            except TimeoutError:
-                raise timed_out() from None
+            return await task
         except asyncio.CancelledError:
             if task in self._forgotten:  # close() cancelled it
                 self._forgotten.discard(task)
                 raise ebadf() from None
+            if op.name == "accept" and task.done() and not task.cancelled():
+                if task.exception() is None:  # accepted just as we were cancelled: no leak
+                    socket.close(task.result()[0])
             raise
         finally:
             tasks.discard(task)
@@ -137,18 +151,18 @@ class CompletionWaiter:
         if deadline is not None and deadline <= now:
             raise timed_out()
         key = (fd, event)
-        last, delay = self._backoff.get(key, (0.0, _POLL_MIN))
-        delay = min(delay * 2, _POLL_MAX) if now - last < 2 * delay else _POLL_MIN
-        self._backoff[key] = (now, delay)
-        if deadline is not None:
-            delay = min(delay, deadline - now)
+        ended, delay = self._backoff.get(key, (0.0, 0.0))
+        # A wait that starts right after the last one ended continues one episode: grow.
+        delay = min(delay * 2, _POLL_MAX) if now - ended < _POLL_GAP else _POLL_MIN
+        sleep = delay if deadline is None else min(delay, deadline - now)
         fut: asyncio.Future[None] = self.loop.create_future()
-        handle = self.loop.call_later(delay, _wake, fut)
+        handle = self.loop.call_later(sleep, _wake, fut)
         polls = self._polls.setdefault(fd, set())
         polls.add(fut)
         try:
             await fut
         finally:
+            self._backoff[key] = (time.monotonic(), delay)
             handle.cancel()
             polls.discard(fut)
             if not polls and self._polls.get(fd) is polls:
@@ -156,8 +170,9 @@ class CompletionWaiter:
 
     def forget(self, fd: int, close: Callable[[], None] | None) -> None:
         """Wake everything waiting on ``fd`` with ``OSError(EBADF)``; close once idle."""
-        self._backoff.pop((fd, 0), None)
-        self._backoff.pop((fd, 1), None)
+        for event in (0, 1):
+            self._backoff.pop((fd, event), None)
+            self._locks.pop((fd, event), None)
         for fut in self._polls.pop(fd, ()):
             if not fut.done():
                 fut.set_exception(ebadf())

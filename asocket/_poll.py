@@ -18,10 +18,8 @@ from ._timeouts import timed_out
 from ._waiter import READ, AddrInfo, Op
 from ._waiter import getaddrinfo as _getaddrinfo
 
-_EVENTS = {
-    READ: select.POLLIN | select.POLLPRI,
-    1: select.POLLOUT,
-}
+_HAS_POLL = hasattr(select, "poll")
+_EVENTS = {READ: select.POLLIN | select.POLLPRI, 1: select.POLLOUT} if _HAS_POLL else {}
 
 
 class PollWaiter:
@@ -31,6 +29,14 @@ class PollWaiter:
 
     async def wait(self, fd: int, event: int, deadline: float | None) -> None:
         """Block until ``fd`` is ready for ``event`` or raise ``TimeoutError`` at ``deadline``."""
+        if not _HAS_POLL:  # pragma: no cover - Windows
+            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+            r, w, x = select.select(
+                *(([fd], [], [fd]) if event == READ else ([], [fd], [fd])), timeout
+            )
+            if not (r or w or x):
+                raise timed_out()
+            return
         poller = select.poll()
         poller.register(fd, _EVENTS[event])
         if deadline is None:

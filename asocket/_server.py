@@ -60,8 +60,6 @@ async def create_server(
         try:
             await sock._bind(address)
         except OSError as err:
-            if isinstance(err, socket.gaierror):
-                raise
             msg = f"{err.strerror} (while attempting to bind on address {address!r})"
             raise OSError(err.errno, msg) from None
         if backlog is None:

@@ -9,13 +9,32 @@ import socket as _socket
 from socket import *  # noqa: F403
 from socket import (  # type: ignore[attr-defined]
     _GLOBAL_DEFAULT_TIMEOUT,
+    EAGAIN,
+    EBADF,
+    EWOULDBLOCK,
+    AddressInfo,
+    MsgFlag,
+    SocketIO,
     error,
     gaierror,
     herror,
     timeout,
 )
 
-__all__ = ["_GLOBAL_DEFAULT_TIMEOUT", "error", "gaierror", "herror", "timeout"]
+# Public module attributes that socket.__all__ leaves out.
+__all__ = [
+    "_GLOBAL_DEFAULT_TIMEOUT",
+    "EAGAIN",
+    "EBADF",
+    "EWOULDBLOCK",
+    "AddressInfo",
+    "MsgFlag",
+    "SocketIO",
+    "error",
+    "gaierror",
+    "herror",
+    "timeout",
+]
 __all__ += _socket.__all__
 # Each face binds its own versions of these.
 __all__.remove("socket")

@@ -136,9 +136,14 @@ class CompletionWaiter:
             if task in self._forgotten:  # close() cancelled it
                 self._forgotten.discard(task)
                 raise ebadf() from None
-            if op.name == "accept" and task.done() and not task.cancelled():
-                if task.exception() is None:  # accepted just as we were cancelled: no leak
-                    socket.close(task.result()[0])
+            # Accepted just as we were cancelled: close it rather than leak it.
+            if (
+                op.name == "accept"
+                and task.done()
+                and not task.cancelled()
+                and not task.exception()
+            ):
+                socket.close(task.result()[0])
             raise
         finally:
             tasks.discard(task)

@@ -29,7 +29,6 @@ LoopWaiter = ReadinessWaiter | CompletionWaiter
 # Bound at import: a harness may replace the stdlib module's callables.
 _std_socketpair = socket.socketpair
 _std_close = socket.close
-_dup = socket.dup
 
 _waiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopWaiter] = (
     weakref.WeakKeyDictionary()
@@ -255,25 +254,18 @@ def socketpair(
 ) -> tuple[AsyncSocket, AsyncSocket]:
     """Two connected sockets (``socket.socketpair``: AF_UNIX, or AF_INET where there is
     none), in the default timeout mode."""
-    a, b = _std_socketpair(family, type, proto)
-    return (
-        AsyncSocket(a.family, a.type, a.proto, a.detach()),
-        AsyncSocket(b.family, b.type, b.proto, b.detach()),
-    )
+    return AsyncSocket._pair(family, type, proto)
 
 
 def fromfd(fd: int, family: int, type: int, proto: int = 0) -> AsyncSocket:
     """A socket on a duplicate of ``fd`` (the original stays open)."""
-    return AsyncSocket(family, type, proto, _dup(fd))
+    return AsyncSocket._fromfd(fd, family, type, proto)
 
 
 def from_socket(sock: socket.socket) -> AsyncSocket:
     """Adopt a stdlib ``socket.socket``: it is detached and the new socket owns its
     descriptor and keeps its timeout."""
-    timeout = sock.gettimeout()
-    new = AsyncSocket(sock.family, sock.type, sock.proto, sock.detach())
-    new.settimeout(timeout)
-    return new
+    return AsyncSocket._adopt(sock)
 
 
 async def create_connection(

@@ -18,6 +18,7 @@ Each face supplies three hooks: ``_waiter()`` (how to wait), ``_set_mode(t)``
 
 from __future__ import annotations
 
+import _socket
 import errno
 import io
 import os
@@ -45,6 +46,8 @@ T = TypeVar("T")
 # replace ``socket.socket`` with a face's class (as gevent-style patching does).
 _RawSocket = socket.socket
 _dup = socket.dup
+# The C-level socketpair: Lib/socket.py's wrapper builds ``socket.socket`` objects.
+_socketpair = getattr(_socket, "socketpair", socket.socketpair)
 
 # What a non-blocking connect() reports while the connection proceeds (the C
 # module's SOCK_INPROGRESS_ERR); EINTR also means it goes on asynchronously.
@@ -248,6 +251,29 @@ class SocketCore:
             warnings.warn(f"unclosed {self!r}", ResourceWarning, stacklevel=2, source=self)
             self.close()
 
+    @classmethod
+    def _pair(cls, family: int | None, type: int, proto: int) -> tuple[Self, Self]:
+        """``socketpair()`` for this face: two connected sockets in the default mode."""
+        if family is None:  # as the stdlib: AF_UNIX where the platform has it
+            family = getattr(socket, "AF_UNIX", socket.AF_INET)
+        a, b = _socketpair(family, type, proto)
+        return cls._adopt(a, keep_timeout=False), cls._adopt(b, keep_timeout=False)
+
+    @classmethod
+    def _adopt(cls, sock: socket.socket, keep_timeout: bool = True) -> Self:
+        """A socket of this face that takes over ``sock``'s descriptor (``sock`` is
+        detached), in ``sock``'s timeout mode or else the default one."""
+        timeout = sock.gettimeout()
+        new = cls(sock.family, sock.type, sock.proto, sock.detach())
+        if keep_timeout:
+            new.settimeout(timeout)
+        return new
+
+    @classmethod
+    def _fromfd(cls, fd: int, family: int, type: int, proto: int) -> Self:
+        """``fromfd()`` for this face: a socket on a duplicate of ``fd``."""
+        return cls(family, type, proto, _dup(fd))
+
     def _new(self, fd: int) -> Self:
         """A socket of this face on ``fd``, with the default timeout (as ``accept``)."""
         return type(self)(self._family, self._sock.type, self._sock.proto, fileno=fd)
@@ -273,13 +299,17 @@ class SocketCore:
                 if self._timeout == 0.0:
                     raise
             if waiter is None:
-                waiter = self._waiter()
-                if self._timeout is not None:
-                    deadline = waiter.clock() + self._timeout
+                waiter, deadline = self._begin_wait()
                 if waiter.has_twin(op, args):
                     result: T = await waiter.complete(op, self._sock, args, deadline)
                     return result
             await waiter.wait(self._fd(), op.event, deadline)
+
+    def _begin_wait(self) -> tuple[Waiter, float | None]:
+        """The face's waiter and, in timeout mode, the deadline: now + timeout."""
+        waiter = self._waiter()
+        timeout = self._timeout
+        return waiter, None if timeout is None else waiter.clock() + timeout
 
     def _needs_resolution(self, address: Any) -> bool:
         return _resolve.needs_resolution(self._family, address)
@@ -315,8 +345,7 @@ class SocketCore:
         waiter: Waiter | None = None
         deadline: float | None = None
         if timeout != 0.0:
-            waiter = self._waiter()
-            deadline = None if timeout is None else waiter.clock() + timeout
+            waiter, deadline = self._begin_wait()
             if waiter.has_twin(CONNECT, (address,)):
                 # Completion loops connect themselves (ConnectEx needs a fresh socket),
                 # so the stdlib's own checks of the address run on a probe first.
@@ -395,10 +424,8 @@ class SocketCore:
                 except BlockingIOError:
                     if self._timeout == 0.0:
                         raise
-                if waiter is None:
-                    waiter = self._waiter()
-                    if self._timeout is not None:  # one deadline for the whole call
-                        deadline = waiter.clock() + self._timeout
+                if waiter is None:  # one deadline for the whole call
+                    waiter, deadline = self._begin_wait()
                     if waiter.has_twin(SENDALL, (view[sent:], flags)):
                         await waiter.complete(SENDALL, sock, (view[sent:], flags), deadline)
                         return
@@ -500,6 +527,5 @@ class SocketCore:
 
     async def _wait_once(self, op: Op) -> None:
         """One wait with the full timeout (the stdlib's per-wait rule for sendfile)."""
-        waiter = self._waiter()
-        deadline = None if self._timeout is None else waiter.clock() + self._timeout
+        waiter, deadline = self._begin_wait()
         await waiter.wait(self._fd(), op.event, deadline)

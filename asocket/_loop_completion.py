@@ -35,9 +35,9 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from ._loop import LoopWaiter
 from ._timeouts import timed_out
-from ._waiter import AddrInfo, Op, ebadf
-from ._waiter import getaddrinfo as _getaddrinfo
+from ._waiter import Op, ebadf
 
 _POLL_MIN = 0.0005
 _POLL_MAX = 0.02
@@ -86,13 +86,11 @@ _TWINS = frozenset(
 )
 
 
-class CompletionWaiter:
+class CompletionWaiter(LoopWaiter):
     """Waits on a loop without ``add_reader``; one instance per loop."""
 
-    clock = staticmethod(time.monotonic)
-
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
+        super().__init__(loop)
         self._tasks: dict[int, set[asyncio.Task[Any]]] = {}
         self._polls: dict[int, set[asyncio.Future[None]]] = {}
         self._backoff: dict[tuple[int, int], tuple[float, float]] = {}
@@ -202,17 +200,6 @@ class CompletionWaiter:
     def _cancel(self, task: asyncio.Task[Any]) -> None:
         self._forgotten.add(task)
         task.cancel()
-
-    async def getaddrinfo(
-        self, host: Any, port: Any, family: int = 0, type: int = 0, proto: int = 0, flags: int = 0
-    ) -> list[AddrInfo]:
-        # The stdlib's own getaddrinfo on a thread (uvloop's native one differs in details).
-        return await self.loop.run_in_executor(
-            None, _getaddrinfo, host, port, family, type, proto, flags
-        )
-
-    async def sleep(self, delay: float) -> None:
-        await asyncio.sleep(delay)
 
 
 def _wake(fut: asyncio.Future[None]) -> None:

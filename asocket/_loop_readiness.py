@@ -19,9 +19,9 @@ import time
 from collections.abc import Callable
 from typing import Any, NoReturn
 
+from ._loop import LoopWaiter
 from ._timeouts import timed_out
-from ._waiter import READ, WRITE, AddrInfo, Op, ebadf
-from ._waiter import getaddrinfo as _getaddrinfo
+from ._waiter import READ, WRITE, Op, ebadf
 
 
 class _Fd:
@@ -37,13 +37,11 @@ def _expire(fut: asyncio.Future[None]) -> None:
         fut.set_exception(timed_out())
 
 
-class ReadinessWaiter:
+class ReadinessWaiter(LoopWaiter):
     """Waits with ``loop.add_reader``/``add_writer``; one instance per loop."""
 
-    clock = staticmethod(time.monotonic)
-
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
+        super().__init__(loop)
         self._fds: dict[int, _Fd] = {}
         self._add = (loop.add_reader, loop.add_writer)
         self._remove = (loop.remove_reader, loop.remove_writer)
@@ -119,14 +117,3 @@ class ReadinessWaiter:
                         fut.set_exception(ebadf())
         if close is not None:
             close()
-
-    async def getaddrinfo(
-        self, host: Any, port: Any, family: int = 0, type: int = 0, proto: int = 0, flags: int = 0
-    ) -> list[AddrInfo]:
-        # The stdlib's own getaddrinfo on a thread (uvloop's native one differs in details).
-        return await self.loop.run_in_executor(
-            None, _getaddrinfo, host, port, family, type, proto, flags
-        )
-
-    async def sleep(self, delay: float) -> None:
-        await asyncio.sleep(delay)

@@ -9,6 +9,7 @@ suspends), which also proves the core needs nothing from an event loop.
 from __future__ import annotations
 
 import errno
+import os
 import socket
 from collections.abc import Callable
 from typing import Any
@@ -92,6 +93,11 @@ class FakeRaw:
 
     def connect_ex(self, address: Any) -> Any:
         return self._next("connect_ex", address)
+
+    def connect(self, address: Any) -> None:  # the same script, raised as the C module does
+        err = self._next("connect_ex", address)
+        if err:
+            raise OSError(err, os.strerror(err))
 
     def getsockopt(self, *args: Any) -> Any:
         return self._next("getsockopt", *args)

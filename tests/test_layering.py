@@ -10,7 +10,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "asocket"
 
 LOOP_FREE = {"_core", "_resolve", "_connect", "_server", "_timeouts", "_waiter", "_stdlib"}
-WAITERS = {"_loop_readiness", "_loop_completion", "_poll", "_waiter"}
+WAITERS = {"_loop", "_loop_readiness", "_loop_completion", "_poll", "_waiter"}
 NO_ASYNCIO = {"_sync", "_poll", "_serve_threads", "sync"}
 FORBIDDEN_IN_CORE = {"asyncio", "select", "selectors", "threading", "uvloop", "anyio", "trio"}
 RE_EXPORT_ONLY = {"__init__", "sync"}

@@ -29,6 +29,7 @@ LoopWaiter = ReadinessWaiter | CompletionWaiter
 # Bound at import: a harness may replace the stdlib module's callables.
 _std_socketpair = socket.socketpair
 _std_close = socket.close
+_MSG_WAITALL = int(getattr(socket, "MSG_WAITALL", 0))
 
 _waiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopWaiter] = (
     weakref.WeakKeyDictionary()
@@ -175,10 +176,14 @@ class AsyncSocket(SocketCore):
 
     async def recv(self, bufsize: int, flags: int = 0) -> bytes:
         """Receive up to ``bufsize`` bytes; ``b''`` means the peer closed its side."""
+        if self._timeout is None and isinstance(flags, int) and flags & _MSG_WAITALL:
+            return await self._recv_waitall(bufsize, flags)
         return await self._io(w.RECV, self._sock.recv, bufsize, flags)
 
     async def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
         """Receive into ``buffer`` (up to ``nbytes``, or its size); return the count."""
+        if self._timeout is None and isinstance(flags, int) and flags & _MSG_WAITALL:
+            return await self._recv_into_waitall(buffer, nbytes, flags)
         return await self._io(w.RECV_INTO, self._sock.recv_into, buffer, nbytes, flags)
 
     async def recvfrom(self, bufsize: int, flags: int = 0) -> tuple[bytes, Any]:

@@ -32,6 +32,8 @@ from . import _resolve, _timeouts
 from ._waiter import (
     ACCEPT,
     CONNECT,
+    RECV,
+    RECV_INTO,
     SENDALL,
     SENDFILE,
     WRITE,
@@ -57,7 +59,8 @@ _CONNECTING = frozenset(
 )
 _UNIX_RETRY_FIRST = 0.001
 _UNIX_RETRY_MAX = 0.05
-_CONNECTED = frozenset({0, errno.EISCONN})
+_MSG_DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
+_MSG_WAITALL = getattr(socket, "MSG_WAITALL", 0)
 _SENDFILE_BLOCK = 1 << 30  # as the stdlib: at most 1 GiB per os.sendfile call
 _SEND_BLOCK = 8192  # the stdlib's send-loop block for sendfile without os.sendfile
 _has_os_sendfile = hasattr(os, "sendfile")
@@ -296,7 +299,7 @@ class SocketCore:
             except InterruptedError:
                 continue
             except BlockingIOError:
-                if self._timeout == 0.0:
+                if self._timeout == 0.0 or self._dontwait(op, args):
                     raise
             if waiter is None:
                 waiter, deadline = self._begin_wait()
@@ -313,6 +316,13 @@ class SocketCore:
 
     def _needs_resolution(self, address: Any) -> bool:
         return _resolve.needs_resolution(self._family, address)
+
+    def _dontwait(self, op: Op, args: tuple[Any, ...]) -> bool:
+        """MSG_DONTWAIT in blocking mode: the stdlib's blocking call raises at once.
+
+        (In timeout mode the stdlib polls before the call, so it waits all the same.)
+        """
+        return self._timeout is None and bool(op.flags(args) & _MSG_DONTWAIT)
 
     def _fd(self) -> int:
         fd = self._sock.fileno()
@@ -381,7 +391,7 @@ class SocketCore:
                 await waiter.sleep(delay)
                 delay = min(delay * 2, _UNIX_RETRY_MAX)
                 err = sock.connect_ex(address)
-        if err in _CONNECTED:
+        if err == 0:  # (EISCONN here is an error: connect() on a connected socket)
             return 0
         # Timeout mode raises a Unix EAGAIN at once, as the stdlib does.
         if waiter is None or err not in _CONNECTING:
@@ -395,7 +405,7 @@ class SocketCore:
                 return errno.EWOULDBLOCK
             raise
         err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-        if err in _CONNECTED:
+        if err == 0 or err == errno.EISCONN:
             return 0
         if ex:
             return err
@@ -410,7 +420,7 @@ class SocketCore:
         except InterruptedError:
             sent = 0
         except BlockingIOError:
-            if self._timeout == 0.0:
+            if self._timeout == 0.0 or self._dontwait(SENDALL, (data, flags)):
                 raise
             sent = 0
         with memoryview(data) as view, view.cast("B") as view:
@@ -422,7 +432,7 @@ class SocketCore:
                 except InterruptedError:
                     continue
                 except BlockingIOError:
-                    if self._timeout == 0.0:
+                    if self._timeout == 0.0 or self._dontwait(SENDALL, (data, flags)):
                         raise
                 if waiter is None:  # one deadline for the whole call
                     waiter, deadline = self._begin_wait()
@@ -430,6 +440,37 @@ class SocketCore:
                         await waiter.complete(SENDALL, sock, (view[sent:], flags), deadline)
                         return
                 await waiter.wait(self._fd(), WRITE, deadline)
+
+    async def _recv_waitall(self, bufsize: int, flags: int) -> bytes:
+        """``recv(n, MSG_WAITALL)`` in blocking mode. On an O_NONBLOCK descriptor the
+        kernel returns what has arrived, so gather until ``n`` bytes or end of file; an
+        error after some data is left for the next call, as the kernel does."""
+        data = await self._io(RECV, self._sock.recv, bufsize, flags)  # the stdlib's checks
+        chunks = [data]
+        got = len(data)
+        while data and got < bufsize:
+            try:
+                data = await self._io(RECV, self._sock.recv, bufsize - got, flags)
+            except OSError:
+                break
+            chunks.append(data)
+            got += len(data)
+        return b"".join(chunks)
+
+    async def _recv_into_waitall(self, buffer: Any, nbytes: int, flags: int) -> int:
+        """``recv_into(buf, n, MSG_WAITALL)`` in blocking mode (see :meth:`_recv_waitall`)."""
+        recv_into = self._sock.recv_into
+        got: int = await self._io(RECV_INTO, recv_into, buffer, nbytes, flags)
+        with memoryview(buffer) as view, view.cast("B") as view:
+            want = nbytes or len(view)
+            n = got
+            while n and got < want:
+                try:
+                    n = await self._io(RECV_INTO, recv_into, view[got:want], 0, flags)
+                except OSError:
+                    break
+                got += n
+        return got
 
     async def _sendfile(self, file: Any, offset: int, count: int | None) -> int:
         """``sendfile``: ``os.sendfile`` where it works, else a read-and-send loop.

@@ -74,8 +74,8 @@ def _twin(
         return loop.sock_recv_into(sock, _view(args[0], args[1]))
     if name == "recvfrom":
         return loop.sock_recvfrom(sock, args[0])
-    if name == "recvfrom_into":
-        return loop.sock_recvfrom_into(sock, args[0], args[1])
+    if name == "recvfrom_into":  # asyncio takes len(buffer) in items: hand it bytes
+        return loop.sock_recvfrom_into(sock, memoryview(args[0]).cast("B"), args[1])
     if name == "sendall":
         return loop.sock_sendall(sock, args[0])
     return None

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable, Coroutine, Iterable
+from functools import partial
 from typing import Any, TypeVar
 
 from . import _connect, _server
@@ -21,6 +22,16 @@ from ._poll import WAITER
 from ._waiter import Waiter, ebadf
 
 T = TypeVar("T")
+
+# The stdlib's class, bound at import: a program (or a gevent-style test harness)
+# may replace ``socket.socket`` with this face's, and a call-time lookup of
+# ``socket.socket.makefile`` would then recurse.
+_StdSocket = socket.socket
+
+
+def _empty(result: Any) -> bool:
+    """A read's result that says end of file: ``b''``, 0, or a tuple that starts so."""
+    return not (result[0] if type(result) is tuple else result)
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
@@ -44,7 +55,7 @@ class SyncSocket(SocketCore):
     ``socket.socket``; ``fileno`` adopts an existing descriptor.
     """
 
-    __slots__ = ("_blocked", "_closed", "_closing", "_io_refs")
+    __slots__ = ("_blocked", "_closed", "_closing", "_created", "_io_refs")
 
     def __init__(
         self,
@@ -57,7 +68,9 @@ class SyncSocket(SocketCore):
         self._closing = False
         self._closed = False
         self._io_refs = 0
+        self._created = False
         super().__init__(family, type, proto, fileno)
+        self._created = True
 
     # -- hooks ----------------------------------------------------------------
 
@@ -66,8 +79,15 @@ class SyncSocket(SocketCore):
 
     def _set_mode(self, timeout: float | None) -> None:
         # As the stdlib: blocking mode gets a blocking descriptor, the others O_NONBLOCK.
-        self._sock.settimeout(None if timeout is None else 0.0)
-        self._timeout = timeout
+        self._timeout = timeout  # recorded even if the socket is closed (EBADF below)
+        sock = self._sock
+        if timeout is None and not self._created and sock.gettimeout() is None:
+            # ...except in the constructor, which (as the stdlib's) leaves the flag alone in
+            # blocking mode: a new descriptor is blocking, and an adopted one keeps the flag its
+            # owner set; fromfd()'s dup shares that flag with the original, which must not change.
+            # (A raw socket not in blocking mode here met the stdlib's own default timeout.)
+            return
+        sock.settimeout(None if timeout is None else 0.0)
 
     def _call(self, op: w.Op | None, fn: Callable[..., T], *args: Any) -> T:
         """Call ``fn(*args)`` with the mode's semantics (``op=None``: ``fn`` is a whole
@@ -86,13 +106,13 @@ class SyncSocket(SocketCore):
         try:
             result = fn(*args)
         except OSError:
-            if self._closing:
+            if self._closing:  # woken by close(): EPIPE, EINVAL, ... mean EBADF here
                 raise ebadf() from None
             raise
         finally:
             blocked.pop()
-        if self._closing:
-            raise ebadf()
+        if self._closing and op is not None and op.event == w.READ and _empty(result):
+            raise ebadf()  # the "end of file" a shutdown by close() produced
         return result
 
     def _drive(self, coro: Coroutine[Any, Any, T]) -> T:
@@ -144,7 +164,7 @@ class SyncSocket(SocketCore):
         newline: str | None = None,
     ) -> Any:
         """A file object on the socket, as ``socket.socket.makefile`` (on ``socket.SocketIO``)."""
-        return socket.socket.makefile(  # type: ignore[call-overload]
+        return _StdSocket.makefile(  # type: ignore[call-overload]
             self,
             mode,
             buffering,
@@ -161,23 +181,28 @@ class SyncSocket(SocketCore):
         The new socket gets the module's default timeout, as in the stdlib.
         """
         fd, address = self._call(w.ACCEPT, self._sock._accept)  # type: ignore[attr-defined]
-        return self._new(fd), address
+        sock = self._new(fd)
+        if sock._timeout is None and self._timeout:
+            # As the stdlib (bpo-7995): where the new descriptor inherits O_NONBLOCK from
+            # the listening one (BSD, macOS), blocking mode must clear it.
+            sock.setblocking(True)
+        return sock, address
 
-    def bind(self, address: Any) -> None:
+    def bind(self, address: Any, /) -> None:
         """Bind to ``address``; a host name is resolved first."""
         if self._needs_resolution(address):
             address = run(self._resolve(address))
         self._sock.bind(address)
 
-    def connect(self, address: Any) -> None:
+    def connect(self, address: Any, /) -> None:
         """Connect to ``address``; raises ``OSError`` on failure, ``TimeoutError`` on timeout."""
         self._drive(self._connect(address, False))
 
-    def connect_ex(self, address: Any) -> int:
+    def connect_ex(self, address: Any, /) -> int:
         """Like :meth:`connect`, but return the errno instead of raising (0: connected)."""
         return self._drive(self._connect(address, True))
 
-    def recv(self, bufsize: int, flags: int = 0) -> bytes:
+    def recv(self, bufsize: int, flags: int = 0, /) -> bytes:
         """Receive up to ``bufsize`` bytes; ``b''`` means the peer closed its side."""
         return self._call(w.RECV, self._sock.recv, bufsize, flags)
 
@@ -185,7 +210,7 @@ class SyncSocket(SocketCore):
         """Receive into ``buffer`` (up to ``nbytes``, or its size); return the count."""
         return self._call(w.RECV_INTO, self._sock.recv_into, buffer, nbytes, flags)
 
-    def recvfrom(self, bufsize: int, flags: int = 0) -> tuple[bytes, Any]:
+    def recvfrom(self, bufsize: int, flags: int = 0, /) -> tuple[bytes, Any]:
         """Receive up to ``bufsize`` bytes; return ``(data, address)``."""
         return self._call(w.RECVFROM, self._sock.recvfrom, bufsize, flags)
 
@@ -194,26 +219,26 @@ class SyncSocket(SocketCore):
         return self._call(w.RECVFROM_INTO, self._sock.recvfrom_into, buffer, nbytes, flags)
 
     def recvmsg(
-        self, bufsize: int, ancbufsize: int = 0, flags: int = 0
+        self, bufsize: int, ancbufsize: int = 0, flags: int = 0, /
     ) -> tuple[bytes, list[tuple[int, int, bytes]], int, Any]:
         """Receive data and ancillary data; return ``(data, ancdata, msg_flags, address)``."""
         return self._call(w.RECVMSG, self._sock.recvmsg, bufsize, ancbufsize, flags)
 
     def recvmsg_into(
-        self, buffers: Iterable[Any], ancbufsize: int = 0, flags: int = 0
+        self, buffers: Iterable[Any], ancbufsize: int = 0, flags: int = 0, /
     ) -> tuple[int, list[tuple[int, int, bytes]], int, Any]:
         """Like :meth:`recvmsg`, into ``buffers``: ``(nbytes, ancdata, msg_flags, address)``."""
         return self._call(w.RECVMSG_INTO, self._sock.recvmsg_into, buffers, ancbufsize, flags)
 
-    def send(self, data: Any, flags: int = 0) -> int:
+    def send(self, data: Any, flags: int = 0, /) -> int:
         """Send ``data``; return how many bytes were sent (possibly fewer than all)."""
         return self._call(w.SEND, self._sock.send, data, flags)
 
-    def sendall(self, data: Any, flags: int = 0) -> None:
+    def sendall(self, data: Any, flags: int = 0, /) -> None:
         """Send all of ``data``; the timeout covers the whole call."""
         self._drive(self._sendall(data, flags))
 
-    def sendto(self, data: Any, *args: Any) -> int:
+    def sendto(self, data: Any, /, *args: Any) -> int:
         """``sendto(data, address)`` or ``sendto(data, flags, address)``; return the count."""
         if args and self._needs_resolution(args[-1]):
             args = (*args[:-1], run(self._resolve(args[-1])))
@@ -225,6 +250,7 @@ class SyncSocket(SocketCore):
         ancdata: Iterable[tuple[int, int, Any]] = (),
         flags: int = 0,
         address: Any = None,
+        /,
     ) -> int:
         """Send data and ancillary data (e.g. ``SCM_RIGHTS``); return the count."""
         if address is None:
@@ -232,6 +258,12 @@ class SyncSocket(SocketCore):
         if self._needs_resolution(address):
             address = run(self._resolve(address))
         return self._call(w.SENDMSG, self._sock.sendmsg, buffers, ancdata, flags, address)
+
+    if hasattr(socket.socket, "sendmsg_afalg"):  # Linux
+
+        def sendmsg_afalg(self, *args: Any, **kwargs: Any) -> int:
+            """``sendmsg_afalg([msg], *, op[, iv[, assoclen[, flags]]])`` for AF_ALG sockets."""
+            return self._call(w.SENDMSG, partial(self._sock.sendmsg_afalg, *args, **kwargs))
 
     def sendfile(self, file: Any, offset: int = 0, count: int | None = None) -> int:
         """Send a file (``os.sendfile`` where possible); return the bytes sent."""
@@ -247,28 +279,22 @@ SyncSocket.__qualname__ = "socket"
 
 
 def socketpair(
-    family: int = socket.AF_UNIX, type: int = socket.SOCK_STREAM, proto: int = 0
+    family: int | None = None, type: int = socket.SOCK_STREAM, proto: int = 0
 ) -> tuple[SyncSocket, SyncSocket]:
-    """Two connected sockets (``socket.socketpair``), in the default timeout mode."""
-    a, b = socket.socketpair(family, type, proto)
-    return (
-        SyncSocket(a.family, a.type, a.proto, a.detach()),
-        SyncSocket(b.family, b.type, b.proto, b.detach()),
-    )
+    """Two connected sockets (``socket.socketpair``: AF_UNIX, or AF_INET where there is
+    none), in the default timeout mode."""
+    return SyncSocket._pair(family, type, proto)
 
 
 def fromfd(fd: int, family: int, type: int, proto: int = 0) -> SyncSocket:
     """A socket on a duplicate of ``fd`` (the original stays open)."""
-    return SyncSocket(family, type, proto, socket.dup(fd))
+    return SyncSocket._fromfd(fd, family, type, proto)
 
 
 def from_socket(sock: socket.socket) -> SyncSocket:
     """Adopt a stdlib ``socket.socket``: it is detached and the new socket owns its
     descriptor and keeps its timeout."""
-    timeout = sock.gettimeout()
-    new = SyncSocket(sock.family, sock.type, sock.proto, sock.detach())
-    new.settimeout(timeout)
-    return new
+    return SyncSocket._adopt(sock)
 
 
 def create_connection(

@@ -25,23 +25,33 @@ WRITE: Final = 1
 
 
 class Op(NamedTuple):
-    """One socket operation: its name and the readiness it waits for."""
+    """One socket operation: its name, the readiness it waits for, and where its
+    ``flags`` argument stands among the syscall's arguments (None: it has none)."""
 
     name: str
     event: int
+    flags_at: int | None = None
+
+    def flags(self, args: tuple[Any, ...]) -> int:
+        """The ``flags`` value in ``args`` (0 where none was given)."""
+        at = self.flags_at
+        if at is None or len(args) <= at or (self.name == "sendto" and len(args) == 2):
+            return 0
+        flags: int = args[at]
+        return flags
 
 
 ACCEPT: Final = Op("accept", READ)
-RECV: Final = Op("recv", READ)
-RECV_INTO: Final = Op("recv_into", READ)
-RECVFROM: Final = Op("recvfrom", READ)
-RECVFROM_INTO: Final = Op("recvfrom_into", READ)
-RECVMSG: Final = Op("recvmsg", READ)
-RECVMSG_INTO: Final = Op("recvmsg_into", READ)
-SEND: Final = Op("send", WRITE)
-SENDALL: Final = Op("sendall", WRITE)
-SENDTO: Final = Op("sendto", WRITE)
-SENDMSG: Final = Op("sendmsg", WRITE)
+RECV: Final = Op("recv", READ, 1)
+RECV_INTO: Final = Op("recv_into", READ, 2)
+RECVFROM: Final = Op("recvfrom", READ, 1)
+RECVFROM_INTO: Final = Op("recvfrom_into", READ, 2)
+RECVMSG: Final = Op("recvmsg", READ, 2)
+RECVMSG_INTO: Final = Op("recvmsg_into", READ, 2)
+SEND: Final = Op("send", WRITE, 1)
+SENDALL: Final = Op("sendall", WRITE, 1)
+SENDTO: Final = Op("sendto", WRITE, 1)
+SENDMSG: Final = Op("sendmsg", WRITE, 2)
 SENDFILE: Final = Op("sendfile", WRITE)
 CONNECT: Final = Op("connect", WRITE)
 

@@ -15,12 +15,15 @@ An exception that reaches a loop's exception handler fails the test.
 from __future__ import annotations
 
 import asyncio
+import socket
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import pytest
 import pytest_asyncio
+
+from asocket._resolve import is_numeric_host
 
 try:
     import uvloop
@@ -46,6 +49,72 @@ class NoReadinessLoop(asyncio.SelectorEventLoop):
         if handle is None or not handle.cancelled():
             self._remove_writer(fd)
 
+
+# -- loopback-only name resolution ---------------------------------------------------
+# Tests may resolve only literals and "localhost". /etc/hosts may lack "::1 localhost"
+# and nsswitch may fall through to DNS, so an AF_INET6 lookup of localhost, a
+# reverse lookup or any other name would leave the machine: refuse them instead.
+# asocket calls socket.getaddrinfo & co at call time, so the guard covers it too.
+
+_real = {
+    name: getattr(socket, name)
+    for name in ("getaddrinfo", "gethostbyname", "gethostbyname_ex", "gethostbyaddr", "getnameinfo")
+}
+
+
+def _refuse(host: Any) -> socket.gaierror:
+    return socket.gaierror(
+        socket.EAI_NONAME, f"Name or service not known (tests resolve loopback only: {host!r})"
+    )
+
+
+def _loopback_getaddrinfo(
+    host: Any, port: Any, family: int = 0, type: int = 0, proto: int = 0, flags: int = 0
+) -> Any:
+    name = host.decode("ascii", "replace") if isinstance(host, bytes | bytearray) else host
+    if name is None or is_numeric_host(name) or flags & socket.AI_NUMERICHOST:
+        pass  # answered without any lookup
+    elif name == "localhost":
+        if family == socket.AF_INET6:  # /etc/hosts may not say ::1: never ask DNS
+            host = "::1"
+    else:
+        raise _refuse(host)
+    return _real["getaddrinfo"](host, port, family, type, proto, flags)
+
+
+def _loopback_gethostbyname(host: Any) -> Any:
+    if host == "localhost" or is_numeric_host(host):
+        return _real["gethostbyname"]("127.0.0.1" if host == "localhost" else host)
+    raise _refuse(host)
+
+
+def _loopback_gethostbyname_ex(host: Any) -> Any:
+    if host == "localhost" or (is_numeric_host(host) and str(host).startswith("127.")):
+        return _real["gethostbyname_ex"](host)
+    raise _refuse(host)
+
+
+def _loopback_gethostbyaddr(host: Any) -> Any:
+    if host == "localhost" or str(host).startswith("127."):
+        return _real["gethostbyaddr"](host)
+    raise _refuse(host)
+
+
+def _loopback_getnameinfo(sockaddr: Any, flags: int) -> Any:
+    if str(sockaddr[0]).startswith("127.") or flags & socket.NI_NUMERICHOST:
+        return _real["getnameinfo"](sockaddr, flags)
+    raise _refuse(sockaddr[0])
+
+
+for _name, _guard in [
+    ("getaddrinfo", _loopback_getaddrinfo),
+    ("gethostbyname", _loopback_gethostbyname),
+    ("gethostbyname_ex", _loopback_gethostbyname_ex),
+    ("gethostbyaddr", _loopback_gethostbyaddr),
+    ("getnameinfo", _loopback_getnameinfo),
+]:
+    _guard.__name__ = _guard.__qualname__ = _name
+    setattr(socket, _name, _guard)
 
 _loop_errors: list[dict[str, Any]] = []
 

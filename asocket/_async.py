@@ -162,31 +162,31 @@ class AsyncSocket(SocketCore):
         """
         return await self._accept()
 
-    async def bind(self, address: Any) -> None:
+    async def bind(self, address: Any, /) -> None:
         """Bind to ``address``; a host name is resolved without blocking the loop."""
         await self._bind(address)
 
-    async def connect(self, address: Any) -> None:
+    async def connect(self, address: Any, /) -> None:
         """Connect to ``address``; raises ``OSError`` on failure, ``TimeoutError`` on timeout."""
         await self._connect(address, False)
 
-    async def connect_ex(self, address: Any) -> int:
+    async def connect_ex(self, address: Any, /) -> int:
         """Like :meth:`connect`, but return the errno instead of raising (0: connected)."""
         return await self._connect(address, True)
 
-    async def recv(self, bufsize: int, flags: int = 0) -> bytes:
+    async def recv(self, bufsize: int, flags: int = 0, /) -> bytes:
         """Receive up to ``bufsize`` bytes; ``b''`` means the peer closed its side."""
-        if self._timeout is None and isinstance(flags, int) and flags & _MSG_WAITALL:
+        if flags and self._timeout is None and isinstance(flags, int) and flags & _MSG_WAITALL:
             return await self._recv_waitall(bufsize, flags)
         return await self._io(w.RECV, self._sock.recv, bufsize, flags)
 
     async def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
         """Receive into ``buffer`` (up to ``nbytes``, or its size); return the count."""
-        if self._timeout is None and isinstance(flags, int) and flags & _MSG_WAITALL:
+        if flags and self._timeout is None and isinstance(flags, int) and flags & _MSG_WAITALL:
             return await self._recv_into_waitall(buffer, nbytes, flags)
         return await self._io(w.RECV_INTO, self._sock.recv_into, buffer, nbytes, flags)
 
-    async def recvfrom(self, bufsize: int, flags: int = 0) -> tuple[bytes, Any]:
+    async def recvfrom(self, bufsize: int, flags: int = 0, /) -> tuple[bytes, Any]:
         """Receive up to ``bufsize`` bytes; return ``(data, address)``."""
         return await self._io(w.RECVFROM, self._sock.recvfrom, bufsize, flags)
 
@@ -195,22 +195,22 @@ class AsyncSocket(SocketCore):
         return await self._io(w.RECVFROM_INTO, self._sock.recvfrom_into, buffer, nbytes, flags)
 
     async def recvmsg(
-        self, bufsize: int, ancbufsize: int = 0, flags: int = 0
+        self, bufsize: int, ancbufsize: int = 0, flags: int = 0, /
     ) -> tuple[bytes, list[tuple[int, int, bytes]], int, Any]:
         """Receive data and ancillary data; return ``(data, ancdata, msg_flags, address)``."""
         return await self._io(w.RECVMSG, self._sock.recvmsg, bufsize, ancbufsize, flags)
 
     async def recvmsg_into(
-        self, buffers: Iterable[Any], ancbufsize: int = 0, flags: int = 0
+        self, buffers: Iterable[Any], ancbufsize: int = 0, flags: int = 0, /
     ) -> tuple[int, list[tuple[int, int, bytes]], int, Any]:
         """Like :meth:`recvmsg`, into ``buffers``: ``(nbytes, ancdata, msg_flags, address)``."""
         return await self._io(w.RECVMSG_INTO, self._sock.recvmsg_into, buffers, ancbufsize, flags)
 
-    async def send(self, data: Any, flags: int = 0) -> int:
+    async def send(self, data: Any, flags: int = 0, /) -> int:
         """Send ``data``; return how many bytes were sent (possibly fewer than all)."""
         return await self._io(w.SEND, self._sock.send, data, flags)
 
-    async def sendall(self, data: Any, flags: int = 0) -> None:
+    async def sendall(self, data: Any, flags: int = 0, /) -> None:
         """Send all of ``data``; the timeout covers the whole call.
 
         If cancelled, no byte is sent after the cancellation; how many were
@@ -218,7 +218,7 @@ class AsyncSocket(SocketCore):
         """
         await self._sendall(data, flags)
 
-    async def sendto(self, data: Any, *args: Any) -> int:
+    async def sendto(self, data: Any, /, *args: Any) -> int:
         """``sendto(data, address)`` or ``sendto(data, flags, address)``; return the count."""
         if args and self._needs_resolution(args[-1]):
             args = (*args[:-1], await self._resolve(args[-1]))
@@ -230,12 +230,19 @@ class AsyncSocket(SocketCore):
         ancdata: Iterable[tuple[int, int, Any]] = (),
         flags: int = 0,
         address: Any = None,
+        /,
     ) -> int:
         """Send data and ancillary data (e.g. ``SCM_RIGHTS``); return the count."""
         if address is None:
             return await self._io(w.SENDMSG, self._sock.sendmsg, buffers, ancdata, flags)
         address = await self._resolve(address)
         return await self._io(w.SENDMSG, self._sock.sendmsg, buffers, ancdata, flags, address)
+
+    if hasattr(socket.socket, "sendmsg_afalg"):  # Linux
+
+        async def sendmsg_afalg(self, *args: Any, **kwargs: Any) -> int:
+            """``sendmsg_afalg([msg], *, op[, iv[, assoclen[, flags]]])`` for AF_ALG sockets."""
+            return await self._io(w.SENDMSG, partial(self._sock.sendmsg_afalg, *args, **kwargs))
 
     async def sendfile(self, file: Any, offset: int = 0, count: int | None = None) -> int:
         """Send a file (``os.sendfile`` where possible); return the bytes sent.

@@ -59,8 +59,9 @@ _CONNECTING = frozenset(
 )
 _UNIX_RETRY_FIRST = 0.001
 _UNIX_RETRY_MAX = 0.05
-_MSG_DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
-_MSG_WAITALL = getattr(socket, "MSG_WAITALL", 0)
+_SOCK_NONBLOCK = getattr(socket, "SOCK_NONBLOCK", 0)
+# Plain ints: a test against an IntFlag member costs a Python call.
+_MSG_DONTWAIT = int(getattr(socket, "MSG_DONTWAIT", 0))
 _SENDFILE_BLOCK = 1 << 30  # as the stdlib: at most 1 GiB per os.sendfile call
 _SEND_BLOCK = 8192  # the stdlib's send-loop block for sendfile without os.sendfile
 _has_os_sendfile = hasattr(os, "sendfile")
@@ -118,8 +119,11 @@ class SocketCore:
         self._sock = raw
         self._family = int(raw.family)
         self._timeout = None
+        timeout = _timeouts.getdefaulttimeout()
+        if _SOCK_NONBLOCK and type != -1 and type & _SOCK_NONBLOCK:
+            timeout = 0.0  # as the stdlib: SOCK_NONBLOCK means non-blocking mode
         try:
-            self._set_mode(_timeouts.getdefaulttimeout())
+            self._set_mode(timeout)
         except BaseException:
             raw.detach() if fileno is not None else raw.close()
             raise
@@ -172,13 +176,15 @@ class SocketCore:
         """Return the address of the connected peer."""
         return self._sock.getpeername()
 
-    def getsockopt(self, level: int, optname: int, buflen: int | None = None) -> Any:
+    def getsockopt(self, level: int, optname: int, buflen: int | None = None, /) -> Any:
         """Return a socket option, as ``socket.socket.getsockopt``."""
         if buflen is None:
             return self._sock.getsockopt(level, optname)
         return self._sock.getsockopt(level, optname, buflen)
 
-    def setsockopt(self, level: int, optname: int, value: Any, optlen: int | None = None) -> None:
+    def setsockopt(
+        self, level: int, optname: int, value: Any, optlen: int | None = None, /
+    ) -> None:
         """Set a socket option, as ``socket.socket.setsockopt``."""
         if optlen is None:
             self._sock.setsockopt(level, optname, value)
@@ -189,7 +195,7 @@ class SocketCore:
         """Enable a server to accept connections (``listen([backlog])``)."""
         self._sock.listen(*backlog)
 
-    def shutdown(self, how: int) -> None:
+    def shutdown(self, how: int, /) -> None:
         """Shut down reading (``SHUT_RD``), writing (``SHUT_WR``) or both (``SHUT_RDWR``)."""
         self._sock.shutdown(how)
 
@@ -197,7 +203,7 @@ class SocketCore:
         """Whether the descriptor is inherited by child processes."""
         return self._sock.get_inheritable()
 
-    def set_inheritable(self, inheritable: bool) -> None:
+    def set_inheritable(self, inheritable: bool, /) -> None:
         """Set whether the descriptor is inherited by child processes."""
         self._sock.set_inheritable(inheritable)
 
@@ -213,7 +219,7 @@ class SocketCore:
         """Return the timeout in seconds: ``None`` blocking, ``0.0`` non-blocking."""
         return self._timeout
 
-    def settimeout(self, value: float | None) -> None:
+    def settimeout(self, value: float | None, /) -> None:
         """Set the mode: ``None`` blocking, ``0.0`` non-blocking, ``t > 0`` a timeout.
 
         Raises ``TypeError``/``ValueError`` as the stdlib does for a bad value,
@@ -221,8 +227,12 @@ class SocketCore:
         """
         self._set_mode(_timeouts.check(value))
 
-    def setblocking(self, flag: bool) -> None:
-        """``True``: ``settimeout(None)`` (blocking); ``False``: ``settimeout(0.0)``."""
+    def setblocking(self, flag: bool, /) -> None:
+        """``True``: ``settimeout(None)`` (blocking); ``False``: ``settimeout(0.0)``.
+
+        Raises ``TypeError`` for a value the stdlib refuses (``None``, a float).
+        """
+        _timeouts.check_blocking(flag)
         self._set_mode(None if flag else 0.0)
 
     def getblocking(self) -> bool:
@@ -291,8 +301,6 @@ class SocketCore:
         A wake-up that still finds ``EWOULDBLOCK`` (another task was served
         first) waits again with the time left. EINTR is retried (PEP 475).
         """
-        waiter: Waiter | None = None
-        deadline: float | None = None
         while True:
             try:
                 return fn(*args)
@@ -301,12 +309,23 @@ class SocketCore:
             except BlockingIOError:
                 if self._timeout == 0.0 or self._dontwait(op, args):
                     raise
-            if waiter is None:
-                waiter, deadline = self._begin_wait()
-                if waiter.has_twin(op, args):
-                    result: T = await waiter.complete(op, self._sock, args, deadline)
-                    return result
+            return await self._io_wait(op, fn, args)
+
+    async def _io_wait(self, op: Op, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+        """The rest of :meth:`_io` once ``fn`` would block: wait, retry, until it is done."""
+        waiter, deadline = self._begin_wait()
+        if waiter.has_twin(op, args):
+            result: T = await waiter.complete(op, self._sock, args, deadline)
+            return result
+        while True:
             await waiter.wait(self._fd(), op.event, deadline)
+            while True:
+                try:
+                    return fn(*args)
+                except InterruptedError:
+                    continue
+                except BlockingIOError:  # a false positive: another task was served first
+                    break
 
     def _begin_wait(self) -> tuple[Waiter, float | None]:
         """The face's waiter and, in timeout mode, the deadline: now + timeout."""
@@ -423,6 +442,8 @@ class SocketCore:
             if self._timeout == 0.0 or self._dontwait(SENDALL, (data, flags)):
                 raise
             sent = 0
+        if (type(data) is bytes or type(data) is bytearray) and sent == len(data):
+            return  # all sent at once: the usual case, without a memoryview
         with memoryview(data) as view, view.cast("B") as view:
             total = len(view)
             while sent < total:

@@ -9,6 +9,12 @@ Registrations are dropped lazily: a reader stays registered after its waiter
 is served, and is removed the first time it fires with nobody waiting. In a
 request/response exchange the next wait then finds it still registered, which
 saves the two ``epoll_ctl`` calls per wait that ``loop.sock_recv`` makes.
+
+asyncio's selector loop polls before it runs the callbacks queued in the
+previous iteration, so the first event after a wake-up reports the data the
+woken task is about to consume: it is stale, and is ignored (the registration
+is level-triggered: a real event is reported again on the next iteration).
+uvloop runs I/O callbacks after the queued ones: its events are never stale.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
+from asyncio.selector_events import BaseSelectorEventLoop
 from collections.abc import Callable
 from typing import Any, NoReturn
 
@@ -25,11 +32,12 @@ from ._waiter import READ, WRITE, Op, ebadf
 
 
 class _Fd:
-    __slots__ = ("registered", "waiters")
+    __slots__ = ("registered", "stale", "waiters")
 
     def __init__(self) -> None:
         self.waiters: list[list[asyncio.Future[None]]] = [[], []]
         self.registered = [False, False]
+        self.stale = [False, False]  # the next event reports what a woken task consumes
 
 
 def _expire(fut: asyncio.Future[None]) -> None:
@@ -42,6 +50,7 @@ class ReadinessWaiter(LoopWaiter):
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__(loop)
+        self._poll_first = isinstance(loop, BaseSelectorEventLoop)
         self._fds: dict[int, _Fd] = {}
         self._add = (loop.add_reader, loop.add_writer)
         self._remove = (loop.remove_reader, loop.remove_writer)
@@ -81,6 +90,9 @@ class ReadinessWaiter(LoopWaiter):
         entry = self._fds.get(fd)
         if entry is None:  # pragma: no cover - forget() unregisters first
             return
+        if entry.stale[event]:
+            entry.stale[event] = False
+            return
         waiters = entry.waiters[event]
         if not waiters:
             # Nobody waits any more: drop the registration (level-triggered, it would spin).
@@ -90,6 +102,7 @@ class ReadinessWaiter(LoopWaiter):
                 del self._fds[fd]
             return
         entry.waiters[event] = []
+        entry.stale[event] = self._poll_first
         for fut in waiters:
             if not fut.done():
                 fut.set_result(None)

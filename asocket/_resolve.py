@@ -51,7 +51,12 @@ async def resolve(family: int, type: int, proto: int, address: Any, resolver: Re
     """
     if not needs_resolution(family, address):
         return address
-    infos = await resolver(address[0], None, family, type, proto, 0)
+    host = address[0]
+    if "\0" in host:
+        raise TypeError("host name must not contain null character")
+    # As the stdlib's setipaddr(): only the family as a hint, and an ASCII name as
+    # bytes (a str would be IDNA-encoded, which refuses names the C library takes).
+    infos = await resolver(host.encode() if host.isascii() else host, None, family, 0, 0, 0)
     if not infos:  # pragma: no cover - getaddrinfo raises instead
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
     return (infos[0][4][0], *address[1:])

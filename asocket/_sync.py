@@ -99,7 +99,7 @@ class SyncSocket(SocketCore):
             except BlockingIOError:
                 if timeout == 0.0:
                     raise
-            fn, args = run, (self._io(op, fn, *args),)
+            fn, args = run, (self._io_wait(op, fn, args),)
         # The call may block, in the kernel or in poll(): let close() know, so it can wake it.
         blocked = self._blocked
         blocked.append(None)

@@ -31,6 +31,14 @@ def check(value: float | None) -> float | None:
     return float(value)
 
 
+def check_blocking(flag: object) -> None:
+    """Raise what the stdlib's ``setblocking`` raises for ``flag`` (``TypeError``)."""
+    try:
+        _probe.setblocking(flag)  # type: ignore[arg-type]
+    except OSError:  # EBADF: the value itself was accepted
+        pass
+
+
 def getdefaulttimeout() -> float | None:
     """Return the default timeout in seconds (float) for new sockets; ``None``: no timeout."""
     return _default

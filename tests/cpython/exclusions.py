@@ -54,12 +54,6 @@ EXCLUSIONS: dict[str, dict[str, str]] = {
 # They still run, as expected failures: once the bug is fixed they pass, which
 # fails the run until the entry is removed.
 KNOWN_BUGS: dict[str, dict[str, str]] = {
-    "test_socket": {
-        "NonBlockingTCPTests.testInitNonBlocking": (
-            "_core: socket(type=SOCK_STREAM | SOCK_NONBLOCK) gets the default timeout, not 0.0"
-        ),
-        "NonblockConstantTest.test_SOCK_NONBLOCK": (
-            "_core: socket(type=SOCK_STREAM | SOCK_NONBLOCK) gets the default timeout, not 0.0"
-        ),
-    },
+    # None open. (SOCK_NONBLOCK in the type now means non-blocking mode, as the stdlib.)
+    "test_socket": {},
 }

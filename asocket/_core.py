@@ -95,6 +95,15 @@ def _check_address(family: int, address: Any, ex: bool) -> None:
             raise
 
 
+def _settle(sock: socket.socket, address: Any) -> None:
+    """After a non-blocking connect completes, connect() once more, as a blocking
+    connect() leaves the socket: Linux then reports EISCONN to the next connect()."""
+    try:
+        sock.connect_ex(address)
+    except OSError:
+        pass
+
+
 def raise_errno(err: int) -> NoReturn:
     """Raise the ``OSError`` subclass the stdlib raises for ``err`` (ConnectionRefusedError...)."""
     raise OSError(err, os.strerror(err))
@@ -391,6 +400,8 @@ class SocketCore:
                     if ex:
                         return exc.errno
                     raise_errno(exc.errno)  # the stdlib's message, not the loop's
+                if timeout is None:
+                    _settle(sock, address)
                 return 0
         # connect() and connect_ex() parse the address and name themselves in errors.
         try:
@@ -425,6 +436,8 @@ class SocketCore:
             raise
         err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
         if err == 0 or err == errno.EISCONN:
+            if timeout is None:
+                _settle(sock, address)
             return 0
         if ex:
             return err

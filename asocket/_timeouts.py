@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import _socket
+import math
+import operator
 import time
 
 clock = time.monotonic
@@ -28,7 +30,13 @@ def check(value: float | None) -> float | None:
         _probe.settimeout(value)
     except OSError:  # EBADF: the value itself was accepted
         pass
-    return float(value)
+    # As the C module: whole nanoseconds, a float rounded up (_PyTime_ROUND_TIMEOUT).
+    if isinstance(value, float):
+        ns = math.ceil(value * 1e9)
+    else:
+        ns = operator.index(value) * 1_000_000_000
+    secs, rest = divmod(ns, 1_000_000_000)
+    return float(secs) if not rest else ns / 1e9
 
 
 def check_blocking(flag: object) -> None:

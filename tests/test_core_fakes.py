@@ -250,7 +250,7 @@ def test_connect_succeeds_after_wait() -> None:
 
 
 def test_connect_eintr_means_in_progress() -> None:
-    raw = FakeRaw(connect_ex=[errno.EINTR], getsockopt=[0])
+    raw = FakeRaw(connect_ex=[errno.EINTR, errno.EISCONN], getsockopt=[0])  # + the settle
     sock = make(raw, None)
     run(sock._connect(("127.0.0.1", 1), False))
     assert len(sock.waiter.waits) == 1

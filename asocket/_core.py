@@ -212,7 +212,7 @@ class SocketCore:
         """Whether the descriptor is inherited by child processes."""
         return self._sock.get_inheritable()
 
-    def set_inheritable(self, inheritable: bool, /) -> None:
+    def set_inheritable(self, inheritable: bool) -> None:
         """Set whether the descriptor is inherited by child processes."""
         self._sock.set_inheritable(inheritable)
 
@@ -384,7 +384,9 @@ class SocketCore:
         deadline: float | None = None
         if timeout != 0.0:
             waiter, deadline = self._begin_wait()
-            if waiter.has_twin(CONNECT, (address,)):
+            # (Not for AF_UNIX: asyncio's sock_connect takes a full backlog's EAGAIN for
+            # "in progress" and reports a connection that never happened.)
+            if self._family != _AF_UNIX and waiter.has_twin(CONNECT, (address,)):
                 # Completion loops connect themselves (ConnectEx needs a fresh socket),
                 # so the stdlib's own checks of the address run on a probe first.
                 _check_address(self._family, address, ex)

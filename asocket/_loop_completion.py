@@ -1,4 +1,4 @@
-"""The completion waiter: loops without ``add_reader`` (proactor-style, e.g. Windows).
+"""The completion waiter: loops without ``add_reader`` (proactor-style loops).
 
 Such a loop can only perform whole operations, so where an operation has a
 ``loop.sock_*`` twin (and its arguments fit the twin) the waiter performs it:

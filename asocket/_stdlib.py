@@ -1,8 +1,9 @@
 """The stdlib ``socket`` module's constants, pure helpers and exception aliases.
 
 Everything in ``socket.__all__`` except the names that create sockets or do
-I/O, which each face defines itself. Both faces re-export this module with
-``from ._stdlib import *``.
+I/O, which each face defines itself, plus the public names ``socket.__all__``
+leaves out (``SocketIO``, ``AddressInfo``, ``MsgFlag``, ``EAGAIN``, ...).
+Both faces re-export this module with ``from ._stdlib import *``.
 """
 
 import socket as _socket

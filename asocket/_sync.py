@@ -55,7 +55,7 @@ class SyncSocket(SocketCore):
     ``socket.socket``; ``fileno`` adopts an existing descriptor.
     """
 
-    __slots__ = ("_blocked", "_closed", "_closing", "_created", "_io_refs")
+    __slots__ = ("_blocked", "_closed", "_closing", "_created", "_io_refs", "_pending")
 
     def __init__(
         self,
@@ -69,6 +69,7 @@ class SyncSocket(SocketCore):
         self._closed = False
         self._io_refs = 0
         self._created = False
+        self._pending: list[int] = []  # a detached fd that the last blocked thread closes
         super().__init__(family, type, proto, fileno)
         self._created = True
 
@@ -104,6 +105,12 @@ class SyncSocket(SocketCore):
         blocked = self._blocked
         blocked.append(None)
         try:
+            if self._closing and self._sock.fileno() != -1:
+                # close() is under way in another thread and may have looked at _blocked
+                # before the append above: do not start a call it would not wake.
+                if fn is run:
+                    args[0].close()  # a core coroutine that will never run
+                raise ebadf()
             result = fn(*args)
         except OSError:
             if self._closing:  # woken by close(): EPIPE, EINVAL, ... mean EBADF here
@@ -111,6 +118,8 @@ class SyncSocket(SocketCore):
             raise
         finally:
             blocked.pop()
+            if self._closing and not blocked:
+                self._close_pending()
         if self._closing and op is not None and op.event == w.READ and _empty(result):
             raise ebadf()  # the "end of file" a shutdown by close() produced
         return result
@@ -141,7 +150,22 @@ class SyncSocket(SocketCore):
                 sock.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+            # Keep the fd number until the last blocked thread leaves: a woken thread still
+            # in poll() (or about to enter it) must not watch a new socket that reuses it.
+            fd = sock.detach()
+            if fd != -1:  # -1: a concurrent close() detached it first
+                self._pending.append(fd)
+            if not self._blocked:
+                self._close_pending()
+            return
         sock.close()
+
+    def _close_pending(self) -> None:
+        try:
+            fd = self._pending.pop()
+        except IndexError:  # another thread took it
+            return
+        socket.close(fd)  # as the stdlib closes: ECONNRESET ignored
 
     def _decref_socketios(self) -> None:
         if self._io_refs > 0:

@@ -1358,7 +1358,7 @@ async def test_accept_listen_and_unconnected_states(loop_kind: str) -> None:
 @pytest.mark.asyncio
 @pytest.mark.xfail(
     strict=True,
-    reason="DOCUMENTED DEVIATION (docs/semantics.md): in timeout mode the stdlib polls "
+    reason="DOCUMENTED DEVIATION (docs/differences.md): in timeout mode the stdlib polls "
     "before the first syscall, asocket "
     "tries the syscall first; a call that fails without readiness (recv/send on a listening "
     "socket) raises at once instead of timing out",
@@ -1502,7 +1502,7 @@ async def test_msg_waitall_in_blocking_mode(loop_kind: str) -> None:
 @pytest.mark.asyncio
 @pytest.mark.xfail(
     strict=True,
-    reason="DOCUMENTED DEVIATION (docs/semantics.md), async face: SO_RCVTIMEO is ignored "
+    reason="DOCUMENTED DEVIATION (docs/differences.md), async face: SO_RCVTIMEO is ignored "
     "(O_NONBLOCK "
     "descriptor); the stdlib raises BlockingIOError when it expires",
 )

@@ -1007,3 +1007,35 @@ async def test_sendall_with_flags_to_slow_reader(loop_kind: str) -> None:
         finally:
             await reap(reader)
         assert got == data
+
+
+# -- AF_UNIX: a full backlog -------------------------------------------------------------
+
+
+@pytest.mark.skipif(not hasattr(socket, "AF_UNIX"), reason="needs AF_UNIX")
+async def test_unix_connect_full_backlog(tmp_path: Path) -> None:
+    """Blocking mode waits for room, as a blocking connect() sleeps in the kernel (no loop
+    may report a connection that did not happen); timeout mode raises EAGAIN at once,
+    as the stdlib does."""
+    path = str(tmp_path / "full.sock")
+    with asocket.socket(asocket.AF_UNIX, asocket.SOCK_STREAM) as lst:
+        await lst.bind(path)
+        lst.listen(0)
+        first = asocket.socket(asocket.AF_UNIX, asocket.SOCK_STREAM)
+        with first:
+            await asyncio.wait_for(first.connect(path), WAIT)  # fills the backlog
+            with asocket.socket(asocket.AF_UNIX, asocket.SOCK_STREAM) as timed:
+                timed.settimeout(5)
+                with pytest.raises(BlockingIOError) as info:
+                    await asyncio.wait_for(timed.connect(path), WAIT)
+                assert info.value.errno == errno.EAGAIN
+            with asocket.socket(asocket.AF_UNIX, asocket.SOCK_STREAM) as waiting:
+                task = asyncio.create_task(waiting.connect(path))
+                await asyncio.sleep(0.05)
+                assert not task.done()  # still waiting for room
+                conn, _ = await asyncio.wait_for(lst.accept(), WAIT)  # makes room
+                with conn:
+                    await asyncio.wait_for(task, WAIT)
+                    assert waiting.getpeername() == path
+                    second, _ = await asyncio.wait_for(lst.accept(), WAIT)
+                    second.close()

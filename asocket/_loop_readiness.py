@@ -20,15 +20,13 @@ uvloop runs I/O callbacks after the queued ones: its events are never stale.
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from asyncio.selector_events import BaseSelectorEventLoop
 from collections.abc import Callable
-from typing import Any, NoReturn
 
 from ._loop import LoopWaiter
 from ._timeouts import timed_out
-from ._waiter import READ, WRITE, Op, ebadf
+from ._waiter import READ, WRITE, NoTwins, ebadf
 
 
 class _Fd:
@@ -45,7 +43,7 @@ def _expire(fut: asyncio.Future[None]) -> None:
         fut.set_exception(timed_out())
 
 
-class ReadinessWaiter(LoopWaiter):
+class ReadinessWaiter(NoTwins, LoopWaiter):
     """Waits with ``loop.add_reader``/``add_writer``; one instance per loop."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -106,14 +104,6 @@ class ReadinessWaiter(LoopWaiter):
         for fut in waiters:
             if not fut.done():
                 fut.set_result(None)
-
-    def has_twin(self, op: Op, args: tuple[Any, ...]) -> bool:
-        return False
-
-    async def complete(
-        self, op: Op, sock: socket.socket, args: tuple[Any, ...], deadline: float | None
-    ) -> NoReturn:  # pragma: no cover - has_twin() is always False
-        raise NotImplementedError
 
     def forget(self, fd: int, close: Callable[[], None] | None) -> None:
         """Unregister ``fd``, wake its waiters with ``OSError(EBADF)``, then ``close()``."""

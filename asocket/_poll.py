@@ -9,20 +9,19 @@ readable and writable, and the retried call then finds the socket closed.
 from __future__ import annotations
 
 import select
-import socket
 import time
 from collections.abc import Callable
-from typing import Any, NoReturn
+from typing import Any
 
 from ._timeouts import timed_out
-from ._waiter import READ, AddrInfo, Op
+from ._waiter import READ, AddrInfo, NoTwins
 from ._waiter import getaddrinfo as _getaddrinfo
 
 _HAS_POLL = hasattr(select, "poll")
 _EVENTS = {READ: select.POLLIN | select.POLLPRI, 1: select.POLLOUT} if _HAS_POLL else {}
 
 
-class PollWaiter:
+class PollWaiter(NoTwins):
     """Waits by blocking the calling thread; stateless, one instance serves every socket."""
 
     clock = staticmethod(time.monotonic)
@@ -46,14 +45,6 @@ class PollWaiter:
         # poll() takes milliseconds and rounds a fraction up, never returning early.
         if timeout <= 0 or not poller.poll(timeout * 1000.0):
             raise timed_out()
-
-    def has_twin(self, op: Op, args: tuple[Any, ...]) -> bool:
-        return False
-
-    async def complete(
-        self, op: Op, sock: socket.socket, args: tuple[Any, ...], deadline: float | None
-    ) -> NoReturn:  # pragma: no cover - has_twin() is always False
-        raise NotImplementedError
 
     def forget(self, fd: int, close: Callable[[], None] | None) -> None:
         if close is not None:

@@ -18,7 +18,7 @@ import errno
 import os
 import socket
 from collections.abc import Callable
-from typing import Any, Final, NamedTuple, Protocol
+from typing import Any, Final, NamedTuple, NoReturn, Protocol
 
 READ: Final = 0
 WRITE: Final = 1
@@ -69,6 +69,18 @@ AddrInfo = tuple[
     str,
     tuple[str, int] | tuple[str, int, int, int] | tuple[int, bytes],
 ]
+
+
+class NoTwins:
+    """For waiters that only wait: no operation is performed whole."""
+
+    def has_twin(self, op: Op, args: tuple[Any, ...]) -> bool:
+        return False
+
+    async def complete(
+        self, op: Op, sock: socket.socket, args: tuple[Any, ...], deadline: float | None
+    ) -> NoReturn:  # pragma: no cover - has_twin() is always False
+        raise NotImplementedError
 
 
 class Waiter(Protocol):

@@ -18,94 +18,27 @@ from typing import Any, TypeVar
 
 import pytest
 import pytest_asyncio
+from _async_helpers import (
+    CHUNK,
+    WAIT,
+    drain,
+    fill,
+    listener,
+    pending_connect_target,
+    small_buffers,
+    tcp_pair,
+)
 from conftest import LOOPS
 
 import asocket
 
-WAIT = 5.0  # bound on every wait that should succeed
 PROMPT = 1.0  # "promptly"
 SERVED = 1.0  # bound on a wait for a task that should be served
-CHUNK = 65536
 
 T = TypeVar("T")
 
 
 # -- helpers -----------------------------------------------------------------------
-
-
-async def listener() -> asocket.socket:
-    lst = asocket.socket(asocket.AF_INET, asocket.SOCK_STREAM)
-    await lst.bind(("127.0.0.1", 0))
-    lst.listen()
-    return lst
-
-
-async def tcp_pair() -> tuple[asocket.socket, asocket.socket]:
-    """A connected (client, server) TCP pair on 127.0.0.1."""
-    with await listener() as lst:
-        cli = asocket.socket(asocket.AF_INET, asocket.SOCK_STREAM)
-        try:
-            await asyncio.wait_for(cli.connect(lst.getsockname()), WAIT)
-            srv, _ = await asyncio.wait_for(lst.accept(), WAIT)
-        except BaseException:
-            cli.close()
-            raise
-    return cli, srv
-
-
-def small_buffers(a: asocket.socket, b: asocket.socket) -> None:
-    a.setsockopt(asocket.SOL_SOCKET, asocket.SO_SNDBUF, 4096)
-    b.setsockopt(asocket.SOL_SOCKET, asocket.SO_RCVBUF, 4096)
-
-
-async def fill(sock: asocket.socket) -> int:
-    """Send until not even one more byte fits; return the count. Restores the mode."""
-    saved = sock.gettimeout()
-    sock.settimeout(0.0)
-    total = 0
-    try:
-        for size in (CHUNK, 4096, 256, 1):
-            for _ in range(100_000):
-                try:
-                    total += await sock.send(b"f" * size)
-                except BlockingIOError:
-                    break
-    finally:
-        sock.settimeout(saved)
-    return total
-
-
-async def drain(sock: asocket.socket, idle: float = 0.2) -> int:
-    """Read until nothing arrives for ``idle`` seconds (or EOF); return the count."""
-    saved = sock.gettimeout()
-    sock.settimeout(idle)
-    total = 0
-    try:
-        while True:
-            try:
-                data = await asyncio.wait_for(sock.recv(CHUNK), WAIT)
-            except TimeoutError:
-                return total
-            if not data:
-                return total
-            total += len(data)
-    finally:
-        sock.settimeout(saved)
-
-
-def pending_connect_target() -> tuple[socket.socket, list[socket.socket]]:
-    """A loopback listener whose accept queue is full: a further connect stays pending."""
-    lst = socket.socket()
-    lst.bind(("127.0.0.1", 0))
-    lst.listen(0)
-    fillers = []
-    for _ in range(4):
-        s = socket.socket()
-        s.setblocking(False)
-        s.connect_ex(lst.getsockname())
-        fillers.append(s)
-    time.sleep(0.05)
-    return lst, fillers
 
 
 class Tasks:

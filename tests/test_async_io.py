@@ -23,13 +23,11 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from _async_helpers import CHUNK, WAIT, listener, tcp_pair
 
 import asocket
 
 pytestmark = pytest.mark.asyncio
-
-WAIT = 5.0  # bound on every wait that should succeed
-CHUNK = 65536
 
 
 # -- helpers -----------------------------------------------------------------------
@@ -53,32 +51,6 @@ FAMILIES = [
     pytest.param(asocket.AF_INET, "127.0.0.1", id="ipv4"),
     pytest.param(asocket.AF_INET6, "::1", id="ipv6", marks=needs_ipv6),
 ]
-
-
-async def listener(family: int = asocket.AF_INET, host: str = "127.0.0.1") -> asocket.socket:
-    lst = asocket.socket(family, asocket.SOCK_STREAM)
-    try:
-        await lst.bind((host, 0))
-        lst.listen()
-    except BaseException:
-        lst.close()
-        raise
-    return lst
-
-
-async def tcp_pair(
-    family: int = asocket.AF_INET, host: str = "127.0.0.1"
-) -> tuple[asocket.socket, asocket.socket]:
-    """A connected (client, server) TCP pair on loopback."""
-    with await listener(family, host) as lst:
-        cli = asocket.socket(family, asocket.SOCK_STREAM)
-        try:
-            await asyncio.wait_for(cli.connect(lst.getsockname()), WAIT)
-            srv, _ = await asyncio.wait_for(lst.accept(), WAIT)
-        except BaseException:
-            cli.close()
-            raise
-    return cli, srv
 
 
 @pytest_asyncio.fixture

@@ -15,13 +15,18 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from _async_helpers import (
+    CHUNK,
+    WAIT,
+    fill,
+    listener,
+    pending_connect_target,
+    small_buffers,
+)
 
 import asocket
 
 pytestmark = pytest.mark.asyncio
-
-WAIT = 5.0  # bound on every wait that should succeed
-CHUNK = 65536
 
 
 @pytest.fixture(autouse=True)
@@ -33,64 +38,6 @@ def _restore_default_timeout() -> Iterator[None]:
     finally:
         asocket.setdefaulttimeout(saved)
         socket.setdefaulttimeout(stdlib_saved)
-
-
-async def listener(family: int = asocket.AF_INET) -> asocket.socket:
-    host = "::1" if family == asocket.AF_INET6 else "127.0.0.1"
-    lst = asocket.socket(family, asocket.SOCK_STREAM)
-    await lst.bind((host, 0))
-    lst.listen()
-    return lst
-
-
-async def tcp_pair() -> tuple[asocket.socket, asocket.socket]:
-    """A connected (client, server) TCP pair on 127.0.0.1."""
-    with await listener() as lst:
-        cli = asocket.socket(asocket.AF_INET, asocket.SOCK_STREAM)
-        try:
-            await asyncio.wait_for(cli.connect(lst.getsockname()), WAIT)
-            srv, _ = await asyncio.wait_for(lst.accept(), WAIT)
-        except BaseException:
-            cli.close()
-            raise
-    return cli, srv
-
-
-def small_buffers(a: asocket.socket, b: asocket.socket) -> None:
-    a.setsockopt(asocket.SOL_SOCKET, asocket.SO_SNDBUF, 4096)
-    b.setsockopt(asocket.SOL_SOCKET, asocket.SO_RCVBUF, 4096)
-
-
-async def fill(sock: asocket.socket) -> int:
-    """Send until not even one more byte fits; return the count. Restores the mode."""
-    saved = sock.gettimeout()
-    sock.settimeout(0.0)
-    total = 0
-    try:
-        for size in (CHUNK, 4096, 256, 1):
-            for _ in range(100_000):
-                try:
-                    total += await sock.send(b"f" * size)
-                except BlockingIOError:
-                    break
-    finally:
-        sock.settimeout(saved)
-    return total
-
-
-def pending_connect_target() -> tuple[socket.socket, list[socket.socket]]:
-    """A loopback listener whose accept queue is full: a further connect stays pending."""
-    lst = socket.socket()
-    lst.bind(("127.0.0.1", 0))
-    lst.listen(0)
-    fillers = []
-    for _ in range(4):
-        s = socket.socket()
-        s.setblocking(False)
-        s.connect_ex(lst.getsockname())
-        fillers.append(s)
-    time.sleep(0.05)
-    return lst, fillers
 
 
 def close_all(*socks: socket.socket | asocket.socket) -> None:

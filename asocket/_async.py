@@ -19,16 +19,13 @@ from typing import Any, Self
 
 from . import _connect, _resolve, _server
 from . import _waiter as w
-from ._core import SocketCore
+from ._core import SocketCore, _socketpair, close_fd
 from ._loop_completion import CompletionWaiter
 from ._loop_readiness import ReadinessWaiter
 from ._waiter import AddrInfo, Waiter, ebadf
 
 LoopWaiter = ReadinessWaiter | CompletionWaiter
 
-# Bound at import: a harness may replace the stdlib module's callables.
-_std_socketpair = socket.socketpair
-_std_close = socket.close
 _MSG_WAITALL = int(getattr(socket, "MSG_WAITALL", 0))
 
 _waiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopWaiter] = (
@@ -41,7 +38,7 @@ def _has_readiness(loop: asyncio.AbstractEventLoop, fd: int | None) -> bool:
     (which no waiter of this loop watches yet) when the fd table is full."""
     pair: tuple[socket.socket, socket.socket] | None = None
     try:
-        pair = _std_socketpair()
+        pair = _socketpair()
         probe = pair[0].fileno()
     except OSError:
         if fd is None:
@@ -137,7 +134,7 @@ class AsyncSocket(SocketCore):
         self._w = None
         fd = self._sock.detach()
         if fd != -1:
-            waiter.forget(fd, partial(_std_close, fd))
+            waiter.forget(fd, partial(close_fd, fd))
 
     def detach(self) -> int:
         """Close the socket object without closing the descriptor, and return the descriptor."""

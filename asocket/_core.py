@@ -50,6 +50,7 @@ _RawSocket = socket.socket
 _dup = socket.dup
 # The C-level socketpair: Lib/socket.py's wrapper builds ``socket.socket`` objects.
 _socketpair = getattr(_socket, "socketpair", socket.socketpair)
+close_fd = _socket.close  # closes a descriptor as the stdlib does (ECONNRESET ignored)
 
 # What a non-blocking connect() reports while the connection proceeds (the C
 # module's SOCK_INPROGRESS_ERR); EINTR also means it goes on asynchronously.

@@ -37,7 +37,7 @@ from typing import Any
 
 from ._loop import LoopWaiter
 from ._timeouts import timed_out
-from ._waiter import Op, ebadf
+from ._waiter import READ, WRITE, Op, ebadf
 
 _POLL_MIN = 0.0005
 _POLL_MAX = 0.02
@@ -53,37 +53,23 @@ async def _accept(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> tuple
     return conn.detach(), address
 
 
-def _twin(
-    loop: asyncio.AbstractEventLoop, op: Op, sock: socket.socket, args: tuple[Any, ...]
-) -> Awaitable[Any] | None:
-    """The ``sock_*`` awaitable that performs ``op(*args)``, or None if there is none."""
-    name = op.name
-    if name == "accept":
-        return _accept(loop, sock)
-    if name == "connect":
-        return loop.sock_connect(sock, args[0])
-    if name == "sendto":
-        if len(args) == 2 or not args[1]:
-            return loop.sock_sendto(sock, args[0], args[-1])
-        return None
-    if args[-1]:  # every other twin takes no flags
-        return None
-    if name == "recv":
-        return loop.sock_recv(sock, args[0])
-    if name == "recv_into":
-        return loop.sock_recv_into(sock, _view(args[0], args[1]))
-    if name == "recvfrom":
-        return loop.sock_recvfrom(sock, args[0])
-    if name == "recvfrom_into":  # asyncio takes len(buffer) in items: hand it bytes
-        return loop.sock_recvfrom_into(sock, memoryview(args[0]).cast("B"), args[1])
-    if name == "sendall":
-        return loop.sock_sendall(sock, args[0])
-    return None
+Twin = Callable[[asyncio.AbstractEventLoop, socket.socket, tuple[Any, ...]], Awaitable[Any]]
 
-
-_TWINS = frozenset(
-    {"accept", "connect", "recv", "recv_into", "recvfrom", "recvfrom_into", "sendall", "sendto"}
-)
+# The sock_* awaitable performing each op, given the op's own arguments. None of
+# them takes flags: a call with flags has no twin (Op.flags finds them).
+_TWINS: dict[str, Twin] = {
+    "accept": lambda loop, sock, args: _accept(loop, sock),
+    "connect": lambda loop, sock, args: loop.sock_connect(sock, args[0]),
+    "recv": lambda loop, sock, args: loop.sock_recv(sock, args[0]),
+    "recv_into": lambda loop, sock, args: loop.sock_recv_into(sock, _view(args[0], args[1])),
+    "recvfrom": lambda loop, sock, args: loop.sock_recvfrom(sock, args[0]),
+    # asyncio takes len(buffer) in items: hand it bytes.
+    "recvfrom_into": lambda loop, sock, args: loop.sock_recvfrom_into(
+        sock, memoryview(args[0]).cast("B"), args[1]
+    ),
+    "sendall": lambda loop, sock, args: loop.sock_sendall(sock, args[0]),
+    "sendto": lambda loop, sock, args: loop.sock_sendto(sock, args[0], args[-1]),
+}
 
 
 class CompletionWaiter(LoopWaiter):
@@ -98,11 +84,7 @@ class CompletionWaiter(LoopWaiter):
         self._locks: dict[tuple[int, int], asyncio.Lock] = {}
 
     def has_twin(self, op: Op, args: tuple[Any, ...]) -> bool:
-        if op.name not in _TWINS:
-            return False
-        if op.name == "sendto":
-            return len(args) == 2 or not args[1]
-        return op.name in ("accept", "connect") or not args[-1]
+        return op.name in _TWINS and not op.flags(args)
 
     async def complete(
         self, op: Op, sock: socket.socket, args: tuple[Any, ...], deadline: float | None
@@ -123,9 +105,7 @@ class CompletionWaiter(LoopWaiter):
             raise timed_out() from None
 
     async def _run_twin(self, fd: int, op: Op, sock: socket.socket, args: tuple[Any, ...]) -> Any:
-        awaitable = _twin(self.loop, op, sock, args)
-        assert awaitable is not None
-        task = asyncio.ensure_future(awaitable, loop=self.loop)
+        task = asyncio.ensure_future(_TWINS[op.name](self.loop, sock, args), loop=self.loop)
         tasks = self._tasks.setdefault(fd, set())
         tasks.add(task)
         try:
@@ -173,7 +153,7 @@ class CompletionWaiter(LoopWaiter):
 
     def forget(self, fd: int, close: Callable[[], None] | None) -> None:
         """Wake everything waiting on ``fd`` with ``OSError(EBADF)``; close once idle."""
-        for event in (0, 1):
+        for event in (READ, WRITE):
             self._backoff.pop((fd, event), None)
             self._locks.pop((fd, event), None)
         for fut in self._polls.pop(fd, ()):

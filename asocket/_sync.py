@@ -17,16 +17,11 @@ from typing import Any, TypeVar
 
 from . import _connect, _server
 from . import _waiter as w
-from ._core import SocketCore
+from ._core import SocketCore, _RawSocket, close_fd
 from ._poll import WAITER
 from ._waiter import Waiter, ebadf
 
 T = TypeVar("T")
-
-# The stdlib's class, bound at import: a program (or a gevent-style test harness)
-# may replace ``socket.socket`` with this face's, and a call-time lookup of
-# ``socket.socket.makefile`` would then recurse.
-_StdSocket = socket.socket
 
 
 def _empty(result: Any) -> bool:
@@ -165,7 +160,7 @@ class SyncSocket(SocketCore):
             fd = self._pending.pop()
         except IndexError:  # another thread took it
             return
-        socket.close(fd)  # as the stdlib closes: ECONNRESET ignored
+        close_fd(fd)
 
     def _decref_socketios(self) -> None:
         if self._io_refs > 0:
@@ -188,7 +183,7 @@ class SyncSocket(SocketCore):
         newline: str | None = None,
     ) -> Any:
         """A file object on the socket, as ``socket.socket.makefile`` (on ``socket.SocketIO``)."""
-        return _StdSocket.makefile(  # type: ignore[call-overload]
+        return _RawSocket.makefile(  # type: ignore[call-overload]
             self,
             mode,
             buffering,

@@ -168,7 +168,7 @@ class AsyncSocket(SocketCore):
         await self._connect(address, False)
 
     async def connect_ex(self, address: Any, /) -> int:
-        """Like :meth:`connect`, but return the errno instead of raising (0: connected)."""
+        """Like ``connect()``, but return the errno instead of raising (0: connected)."""
         return await self._connect(address, True)
 
     async def recv(self, bufsize: int, flags: int = 0, /) -> bytes:
@@ -200,7 +200,7 @@ class AsyncSocket(SocketCore):
     async def recvmsg_into(
         self, buffers: Iterable[Any], ancbufsize: int = 0, flags: int = 0, /
     ) -> tuple[int, list[tuple[int, int, bytes]], int, Any]:
-        """Like :meth:`recvmsg`, into ``buffers``: ``(nbytes, ancdata, msg_flags, address)``."""
+        """Like ``recvmsg()``, into ``buffers``: ``(nbytes, ancdata, msg_flags, address)``."""
         return await self._io(w.RECVMSG_INTO, self._sock.recvmsg_into, buffers, ancbufsize, flags)
 
     async def send(self, data: Any, flags: int = 0, /) -> int:
@@ -283,10 +283,28 @@ async def create_connection(
     source_address: Any = None,
     *,
     all_errors: bool = False,
+    happy_eyeballs_delay: float | None = _connect.DELAY,
 ) -> AsyncSocket:
-    """Connect to ``(host, port)`` and return the socket; see ``socket.create_connection``."""
+    """Connect to ``(host, port)`` and return the connected socket.
+
+    As ``socket.create_connection``, with Happy Eyeballs (RFC 8305): the
+    addresses ``getaddrinfo`` returns are interleaved by family and raced, a
+    new attempt starting every ``happy_eyeballs_delay`` seconds (0.25) or as
+    soon as one fails; the first to connect wins and the others are closed.
+    ``happy_eyeballs_delay=None`` tries one address at a time, in order.
+    ``timeout`` (else the default timeout) bounds the whole call and is then
+    set on the socket. ``source_address`` is bound first. Raises the last
+    attempt's error (``TimeoutError('timed out')`` at the deadline), or with
+    ``all_errors=True`` an ``ExceptionGroup`` of every attempt's error.
+    """
     return await _connect.create_connection(
-        AsyncSocket, _running_waiter(), address, timeout, source_address, all_errors
+        AsyncSocket,
+        _running_waiter(),
+        address,
+        timeout,
+        source_address,
+        all_errors,
+        happy_eyeballs_delay,
     )
 
 

@@ -1,16 +1,75 @@
-"""``create_connection``: resolve, then try each address in turn (both faces)."""
+"""``create_connection``: resolve, then race the addresses (Happy Eyeballs, RFC 8305).
+
+One driver for both faces. Attempts are non-blocking connects; the driver
+waits for any of them with the face's ``Waiter.wait_any`` (``poll()`` on the
+sync face, the loop on the async one), so neither face needs a task or a
+thread per attempt.
+"""
 
 from __future__ import annotations
 
+import math
+import os
 import socket
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections import deque
+from collections.abc import Callable, Sequence
+from functools import partial
+from itertools import zip_longest
+from typing import Any, Final, TypeVar
 
-from . import _resolve
-from ._core import SocketCore
-from ._waiter import Waiter
+from . import _resolve, _timeouts
+from ._core import _CONNECTING, SocketCore
+from ._waiter import WRITE, AddrInfo, Waiter
 
 S = TypeVar("S", bound=SocketCore)
+
+DELAY: Final = 0.25
+"""RFC 8305's recommended Connection Attempt Delay, in seconds."""
+
+_DEFAULT = socket._GLOBAL_DEFAULT_TIMEOUT  # type: ignore[attr-defined]
+
+
+def interleave(infos: Sequence[AddrInfo]) -> list[AddrInfo]:
+    """``infos`` reordered to alternate between address families (RFC 8305, section 4).
+
+    The first family is the first address's; each family keeps the resolver's
+    order of preference: ``[v6a, v6b, v4a, v4b]`` becomes ``[v6a, v4a, v6b, v4b]``.
+    """
+    families: dict[int, list[AddrInfo]] = {}
+    for info in infos:
+        families.setdefault(info[0], []).append(info)
+    return [info for row in zip_longest(*families.values()) for info in row if info is not None]
+
+
+def check_delay(delay: float | None) -> float | None:
+    """``happy_eyeballs_delay`` as a float; ``None`` (one address at a time) passes.
+
+    Raises ``TypeError`` for a non-number and ``ValueError`` for a negative or NaN one.
+    """
+    if delay is None:
+        return None
+    if not isinstance(delay, int | float):
+        kind = type(delay).__name__
+        raise TypeError(f"happy_eyeballs_delay must be a number or None, not {kind}")
+    value = float(delay)
+    if math.isnan(value) or value < 0:
+        raise ValueError("happy_eyeballs_delay must be non-negative or None")
+    return value
+
+
+async def _start(new: Callable[[int, int, int], S], info: AddrInfo, source: Any) -> tuple[S, int]:
+    """A new socket, non-blocking, and its connect to ``info`` begun: ``(sock, errno)``."""
+    family, type_, proto, _canonname, address = info
+    sock = new(family, type_, proto)
+    try:
+        sock._waiter()  # the driver waits on it through the face's waiter: close() must know
+        sock.settimeout(0.0)
+        if source:
+            await sock._bind(source)
+        return sock, await sock._connect(address, True)
+    except BaseException:
+        sock.close()
+        raise
 
 
 async def create_connection(
@@ -20,38 +79,95 @@ async def create_connection(
     timeout: Any,
     source_address: Any,
     all_errors: bool,
+    delay: float | None = DELAY,
 ) -> S:
-    """Connect to ``(host, port)``: every address ``getaddrinfo`` returns, in its order.
+    """Connect to ``(host, port)``, racing its addresses as RFC 8305 says.
 
-    As ``socket.create_connection``: ``timeout`` (unless left at the default
-    sentinel) is set on each new socket before it connects; the last error
-    is raised, or with ``all_errors=True`` an ``ExceptionGroup`` of them all.
+    The addresses are interleaved by family; a new attempt starts ``delay``
+    seconds after the last one began, or at once when one fails (``delay=None``:
+    one attempt at a time, in the resolver's order, as the stdlib). The first
+    to connect wins and every other attempt is closed. ``timeout`` (else the
+    default timeout) bounds the whole call, resolution included where the face
+    can interrupt it, and is then set on the socket returned. Raises the last
+    attempt's error (``TimeoutError('timed out')`` at the deadline), or with
+    ``all_errors=True`` an ``ExceptionGroup`` of every attempt's error.
     """
     host, port = address
-    exceptions: list[OSError] = []
-    infos = await _resolve.getaddrinfo(waiter.getaddrinfo, host, port, 0, socket.SOCK_STREAM)
-    for family, type_, proto, _canonname, sockaddr in infos:
-        sock = None
-        try:
-            sock = new(family, type_, proto)
-            if timeout is not socket._GLOBAL_DEFAULT_TIMEOUT:  # type: ignore[attr-defined]
-                sock.settimeout(timeout)
-            if source_address:
-                await sock._bind(source_address)
-            await sock._connect(sockaddr, False)
-            exceptions.clear()  # no reference cycle through the tracebacks
-            return sock
-        except OSError as exc:
-            if not all_errors:
-                exceptions.clear()
-            exceptions.append(exc)
-            if sock is not None:
+    delay = check_delay(delay)
+    timeout = _timeouts.getdefaulttimeout() if timeout is _DEFAULT else _timeouts.check(timeout)
+    deadline = None if timeout is None else waiter.clock() + timeout
+    infos = await _resolve.getaddrinfo(
+        partial(waiter.getaddrinfo, deadline=deadline), host, port, 0, socket.SOCK_STREAM
+    )
+    if not infos:
+        raise OSError("getaddrinfo returns an empty list")
+    todo = deque(interleave(infos) if delay is not None else infos)
+    errors: list[OSError] = []
+    racing: list[tuple[S, Any]] = []  # attempts under way, oldest first
+    next_start = waiter.clock()
+    try:
+        while todo or racing:
+            now = waiter.clock()
+            if deadline is not None and now >= deadline and timeout != 0.0:
+                errors.extend(_timeouts.timed_out() for _ in range(max(len(racing), 1)))
+                break
+            if todo and (not racing or (delay is not None and now >= next_start)):
+                info = todo.popleft()
+                try:
+                    sock, err = await _start(new, info, source_address)
+                except OSError as exc:
+                    errors.append(exc)
+                    continue
+                if err == 0:
+                    return _won(sock, info[4], timeout, racing, errors)
+                if err in _CONNECTING and timeout != 0.0:  # (with 0.0 it fails as the stdlib)
+                    racing.append((sock, info[4]))
+                    next_start = now + (delay or 0.0)
+                else:
+                    sock.close()
+                    errors.append(OSError(err, os.strerror(err)))
+                continue
+            until = deadline
+            if todo and delay is not None and (deadline is None or next_start < deadline):
+                until = next_start
+            ready = await waiter.wait_any([s.fileno() for s, _ in racing], WRITE, until)
+            for entry in [e for e in racing if e[0].fileno() in ready]:
+                sock, sockaddr = entry
+                err_or_none = sock._connect_status()
+                if err_or_none is None:  # not yet: an early wake-up
+                    continue
+                racing.remove(entry)
+                if err_or_none == 0:
+                    return _won(sock, sockaddr, timeout, racing, errors)
                 sock.close()
-    if exceptions:
-        try:
-            if not all_errors:
-                raise exceptions[0]
-            raise ExceptionGroup("create_connection failed", exceptions)
-        finally:
-            exceptions.clear()
-    raise OSError("getaddrinfo returns an empty list")
+                errors.append(OSError(err_or_none, os.strerror(err_or_none)))
+                next_start = waiter.clock()  # a failure starts the next attempt at once
+    except BaseException:
+        for sock, _ in racing:
+            sock.close()
+        errors.clear()
+        raise
+    for sock, _ in racing:
+        sock.close()
+    try:
+        if all_errors:
+            raise ExceptionGroup("create_connection failed", errors)
+        raise errors[-1]
+    finally:
+        errors.clear()  # no reference cycle through the tracebacks
+
+
+def _won(
+    sock: S, address: Any, timeout: float | None, racing: list[tuple[S, Any]], errors: list[OSError]
+) -> S:
+    """Close the losers and hand ``sock`` over in the mode ``timeout`` says."""
+    for loser, _ in racing:
+        loser.close()
+    racing.clear()
+    errors.clear()
+    try:
+        sock._connected(address, timeout)
+    except BaseException:
+        sock.close()
+        raise
+    return sock

@@ -171,7 +171,7 @@ class SocketCore:
 
     @property
     def timeout(self) -> float | None:
-        """The timeout mode, as :meth:`gettimeout` returns it."""
+        """The timeout mode, as ``gettimeout()`` returns it."""
         return self._timeout
 
     def fileno(self) -> int:
@@ -445,6 +445,26 @@ class SocketCore:
         if ex:
             return err
         raise_errno(err)
+
+    def _connect_status(self) -> int | None:
+        """A non-blocking connect under way, after a wake-up: 0 once connected, the errno
+        it failed with, or None while it still proceeds (the wake-up was early)."""
+        sock = self._sock
+        err: int = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if err:
+            return err
+        try:
+            sock.getpeername()
+        except OSError as exc:
+            return None if exc.errno == errno.ENOTCONN else exc.errno
+        return 0
+
+    def _connected(self, address: Any, timeout: float | None) -> None:
+        """Enter the mode ``timeout`` after a non-blocking connect to ``address`` succeeded,
+        leaving the socket as a connect() in that mode would."""
+        self.settimeout(timeout)
+        if timeout is None:
+            _settle(self._sock, address)
 
     async def _sendall(self, data: Any, flags: int) -> None:
         sock = self._sock

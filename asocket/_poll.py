@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import select
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ._timeouts import timed_out
@@ -46,12 +46,36 @@ class PollWaiter(NoTwins):
         if timeout <= 0 or not poller.poll(timeout * 1000.0):
             raise timed_out()
 
+    async def wait_any(self, fds: Sequence[int], event: int, deadline: float | None) -> list[int]:
+        """Block until one of ``fds`` is ready for ``event``: those that are; ``[]`` at
+        ``deadline``."""
+        mask = _EVENTS[event] if _HAS_POLL else 0
+        if not _HAS_POLL:  # pragma: no cover - Windows
+            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+            r, w, x = select.select(*((fds, [], fds) if event == READ else ([], fds, fds)), timeout)
+            return [fd for fd in fds if fd in r or fd in w or fd in x]
+        poller = select.poll()
+        for fd in fds:
+            poller.register(fd, mask)
+        if deadline is None:
+            return [fd for fd, _ in poller.poll()]
+        timeout = deadline - time.monotonic()
+        return [fd for fd, _ in poller.poll(timeout * 1000.0)] if timeout > 0 else []
+
     def forget(self, fd: int, close: Callable[[], None] | None) -> None:
         if close is not None:
             close()
 
     async def getaddrinfo(
-        self, host: Any, port: Any, family: int = 0, type: int = 0, proto: int = 0, flags: int = 0
+        self,
+        host: Any,
+        port: Any,
+        family: int = 0,
+        type: int = 0,
+        proto: int = 0,
+        flags: int = 0,
+        *,
+        deadline: float | None = None,
     ) -> list[AddrInfo]:
         return _getaddrinfo(host, port, family, type, proto, flags)
 

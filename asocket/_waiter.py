@@ -17,7 +17,7 @@ from __future__ import annotations
 import errno
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Final, NamedTuple, NoReturn, Protocol
 
 READ: Final = 0
@@ -98,6 +98,11 @@ class Waiter(Protocol):
         """
         ...
 
+    async def wait_any(self, fds: Sequence[int], event: int, deadline: float | None) -> list[int]:
+        """Return the fds of ``fds`` that may be ready for ``event`` (false positives
+        allowed), once one may be; ``[]`` once ``deadline`` passes first."""
+        ...
+
     def has_twin(self, op: Op, args: tuple[Any, ...]) -> bool:
         """True if :meth:`complete` performs ``op`` with these arguments."""
         ...
@@ -114,9 +119,21 @@ class Waiter(Protocol):
         ...
 
     async def getaddrinfo(
-        self, host: Any, port: Any, family: int = 0, type: int = 0, proto: int = 0, flags: int = 0
+        self,
+        host: Any,
+        port: Any,
+        family: int = 0,
+        type: int = 0,
+        proto: int = 0,
+        flags: int = 0,
+        *,
+        deadline: float | None = None,
     ) -> list[AddrInfo]:
-        """``socket.getaddrinfo`` without blocking the face's event loop (if any)."""
+        """``socket.getaddrinfo`` without blocking the face's event loop (if any).
+
+        An event loop's waiter raises ``TimeoutError('timed out')`` once ``deadline``
+        passes; the sync face's cannot interrupt the C library, as the stdlib's cannot.
+        """
         ...
 
     async def sleep(self, delay: float) -> None:

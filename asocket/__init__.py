@@ -10,6 +10,8 @@ a drop-in for the stdlib module, on the same core.
 from . import _stdlib
 from ._async import (
     AsyncSocket,
+    AsyncSocket as SocketType,
+    AsyncSocket as socket,
     create_connection,
     create_server,
     from_socket,
@@ -24,11 +26,14 @@ from ._async import (
     send_fds,
     socketpair,
 )
-from ._async import AsyncSocket as SocketType
-from ._async import AsyncSocket as socket
 from ._serve import Server, serve_tcp, serve_unix
-from ._stdlib import *  # noqa: F403
 from ._timeouts import getdefaulttimeout, setdefaulttimeout
+
+# isort: split
+# Last: the stdlib's constants, helpers and exceptions. (At run time _stdlib.__all__ leaves
+# out socket, create_connection..., bound above; a type checker sees the stdlib's too, and
+# keeps the names bound first.)
+from ._stdlib import *  # type: ignore[assignment]  # noqa: F403
 
 __version__ = "0.1.0"
 
@@ -54,5 +59,5 @@ __all__ = [
     "setdefaulttimeout",
     "socket",
     "socketpair",
+    *_stdlib._NAMES,
 ]
-__all__ += _stdlib.__all__

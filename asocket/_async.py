@@ -17,8 +17,7 @@ from collections.abc import Iterable
 from functools import partial
 from typing import Any, Self
 
-from . import _connect, _resolve, _server
-from . import _waiter as w
+from . import _connect, _resolve, _server, _waiter as w
 from ._core import SocketCore, _socketpair, close_fd
 from ._loop_completion import CompletionWaiter
 from ._loop_readiness import ReadinessWaiter

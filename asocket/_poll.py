@@ -14,8 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ._timeouts import timed_out
-from ._waiter import READ, AddrInfo, NoTwins
-from ._waiter import getaddrinfo as _getaddrinfo
+from ._waiter import READ, AddrInfo, NoTwins, getaddrinfo as _getaddrinfo
 
 _HAS_POLL = hasattr(select, "poll")
 _EVENTS = {READ: select.POLLIN | select.POLLPRI, 1: select.POLLOUT} if _HAS_POLL else {}

@@ -13,8 +13,7 @@ from collections.abc import Awaitable, Callable
 from functools import lru_cache
 from typing import Any
 
-from ._waiter import AddrInfo
-from ._waiter import getaddrinfo as _getaddrinfo
+from ._waiter import AddrInfo, getaddrinfo as _getaddrinfo
 
 Resolver = Callable[..., Awaitable[list[AddrInfo]]]
 

@@ -7,23 +7,47 @@ Both faces re-export this module with ``from ._stdlib import *``.
 """
 
 import socket as _socket
+import typing as _typing
 from socket import *  # noqa: F403
-from socket import (  # type: ignore[attr-defined]
-    _GLOBAL_DEFAULT_TIMEOUT,
-    EAGAIN,
-    EBADF,
-    EWOULDBLOCK,
-    AddressInfo,
-    MsgFlag,
-    SocketIO,
-    error,
-    gaierror,
-    herror,
-    timeout,
+from socket import (  # type: ignore[attr-defined]  # (X as X: re-exported)
+    _GLOBAL_DEFAULT_TIMEOUT as _GLOBAL_DEFAULT_TIMEOUT,
+    EAGAIN as EAGAIN,
+    EBADF as EBADF,
+    EWOULDBLOCK as EWOULDBLOCK,
+    AddressInfo as AddressInfo,
+    MsgFlag as MsgFlag,
+    SocketIO as SocketIO,
+    error as error,
+    gaierror as gaierror,
+    herror as herror,
+    timeout as timeout,
 )
 
-# Public module attributes that socket.__all__ leaves out.
-__all__ = [
+# Each face binds its own versions of these.
+_FACE_NAMES = frozenset(
+    {
+        "socket",
+        "SocketType",
+        "socketpair",
+        "fromfd",
+        "create_connection",
+        "create_server",
+        "getaddrinfo",
+        "getnameinfo",
+        "gethostbyname",
+        "gethostbyname_ex",
+        "gethostbyaddr",
+        "getfqdn",
+        "getdefaulttimeout",
+        "setdefaulttimeout",
+        "send_fds",
+        "recv_fds",
+    }
+)
+
+# The public module attributes that socket.__all__ leaves out, then socket.__all__
+# without the faces' names.
+_NAMES = [
     "_GLOBAL_DEFAULT_TIMEOUT",
     "EAGAIN",
     "EBADF",
@@ -35,22 +59,10 @@ __all__ = [
     "gaierror",
     "herror",
     "timeout",
+    *(name for name in _socket.__all__ if name not in _FACE_NAMES),
 ]
-__all__ += _socket.__all__
-# Each face binds its own versions of these.
-__all__.remove("socket")
-__all__.remove("SocketType")
-__all__.remove("socketpair")
-__all__.remove("fromfd")
-__all__.remove("create_connection")
-__all__.remove("create_server")
-__all__.remove("getaddrinfo")
-__all__.remove("getnameinfo")
-__all__.remove("gethostbyname")
-__all__.remove("gethostbyname_ex")
-__all__.remove("gethostbyaddr")
-__all__.remove("getfqdn")
-__all__.remove("getdefaulttimeout")
-__all__.remove("setdefaulttimeout")
-__all__.remove("send_fds")
-__all__.remove("recv_fds")
+if not _typing.TYPE_CHECKING:
+    # Hidden from type checkers: seeing no __all__, they take every name the star import
+    # above brings, typed as the stdlib's stubs type them (socket.__all__ is built at
+    # run time, which they cannot follow).
+    __all__ = _NAMES

@@ -15,8 +15,7 @@ from collections.abc import Callable, Coroutine, Iterable
 from functools import partial
 from typing import Any, TypeVar
 
-from . import _connect, _server
-from . import _waiter as w
+from . import _connect, _server, _waiter as w
 from ._core import SocketCore, _RawSocket, close_fd
 from ._poll import WAITER
 from ._waiter import Waiter, ebadf
@@ -140,15 +139,23 @@ class SyncSocket(SocketCore):
             return
         self._closing = True
         if self._blocked:
-            # Linux wakes a thread blocked in recv/accept/poll on shutdown, not on close.
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             # Keep the fd number until the last blocked thread leaves: a woken thread still
             # in poll() (or about to enter it) must not watch a new socket that reuses it.
+            # Detached first, so a woken thread already finds fileno() == -1.
             fd = sock.detach()
             if fd != -1:  # -1: a concurrent close() detached it first
+                # Linux wakes a thread blocked in recv/accept/poll on shutdown, not on close.
+                # (Nobody else closes the fd before it is in _pending.)
+                try:
+                    waker = _RawSocket(fileno=fd)
+                except OSError:
+                    pass
+                else:
+                    try:
+                        waker.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+                    waker.detach()
                 self._pending.append(fd)
             if not self._blocked:
                 self._close_pending()

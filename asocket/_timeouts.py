@@ -55,7 +55,7 @@ def getdefaulttimeout() -> float | None:
 def setdefaulttimeout(timeout: float | None) -> None:
     """Set the default timeout in seconds (float) for new sockets; ``None``: no timeout.
 
-    Raises the stdlib's exceptions for a bad value (see :func:`check`).
+    Raises what ``settimeout()`` raises for a bad value, as the stdlib does.
     """
     global _default
     _default = check(timeout)

@@ -19,18 +19,23 @@ from socket import (
 
 from . import _stdlib
 from ._serve_threads import ThreadedServer, serve_tcp, serve_unix
-from ._stdlib import *  # noqa: F403
 from ._sync import (
     SyncSocket,
+    SyncSocket as SocketType,
+    SyncSocket as socket,
     create_connection,
     create_server,
     from_socket,
     fromfd,
     socketpair,
 )
-from ._sync import SyncSocket as SocketType
-from ._sync import SyncSocket as socket
 from ._timeouts import getdefaulttimeout, setdefaulttimeout
+
+# isort: split
+# Last: the stdlib's constants, helpers and exceptions. (At run time _stdlib.__all__ leaves
+# out socket, create_connection..., bound above; a type checker sees the stdlib's too, and
+# keeps the names bound first.)
+from ._stdlib import *  # type: ignore[assignment]  # noqa: F403
 
 __all__ = [
     "SyncSocket",
@@ -54,5 +59,5 @@ __all__ = [
     "setdefaulttimeout",
     "socket",
     "socketpair",
+    *_stdlib._NAMES,
 ]
-__all__ += _stdlib.__all__

@@ -374,6 +374,32 @@ def test_close_from_another_thread_wakes_a_blocked_thread(scene: str, short_tmp:
 
 
 @pytest.mark.parametrize("timeout", [None, 60.0])
+def test_a_thread_woken_by_close_already_finds_the_socket_closed(timeout: float | None) -> None:
+    """The woken thread's EBADF and ``fileno() == -1`` agree: close() detaches the fd
+    before it shuts the socket down to wake the thread (it used to be the other way
+    round, so a woken thread could still see the old number for a moment)."""
+    for _ in range(30):
+        sock = S.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind((LOOPBACK, 0))
+        sock.settimeout(timeout)
+        seen: list[int] = []
+
+        def read(sock: Any = sock, seen: list[int] = seen) -> None:
+            try:
+                sock.recvfrom(100)
+            except OSError:
+                seen.append(sock.fileno())
+
+        thread = threading.Thread(target=read)
+        thread.start()
+        time.sleep(0.002)  # races both ways: sometimes before the thread blocks
+        sock.close()
+        thread.join(JOIN)
+        assert not thread.is_alive()
+        assert seen == [-1]
+
+
+@pytest.mark.parametrize("timeout", [None, 60.0])
 def test_close_wakes_a_reader_and_a_writer_blocked_on_one_socket(timeout: float | None) -> None:
     a, b = S.socketpair()
     with b:

@@ -101,6 +101,8 @@ async def create_connection(
     )
     if not infos:
         raise OSError("getaddrinfo returns an empty list")
+    if len(infos) == 1:  # nothing to race: connect as the stdlib does, in the final mode
+        return await _connect_one(new, infos[0], timeout, deadline, source_address, all_errors)
     todo = deque(interleave(infos) if delay is not None else infos)
     errors: list[OSError] = []
     racing: list[tuple[S, Any]] = []  # attempts under way, oldest first
@@ -155,6 +157,36 @@ async def create_connection(
         raise errors[-1]
     finally:
         errors.clear()  # no reference cycle through the tracebacks
+
+
+async def _connect_one(
+    new: Callable[[int, int, int], S],
+    info: AddrInfo,
+    timeout: float | None,
+    deadline: float | None,
+    source: Any,
+    all_errors: bool,
+) -> S:
+    """The one address there is: a connect in the mode ``timeout`` says, by ``deadline``."""
+    family, type_, proto, _canonname, address = info
+    sock = None
+    try:
+        sock = new(family, type_, proto)
+        sock.settimeout(timeout)
+        if source:
+            await sock._bind(source)
+        await sock._connect(address, False, deadline)
+        return sock
+    except OSError as exc:
+        if sock is not None:
+            sock.close()
+        if all_errors:
+            raise ExceptionGroup("create_connection failed", [exc]) from None
+        raise
+    except BaseException:
+        if sock is not None:
+            sock.close()
+        raise
 
 
 def _won(

@@ -376,8 +376,11 @@ class SocketCore:
     async def _bind(self, address: Any) -> None:
         self._sock.bind(await self._resolve(address))
 
-    async def _connect(self, address: Any, ex: bool) -> int:
-        """``connect`` (``ex=False``: raise) or ``connect_ex`` (``ex=True``: return the errno)."""
+    async def _connect(self, address: Any, ex: bool, until: float | None = None) -> int:
+        """``connect`` (``ex=False``: raise) or ``connect_ex`` (``ex=True``: return the errno).
+
+        ``until``: a deadline that ends the wait earlier than the mode's would.
+        """
         address = await self._resolve(address)
         sock = self._sock
         timeout = self._timeout
@@ -385,6 +388,8 @@ class SocketCore:
         deadline: float | None = None
         if timeout != 0.0:
             waiter, deadline = self._begin_wait()
+            if until is not None and (deadline is None or until < deadline):
+                deadline = until
             # (Not for AF_UNIX: asyncio's sock_connect takes a full backlog's EAGAIN for
             # "in progress" and reports a connection that never happened.)
             if self._family != _AF_UNIX and waiter.has_twin(CONNECT, (address,)):

@@ -49,6 +49,12 @@ class LoopWaiter:
     async def wait_any(self, fds: Sequence[int], event: int, deadline: float | None) -> list[int]:
         """Wait on each fd with :meth:`wait` at once: the fds whose wait returned first;
         ``[]`` at ``deadline``."""
+        if len(fds) == 1:  # the usual case (one attempt under way): no task needed
+            try:
+                await self.wait(fds[0], event, deadline)
+            except TimeoutError:
+                return []
+            return list(fds)
         waits = [asyncio.ensure_future(self.wait(fd, event, None)) for fd in fds]
         try:
             timeout = None if deadline is None else max(0.0, deadline - self.clock())

@@ -1,13 +1,14 @@
 """asocket benchmarks: every peer side by side, in one process run.
 
     /work/venv/bin/python benchmarks/bench.py            # full run, under 2 minutes
-    /work/venv/bin/python benchmarks/bench.py --quick    # about 10 seconds
+    /work/venv/bin/python benchmarks/bench.py --quick    # about 15 seconds
 
 Sections (see README.md): 1. recv of buffered data, per call; 2. 1-byte
 ping-pong round trip; 3. bulk throughput over loopback TCP; 4. syscalls per
-ping-pong round trip under ``strace`` (skipped, with a note, without strace).
-Every loop is bounded in count and in time; only loopback TCP and
-``socketpair`` are used, and every socket is closed.
+ping-pong round trip under ``strace`` (skipped, with a note, without strace);
+5. connection set-up (connect + close) and Happy Eyeballs time to connect.
+Every loop is bounded in count and in time; only loopback TCP (127.0.0.1,
+::1) and ``socketpair`` are used, and every socket is closed.
 """
 
 from __future__ import annotations
@@ -24,13 +25,14 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import _bulk
 import _common as c
+import _connect
 import _pingpong
 import _recv
 import _strace
 
 import asocket
 
-SECTIONS = ("recv", "pingpong", "bulk", "strace")
+SECTIONS = ("recv", "pingpong", "bulk", "strace", "connect")
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,7 @@ class Plans:
     pingpong: c.Plan
     bulk: _bulk.BulkPlan
     strace: tuple[int, int, list[str]]  # n1, n2 round trips; peers
+    connect: _connect.ConnectPlan
 
 
 FULL = Plans(  # under a minute
@@ -50,13 +53,21 @@ FULL = Plans(  # under a minute
     pingpong=c.Plan(batch=500, batches=15, warmup=1, budget=0.5),
     bulk=_bulk.BulkPlan(total=64 << 20, reps=5, budget=0.5),
     strace=(500, 2500, _strace.PEERS),
+    connect=_connect.ConnectPlan(  # about 20 seconds
+        rate=c.Plan(batch=100, batches=20, warmup=1, budget=0.3),
+        eyeballs=c.Plan(batch=1, batches=5, warmup=0, budget=2.5),
+    ),
 )
-QUICK = Plans(  # about 10 seconds
+QUICK = Plans(  # about 15 seconds
     rounds=2,
     recv=c.Plan(batch=1000, batches=15, warmup=1, budget=0.06),
     pingpong=c.Plan(batch=250, batches=8, warmup=1, budget=0.15),
     bulk=_bulk.BulkPlan(total=64 << 20, reps=3, budget=0.2),
     strace=(200, 1200, _strace.REQUIRED),
+    connect=_connect.ConnectPlan(  # about 5 seconds
+        rate=c.Plan(batch=50, batches=5, warmup=1, budget=0.05),
+        eyeballs=c.Plan(batch=1, batches=2, warmup=0, budget=0.5),
+    ),
 )
 
 
@@ -91,13 +102,13 @@ def _pin(pin: bool) -> set[int] | None:
     cpus = os.sched_getaffinity(0)
     cpu = min(cpus)
     os.sched_setaffinity(0, {cpu})
-    print(f"Pinned to CPU {cpu} for sections 1-3 (--no-pin to let threads spread).")
+    print(f"Pinned to CPU {cpu} for sections 1-3 and 5 (--no-pin to let threads spread).")
     return cpus
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="a run of about 10 seconds")
+    parser.add_argument("--quick", action="store_true", help="a run of about 15 seconds")
     parser.add_argument(
         "--sections",
         default=",".join(SECTIONS),
@@ -109,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-pin",
         action="store_true",
-        help="do not pin the process to one CPU for sections 1-3 (thread peers get noisy)",
+        help="do not pin the process to one CPU for sections 1-3 and 5 (thread peers get noisy)",
     )
     parser.add_argument("--child", metavar="PEER", help=argparse.SUPPRESS)
     parser.add_argument("-n", "--count", type=int, default=1000, help=argparse.SUPPRESS)
@@ -179,6 +190,30 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\n4. syscalls per round trip: skipped ({reason})")
         else:
             _strace.print_table(_strace.run(n1, n2, select, peers), n1, n2)
+
+    if "connect" in sections:
+        if cpus is not None:
+            os.sched_setaffinity(0, {min(cpus)})
+        cplan = plans.connect
+        rate, eyeballs = _connect.run(cplan, select, plans.rounds)
+        c.print_table(
+            f"5a. connection set-up to a 127.0.0.1 listener, per call: connect + close "
+            f"({cplan.rate.batch} per batch; {plans.rounds} rounds)",
+            "us/conn",
+            rate,
+            _connect.BASELINE,
+        )
+        c.print_versus(rate, _connect.VERSUS)
+        c.print_table(
+            "5b. time to connect to localhost = [::1, 127.0.0.1], ::1 black-holed "
+            f"(up to {cplan.eyeballs.batches} connects per row; 1 round)",
+            "ms",
+            eyeballs,
+            _connect.EYEBALLS_BASELINE,
+        )
+        c.print_versus(eyeballs, _connect.EYEBALLS_VERSUS)
+        if cpus is not None:
+            os.sched_setaffinity(0, cpus)
 
     print(f"\ntotal time {time.perf_counter() - started:.1f} s")
     return 0

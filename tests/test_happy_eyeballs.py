@@ -107,6 +107,7 @@ class FakeSock:
         self.done_at = NEVER
         self.outcome = 0
         self.settled: Any = "not connected"
+        self.until: float | None = None
 
     def _waiter(self) -> Net:
         return self.net
@@ -117,11 +118,21 @@ class FakeSock:
     async def _bind(self, address: Any) -> None:
         self.bound = address
 
-    async def _connect(self, address: Any, ex: bool) -> int:
-        assert ex and self.timeouts[-1] == 0.0  # a non-blocking connect_ex
+    async def _connect(self, address: Any, ex: bool, until: float | None = None) -> int:
         self.address = address
         self.started = self.net.now
         after, self.outcome = self.net.script[address[0]]
+        if not ex:  # the one address there is: a connect in the socket's own mode
+            self.until = until
+            if until is not None and self.net.now + after > until:
+                self.net.now = max(self.net.now, until)
+                raise timed_out()
+            assert after != NEVER, "the connect would wait forever"
+            self.net.now += after
+            if self.outcome:
+                raise OSError(self.outcome, os.strerror(self.outcome))
+            return 0
+        assert self.timeouts[-1] == 0.0  # a non-blocking connect_ex
         if after == 0.0:
             return self.outcome  # at once: connected (0) or failed
         self.done_at = self.net.now + after
@@ -242,7 +253,7 @@ def test_delay_none_tries_one_address_at_a_time_in_the_resolvers_order() -> None
 
 
 def test_an_early_wake_up_keeps_waiting() -> None:
-    net = Net([info(V4, "10.0.0.1")], {"10.0.0.1": (0.3, 0)})
+    net = Net([info(V4, "10.0.0.1"), info(V4, "10.0.0.2")], {"10.0.0.1": (0.2, 0)})
 
     real = net.wait_any
 
@@ -254,7 +265,8 @@ def test_an_early_wake_up_keeps_waiting() -> None:
 
     net.wait_any = early  # type: ignore[method-assign]
     assert connect(net).address == ("10.0.0.1", 443)
-    assert net.now == pytest.approx(0.3)
+    assert net.now == pytest.approx(0.2)
+    assert len(net.sockets) == 1
 
 
 def test_socket_creation_failing_moves_on() -> None:
@@ -269,6 +281,26 @@ def test_source_address_is_bound_for_every_attempt() -> None:
     net = Net(DUAL, {"::a": (NEVER, 0), "10.0.0.1": (0.01, 0)})
     connect(net, source_address=("", 0))
     assert [s.bound for s in net.sockets] == [("", 0), ("", 0)]
+
+
+def test_one_address_connects_in_its_final_mode_without_a_race() -> None:
+    net = Net([info(V4, "10.0.0.1")], {"10.0.0.1": (0.5, 0)})
+    sock = connect(net, timeout=2.0)
+    assert sock.timeouts == [2.0] and sock.until == pytest.approx(2.0)
+    assert net.now == pytest.approx(0.5)
+    net = Net([info(V4, "10.0.0.1")], {"10.0.0.1": (5.0, 0)}, resolve_time=1.5)
+    with pytest.raises(TimeoutError, match="timed out"):
+        connect(net, timeout=2.0)  # the resolver took 1.5 of the 2 seconds
+    assert net.now == pytest.approx(2.0) and net.open() == []
+    net = Net([info(V4, "10.0.0.1")], {"10.0.0.1": (0.1, REFUSED)})
+    with pytest.raises(ConnectionRefusedError):
+        connect(net, source_address=("10.0.0.9", 0))
+    assert net.sockets[0].bound == ("10.0.0.9", 0) and net.open() == []
+    net = Net([info(V4, "10.0.0.1")], {"10.0.0.1": (0.1, REFUSED)})
+    with pytest.raises(ExceptionGroup) as group:
+        connect(net, all_errors=True)
+    assert group.value.message == "create_connection failed"
+    assert [type(e) for e in group.value.exceptions] == [ConnectionRefusedError]
 
 
 # -- errors and the deadline ----------------------------------------------------------

@@ -1,0 +1,119 @@
+"""An asyncio TCP echo server built on asocket.serve_tcp.
+
+Every byte a client sends comes straight back to it, so nc, socat and
+echo_client.py all get back exactly what they sent:
+
+    python examples/echo_server.py --port 8000
+    python examples/echo_client.py --port 8000 hello world
+    printf 'hello\\n' | nc -N 127.0.0.1 8000
+
+serve_tcp runs one task per connection, caps how many run at once
+(--max-connections: while full it stops accepting, so the kernel's backlog
+queues the rest) and logs a handler's crash instead of dying with it.
+
+Ctrl-C (SIGINT) or SIGTERM shuts the server down gracefully: it stops
+accepting, lets open connections go on for up to --grace-period seconds,
+then cancels their handlers, and exits with status 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+from collections.abc import Coroutine
+from typing import Any
+
+import asocket
+
+
+async def echo(sock: asocket.socket, address: Any) -> None:
+    """Handle one connection: send back every byte until the client closes its side."""
+    try:
+        while data := await sock.recv(65536):  # b"" means the client closed its side
+            await sock.sendall(data)
+    except ConnectionError:
+        pass  # the client reset the connection: nothing to clean up
+    # No close() here: serve_tcp closes the socket when the handler returns.
+
+
+def format_address(address: Any) -> str:
+    """'127.0.0.1:8000' or '[::1]:8000' for a socket address."""
+    host, port = address[:2]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def stop_on_signals() -> asyncio.Event:
+    """An event that the first SIGINT (Ctrl-C) or SIGTERM (kill) sets."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+async def serve(args: argparse.Namespace) -> None:
+    stop = stop_on_signals()
+    server = await asocket.serve_tcp(
+        echo,
+        args.host,
+        args.port,  # 0: the OS picks a free port; we print the one it chose
+        max_connections=args.max_connections,
+        grace_period=args.grace_period,
+    )
+    # `async with` closes the server on exit: close() stops accepting, then
+    # wait_closed() lets the handlers finish for up to grace_period seconds.
+    async with server:
+        for listener in server.sockets:
+            print(f"listening on {format_address(listener.getsockname())}", flush=True)
+        await stop.wait()
+        server.close()  # stop accepting now; leaving `async with` waits for the handlers
+        logging.info("shutting down: %d connection(s) open", server.active_connections)
+    logging.info("stopped")
+
+
+def run(main: Coroutine[Any, Any, None], use_uvloop: bool) -> None:
+    """Run ``main`` on the default asyncio loop, or on uvloop if asked."""
+    if use_uvloop:
+        import uvloop  # imported only when asked: the example runs without it
+
+        uvloop.run(main)
+    else:
+        asyncio.run(main)
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Async TCP echo server (asocket.serve_tcp). Stop it with Ctrl-C or SIGTERM."
+    )
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--port", type=int, default=8000, help="port; 0 picks a free one (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--max-connections",
+        type=int,
+        default=1000,
+        help="connections served at once; more wait in the backlog (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--grace-period",
+        type=float,
+        default=5.0,
+        help="seconds open connections get to finish on shutdown (default: %(default)s)",
+    )
+    parser.add_argument("--uvloop", action="store_true", help="run on uvloop (must be installed)")
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    run(serve(args), args.uvloop)
+
+
+if __name__ == "__main__":
+    main()

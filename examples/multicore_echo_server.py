@@ -1,0 +1,223 @@
+"""The async echo server on every core: N worker processes share one port.
+
+One event loop runs on one core. To use them all, start one process per
+core, each with its own listening socket on the same port: with
+SO_REUSEPORT (Linux) the kernel spreads incoming connections across them.
+
+    python examples/multicore_echo_server.py --port 8000 --workers 4
+    printf 'hello\\n' | nc -N 127.0.0.1 8000
+
+How it fits together:
+
+* The parent binds (but never listens on) a SO_REUSEPORT socket first. That
+  holds the port, and with --port 0 picks it: each worker asking for port 0
+  on its own would get a different one. A bound socket that does not listen
+  receives no connections, so the kernel only hands them to the workers.
+* Each worker runs ``asocket.serve_tcp(..., reuse_port=True)`` on its own
+  event loop and reports its pid to the parent once it is listening; then
+  the parent prints "listening on HOST:PORT (N workers: pids ...)".
+* SIGINT (Ctrl-C) or SIGTERM to the parent is forwarded to the workers as
+  SIGTERM; each shuts down gracefully (see echo_server.py) and the parent
+  exits, with status 0 if they all did. Should a worker die, the parent
+  stops the others; should the parent die, even by SIGKILL, the workers
+  notice and stop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import multiprocessing
+import os
+import signal
+import sys
+from collections.abc import Coroutine
+from multiprocessing.connection import Connection, wait
+from multiprocessing.process import BaseProcess
+from types import FrameType
+from typing import Any
+
+import asocket
+import asocket.sync
+
+# -- a worker process ----------------------------------------------------------------
+
+
+async def echo(sock: asocket.socket, address: Any) -> None:
+    """Handle one connection: send back every byte until the client closes its side."""
+    try:
+        while data := await sock.recv(65536):
+            await sock.sendall(data)
+    except ConnectionError:
+        pass  # the client reset the connection: nothing to clean up
+
+
+async def worker_serve(args: argparse.Namespace, port: int, ready: Connection) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+    # multiprocessing gives each child a descriptor that becomes readable when the
+    # parent process ends, however it ends: watch it, so no worker outlives the parent.
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+
+        def parent_died() -> None:
+            loop.remove_reader(parent.sentinel)  # it stays readable: watch it once
+            stop.set()
+
+        loop.add_reader(parent.sentinel, parent_died)
+
+    server = await asocket.serve_tcp(
+        echo,
+        args.host,
+        port,
+        reuse_port=True,  # SO_REUSEPORT: share the port with the other workers
+        max_connections=args.max_connections,
+        grace_period=args.grace_period,
+    )
+    async with server:
+        ready.send(os.getpid())  # tell the parent this worker is listening
+        ready.close()
+        await stop.wait()
+
+
+def worker_main(args: argparse.Namespace, port: int, ready: Connection) -> None:
+    """The entry point of a worker process."""
+    logging.basicConfig(
+        level=logging.INFO, format=f"%(asctime)s worker {os.getpid()} %(levelname)s %(message)s"
+    )
+    run(worker_serve(args, port, ready), args.uvloop)
+
+
+def run(main: Coroutine[Any, Any, None], use_uvloop: bool) -> None:
+    """Run ``main`` on the default asyncio loop, or on uvloop if asked."""
+    if use_uvloop:
+        import uvloop  # imported only when asked: the example runs without it
+
+        uvloop.run(main)
+    else:
+        asyncio.run(main)
+
+
+# -- the parent process ----------------------------------------------------------------
+
+
+def format_address(address: Any) -> str:
+    """'127.0.0.1:8000' or '[::1]:8000' for a socket address."""
+    host, port = address[:2]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def reserve_port(host: str, port: int) -> asocket.sync.socket:
+    """A socket bound to (host, port) with SO_REUSEPORT, not listening: it holds the port."""
+    family, type_, proto, _, address = asocket.sync.getaddrinfo(
+        host, port, type=asocket.sync.SOCK_STREAM, flags=asocket.sync.AI_PASSIVE
+    )[0]
+    sock = asocket.sync.socket(family, type_, proto)
+    try:
+        sock.setsockopt(asocket.sync.SOL_SOCKET, asocket.sync.SO_REUSEPORT, 1)
+        sock.bind(address)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def main() -> int:
+    args = parse_args()
+    # "spawn": each worker is a fresh interpreter that imports this file; nothing of
+    # the parent's state (threads, event loop) is copied into it, as fork would.
+    context = multiprocessing.get_context("spawn")
+    workers: list[BaseProcess] = []
+    stopping = False
+
+    def stop_workers(signum: int | None = None, frame: FrameType | None = None) -> None:
+        nonlocal stopping
+        stopping = True
+        for worker in workers:
+            if worker.exitcode is None:
+                worker.terminate()  # SIGTERM: the worker shuts down gracefully
+
+    signal.signal(signal.SIGINT, stop_workers)
+    signal.signal(signal.SIGTERM, stop_workers)
+
+    try:
+        reserved = reserve_port(args.host, args.port)
+    except OSError as exc:
+        print(f"multicore_echo_server: {exc}", file=sys.stderr)
+        return 1
+    with reserved:
+        address = reserved.getsockname()
+        readers = []
+        for number in range(args.workers):
+            reader, writer = context.Pipe(duplex=False)
+            process = context.Process(
+                target=worker_main, args=(args, address[1], writer), name=f"worker {number}"
+            )
+            process.start()
+            writer.close()  # the worker has its own copy: EOF here if it dies unready
+            workers.append(process)
+            readers.append(reader)
+        try:
+            pids = [reader.recv() for reader in readers]  # each worker's "listening"
+        except EOFError:
+            if not stopping:
+                print("multicore_echo_server: a worker failed to start", file=sys.stderr)
+                stop_workers()
+        else:
+            pid_list = ", ".join(map(str, pids))
+            print(
+                f"listening on {format_address(address)} ({len(pids)} workers: pids {pid_list})",
+                flush=True,
+            )
+        # Wait for the workers to end. One ending on its own means trouble: stop the rest.
+        while running := [worker for worker in workers if worker.exitcode is None]:
+            wait([worker.sentinel for worker in running])
+            for worker in running:
+                if worker.exitcode is not None and not stopping:
+                    print(f"{worker.name} exited ({worker.exitcode}): stopping", file=sys.stderr)
+                    stop_workers()
+    return 0 if all(worker.exitcode == 0 for worker in workers) else 1
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Async TCP echo server in N worker processes sharing one port "
+        "(SO_REUSEPORT, Linux). Stop it with Ctrl-C or SIGTERM."
+    )
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--port", type=int, default=8000, help="port; 0 picks a free one (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="worker processes (default: the number of CPUs, %(default)s)",
+    )
+    parser.add_argument(
+        "--max-connections",
+        type=int,
+        default=1000,
+        help="connections each worker serves at once (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--grace-period",
+        type=float,
+        default=5.0,
+        help="seconds open connections get to finish on shutdown (default: %(default)s)",
+    )
+    parser.add_argument("--uvloop", action="store_true", help="run on uvloop (must be installed)")
+    args = parser.parse_args()
+    if args.workers < 1:
+        parser.error("--workers must be at least 1")
+    return args
+
+
+if __name__ == "__main__":
+    sys.exit(main())

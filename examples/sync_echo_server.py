@@ -1,0 +1,101 @@
+"""A threaded TCP echo server: a plain stdlib-style script on asocket.sync.
+
+This is the classic "one thread per connection" socket server as you would
+write it with the stdlib; the only change is the import line:
+
+    import asocket.sync as socket   # instead of: import socket
+
+Run it and talk to it with sync_echo_client.py, echo_client.py, nc or socat:
+
+    python examples/sync_echo_server.py --port 8000
+    printf 'hello\\n' | nc -N 127.0.0.1 8000
+
+Ctrl-C (SIGINT) or SIGTERM stops it: it stops accepting, closes the open
+connections and exits with status 0. Closing a connection from the main
+thread wakes the thread blocked in its recv() with OSError(EBADF), which the
+stdlib does not promise (asocket.sync does), so no thread is left hanging.
+
+(asocket.sync.serve_tcp(handler, host, port) does all of this for you, with
+a cap on connections and a grace period; this script shows the code it saves.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from types import FrameType
+from typing import Any
+
+import asocket.sync as socket  # instead of: import socket
+
+connections: set[socket.socket] = set()  # the open ones, to close on shutdown
+connections_lock = threading.Lock()
+
+
+def echo(conn: socket.socket, address: Any) -> None:
+    """Runs in its own thread: send back every byte until the client closes its side."""
+    try:
+        with conn:
+            while data := conn.recv(65536):  # b"" means the client closed its side
+                conn.sendall(data)
+    except OSError:
+        pass  # reset by the client, or closed by the main thread on shutdown
+    finally:
+        with connections_lock:
+            connections.discard(conn)
+
+
+def format_address(address: Any) -> str:
+    """'127.0.0.1:8000' or '[::1]:8000' for a socket address."""
+    host, port = address[:2]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def raise_keyboard_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt  # SIGTERM stops the server the way Ctrl-C does
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Threaded TCP echo server on asocket.sync (a drop-in for the stdlib socket)."
+    )
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--port", type=int, default=8000, help="port; 0 picks a free one (default: %(default)s)"
+    )
+    return parser.parse_args()
+
+
+def main() -> int:
+    args = parse_args()
+    signal.signal(signal.SIGTERM, raise_keyboard_interrupt)
+    family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
+    threads: list[threading.Thread] = []
+    with socket.create_server((args.host, args.port), family=family) as server:
+        print(f"listening on {format_address(server.getsockname())}", flush=True)
+        try:
+            while True:
+                conn, address = server.accept()
+                with connections_lock:
+                    connections.add(conn)
+                thread = threading.Thread(target=echo, args=(conn, address), daemon=True)
+                thread.start()
+                threads = [t for t in threads if t.is_alive()] + [thread]
+        except KeyboardInterrupt:
+            pass
+    # The listening socket is closed: now end the connections and wait for their threads.
+    with connections_lock:
+        for conn in connections:
+            conn.close()  # wakes the thread blocked in conn.recv() with OSError(EBADF)
+    for thread in threads:
+        thread.join()
+    print("stopped", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

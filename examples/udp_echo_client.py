@@ -1,0 +1,96 @@
+"""An asyncio UDP echo client that retries when a datagram is lost.
+
+Sends each MESSAGE as one datagram (a line: MESSAGE plus "\\n"; with no
+MESSAGE, each line of stdin), waits up to --timeout seconds for the echo and
+writes it to stdout exactly as received, as socat/nc would. UDP may lose a
+datagram (or its reply) without telling anyone: if no reply comes in time,
+the client sends again, up to --retries more times, then gives up with exit
+status 1.
+
+    python examples/udp_echo_client.py --port 9000 hello world
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from typing import Any
+
+import asocket
+
+MAX_DATAGRAM = 65535
+
+
+async def exchange(
+    sock: asocket.socket, server: Any, payload: bytes, timeout: float, retries: int
+) -> bytes:
+    """Send ``payload`` to ``server`` until its echo comes back; return the echo."""
+    for attempt in range(1 + retries):
+        await sock.sendto(payload, server)
+        try:
+            async with asyncio.timeout(timeout):  # a deadline for this attempt
+                while True:
+                    data, sender = await sock.recvfrom(MAX_DATAGRAM)
+                    # Skip strays: datagrams from anyone else, and late echoes of an
+                    # earlier message whose first copy was only slow, not lost.
+                    if sender[:2] == server[:2] and data == payload:
+                        return data
+        except TimeoutError:
+            print(f"no reply within {timeout}s (attempt {attempt + 1})", file=sys.stderr)
+    raise TimeoutError(f"no reply after {1 + retries} attempts")
+
+
+async def talk(args: argparse.Namespace) -> int:
+    family, type_, proto, _, server = (
+        await asocket.getaddrinfo(args.host, args.port, type=asocket.SOCK_DGRAM)
+    )[0]
+    if args.message:
+        payloads = [message.encode() + b"\n" for message in args.message]
+    else:
+        payloads = list(sys.stdin.buffer)  # read all of stdin first: no blocking later
+    with asocket.socket(family, type_, proto) as sock:
+        try:
+            for payload in payloads:
+                sys.stdout.buffer.write(
+                    await exchange(sock, server, payload, args.timeout, args.retries)
+                )
+                sys.stdout.buffer.flush()
+        except OSError as exc:  # TimeoutError is an OSError
+            print(f"udp_echo_client: {exc}", file=sys.stderr)
+            return 1
+    return 0
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Async UDP echo client: one datagram per line, resent when lost."
+    )
+    parser.add_argument("message", nargs="*", help="lines to send (default: read stdin)")
+    parser.add_argument("--host", default="127.0.0.1", help="server address (default: %(default)s)")
+    parser.add_argument("--port", type=int, default=9000, help="server port (default: %(default)s)")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=1.0,
+        help="seconds to wait for each reply before resending (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--retries",
+        type=int,
+        default=3,
+        help="how many times to resend a lost datagram (default: %(default)s)",
+    )
+    return parser.parse_args()
+
+
+def main() -> int:
+    args = parse_args()
+    try:
+        return asyncio.run(talk(args))
+    except KeyboardInterrupt:
+        return 130  # Ctrl-C: exit quietly, as shell tools do
+
+
+if __name__ == "__main__":
+    sys.exit(main())

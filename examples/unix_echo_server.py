@@ -1,0 +1,85 @@
+"""An asyncio echo server on a Unix stream socket (asocket.serve_unix).
+
+A Unix socket is a file path rather than a host and a port, so this example
+takes --path instead of --host/--port:
+
+    python examples/unix_echo_server.py --path /tmp/echo.sock
+    python examples/unix_echo_client.py --path /tmp/echo.sock hello
+    printf 'hello\\n' | nc -N -U /tmp/echo.sock
+    printf 'hello\\n' | socat -t 5 - UNIX-CONNECT:/tmp/echo.sock
+
+serve_unix replaces a stale socket file left at --path by a crashed server,
+and removes the file again when it closes. Ctrl-C (SIGINT) or SIGTERM shuts
+it down gracefully (see echo_server.py) with exit status 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+from typing import Any
+
+import asocket
+
+
+async def echo(sock: asocket.socket, address: Any) -> None:
+    """Handle one connection: send back every byte until the client closes its side."""
+    try:
+        while data := await sock.recv(65536):
+            await sock.sendall(data)
+    except ConnectionError:
+        pass  # the client reset the connection: nothing to clean up
+
+
+async def serve(path: str, max_connections: int, grace_period: float) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    server = await asocket.serve_unix(
+        echo, path, max_connections=max_connections, grace_period=grace_period
+    )
+    async with server:  # on exit: stop accepting, remove the file, let handlers finish
+        print(f"listening on {path}", flush=True)
+        await stop.wait()
+        server.close()  # stop accepting now; leaving `async with` waits for the handlers
+        logging.info("shutting down: %d connection(s) open", server.active_connections)
+    logging.info("stopped")
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Async echo server on a Unix stream socket (asocket.serve_unix). "
+        "It listens on a file path (--path), not on --host/--port. "
+        "Stop it with Ctrl-C or SIGTERM."
+    )
+    parser.add_argument(
+        "--path",
+        default="/tmp/asocket-echo.sock",
+        help="socket file to listen on, in place of --host/--port (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-connections",
+        type=int,
+        default=1000,
+        help="connections served at once; more wait in the backlog (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--grace-period",
+        type=float,
+        default=5.0,
+        help="seconds open connections get to finish on shutdown (default: %(default)s)",
+    )
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    asyncio.run(serve(args.path, args.max_connections, args.grace_period))
+
+
+if __name__ == "__main__":
+    main()

@@ -7,15 +7,12 @@ The policy (which listeners, which accept errors to skip, the back-off) is in
 from __future__ import annotations
 
 import asyncio
-import logging
 import socket
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Self
 
 from . import _server
 from ._async import AsyncSocket, _running_waiter
-
-log = logging.getLogger("asocket")
 
 Handler = Callable[[AsyncSocket, Any], Awaitable[None]]
 
@@ -24,8 +21,8 @@ class Server:
     """A running server: listening ``sockets``, one handler task per connection.
 
     ``close()`` stops accepting; ``await wait_closed()`` then lets running
-    handlers finish for up to ``grace_period`` seconds and cancels the rest.
-    ``async with server:`` does both on exit.
+    handlers finish for up to ``grace_period`` seconds (``None``: as long as
+    they take) and cancels the rest. ``async with server:`` does both on exit.
     """
 
     def __init__(
@@ -38,10 +35,13 @@ class Server:
     ) -> None:
         self.sockets: tuple[AsyncSocket, ...] = tuple(listeners)
         self._handler = handler
+        self._max = max_connections
         self._grace = grace_period
         self._on_close = on_close
-        self._slots = asyncio.Semaphore(max_connections) if max_connections else None
-        self._handlers: set[asyncio.Task[None]] = set()
+        self._handlers: dict[asyncio.Task[None], tuple[AsyncSocket, Any]] = {}
+        self._shut: set[AsyncSocket] = set()  # connections the server closed under a handler
+        self._room = asyncio.Event()  # set while fewer than max_connections handlers run
+        self._room.set()
         self._closed = asyncio.Event()
         for sock in self.sockets:
             sock.settimeout(None)
@@ -52,38 +52,49 @@ class Server:
         """How many handlers are running."""
         return len(self._handlers)
 
+    async def _wait_room(self) -> None:
+        while self._max is not None and len(self._handlers) >= self._max:
+            self._room.clear()
+            await self._room.wait()
+
     async def _accept_loop(self, listener: AsyncSocket) -> None:
-        backoff = 0.0
+        policy = _server.AcceptPolicy(listener)
         while True:
-            if self._slots is not None:
-                await self._slots.acquire()  # full: stop accepting until a handler ends
+            await self._wait_room()  # full: no accept() until a handler ends
             try:
                 conn, address = await listener.accept()
-            except OSError as exc:
-                if self._slots is not None:
-                    self._slots.release()
-                delay = _server.accept_failed(exc, backoff, listener)
+                await self._start(conn, address)
+            except Exception as exc:
+                delay = policy.failed(exc)
                 if delay is None:
                     return
-                backoff = delay
                 await asyncio.sleep(delay)
                 continue
-            backoff = 0.0
+            policy.accepted()
+            await asyncio.sleep(0)  # a burst of connections does not starve the handlers
+
+    async def _start(self, conn: AsyncSocket, address: Any) -> None:
+        try:
+            await self._wait_room()  # another listener may have taken the last slot
             task = asyncio.create_task(self._run(conn, address))
-            self._handlers.add(task)
-            task.add_done_callback(self._handler_done)
+        except BaseException:
+            conn.close()
+            raise
+        self._handlers[task] = (conn, address)
+        task.add_done_callback(self._handler_done)
 
     def _handler_done(self, task: asyncio.Task[None]) -> None:
-        self._handlers.discard(task)
-        if self._slots is not None:
-            self._slots.release()
+        conn, _ = self._handlers.pop(task)
+        conn.close()  # also when the task was cancelled before it started
+        self._shut.discard(conn)
+        self._room.set()
 
     async def _run(self, conn: AsyncSocket, address: Any) -> None:
-        with conn:
-            try:
-                await self._handler(conn, address)
-            except Exception:
-                log.exception("handler for %r raised", address)
+        try:
+            await self._handler(conn, address)
+        except Exception:
+            if conn not in self._shut:
+                _server.log_handler_error(address)
 
     def close(self) -> None:
         """Stop accepting and close the listening sockets; handlers keep running."""
@@ -98,19 +109,39 @@ class Server:
             sock.close()
 
     async def wait_closed(self) -> None:
-        """Wait for ``close()``, then for the handlers: up to the grace period, then cancel."""
+        """Wait for ``close()``, then for the handlers: up to the grace period, then cancel.
+
+        A handler still running ``UNWIND`` (1) second after its cancellation has its
+        connection closed, is logged and is left running. With ``grace_period=None``
+        this waits for the handlers as long as they take.
+        """
         await self._closed.wait()
         await asyncio.gather(*self._accepters, return_exceptions=True)
-        if self._handlers:
-            await asyncio.wait(set(self._handlers), timeout=self._grace)
-        for task in list(self._handlers):
+        me = asyncio.current_task()
+        tasks = {task for task in self._handlers if task is not me}  # a handler may call this
+        if tasks and self._grace != 0:
+            await asyncio.wait(tasks, timeout=self._grace)
+        tasks = {task for task in tasks if not task.done()}
+        if not tasks:
+            return
+        for task in tasks:
             task.cancel()
-        while self._handlers:
-            await asyncio.gather(*self._handlers, return_exceptions=True)
+        await asyncio.wait(tasks, timeout=_server.UNWIND)
+        for task in tasks:
+            if not task.done():
+                conn, address = self._handlers[task]
+                self._shut.add(conn)
+                conn.close()
+                _server.log_abandoned(address)
 
     async def serve_forever(self) -> None:
-        """Wait until the server is closed (from another task), then for its handlers."""
-        await self.wait_closed()
+        """Wait until the server is closed (by another task) or this call is cancelled,
+        then close it and do what ``wait_closed()`` does."""
+        try:
+            await self._closed.wait()
+        finally:
+            self.close()
+            await self.wait_closed()
 
     async def __aenter__(self) -> Self:
         return self
@@ -132,13 +163,15 @@ async def serve_tcp(
 ) -> Server:
     """Serve TCP: run ``await handler(sock, address)`` in a task per connection.
 
-    ``host=None`` listens on every interface (dual-stack where possible); a
-    host name listens on each address it resolves to. At most
+    ``host=None`` (or ``""``) listens on every interface (one dual-stack socket
+    where possible); a host listens on each address it resolves to. At most
     ``max_connections`` handlers run at once: while full, no connection is
     accepted. A handler's exception is logged with its peer's address; the
-    connection is closed when the handler returns. Accept errors that concern
-    one connection are skipped; running out of descriptors or memory is logged
-    and retried after a back-off, the listener staying open.
+    connection is closed when the handler ends. ``accept()`` errors never close
+    the listeners: one connection's error is skipped, any other is logged once
+    per episode and retried after a back-off (0.05 s doubling to 1 s).
+    ``grace_period``: how long shutdown waits for handlers before it cancels
+    them (``None``: no limit).
     """
     _server.check_max_connections(max_connections)
     listeners = await _server.open_tcp_listeners(

@@ -1,24 +1,20 @@
 """``serve_tcp`` / ``serve_unix`` for the sync face: one thread per connection.
 
 The twin of ``_serve``; the policy is the same (``_server``). Threads cannot
-be cancelled, so at the end of the grace period the server closes the
-connections still open, which wakes their handlers with ``OSError(EBADF)``.
+be cancelled, so at the end of the grace period the server shuts down and
+closes the connections still open, which wakes their handlers.
 """
 
 from __future__ import annotations
 
-import logging
 import socket
 import threading
-import time
 from collections.abc import Callable, Sequence
 from typing import Any, Self
 
 from . import _server
 from ._poll import WAITER
 from ._sync import SyncSocket, run
-
-log = logging.getLogger("asocket")
 
 Handler = Callable[[SyncSocket, Any], None]
 
@@ -27,8 +23,9 @@ class ThreadedServer:
     """A running server: listening ``sockets``, one handler thread per connection.
 
     ``close()`` stops accepting; ``wait_closed()`` then lets handlers finish
-    for up to ``grace_period`` seconds and closes the connections left, so
-    their handlers end. ``with server:`` does both on exit.
+    for up to ``grace_period`` seconds (``None``: as long as they take) and
+    shuts down and closes the connections left, so their handlers end.
+    ``with server:`` does both on exit.
     """
 
     def __init__(
@@ -45,7 +42,8 @@ class ThreadedServer:
         self._grace = grace_period
         self._on_close = on_close
         self._lock = threading.Condition()
-        self._conns: dict[threading.Thread, SyncSocket] = {}
+        self._conns: dict[threading.Thread, tuple[SyncSocket, Any]] = {}
+        self._shut: set[SyncSocket] = set()  # connections the server closed under a handler
         self._closed = False
         for sock in self.sockets:
             sock.settimeout(None)
@@ -62,42 +60,65 @@ class ThreadedServer:
         with self._lock:
             return len(self._conns)
 
+    def _wait_room(self) -> bool:
+        """Wait (holding the lock) until a handler may start; ``False`` once closed."""
+        while self._max is not None and len(self._conns) >= self._max and not self._closed:
+            self._lock.wait()
+        return not self._closed
+
     def _accept_loop(self, listener: SyncSocket) -> None:
-        backoff = 0.0
+        policy = _server.AcceptPolicy(listener)
         while True:
-            with self._lock:  # full: stop accepting until a handler ends
-                while self._max is not None and len(self._conns) >= self._max and not self._closed:
-                    self._lock.wait()
-                if self._closed:
+            with self._lock:  # full: no accept() until a handler ends
+                if not self._wait_room():
                     return
             try:
                 conn, address = listener.accept()
-            except OSError as exc:
-                delay = _server.accept_failed(exc, backoff, listener)
-                if delay is None or self._closed:
+                if not self._start(conn, address):
                     return
-                backoff = delay
-                time.sleep(delay)
+            except Exception as exc:
+                if self._closed:  # woken by close()
+                    return
+                delay = policy.failed(exc)
+                if delay is None:
+                    return
+                with self._lock:  # close() ends the back-off at once
+                    self._lock.wait_for(lambda: self._closed, delay)
                 continue
-            backoff = 0.0
-            thread = threading.Thread(target=self._run, args=(conn, address), daemon=True)
-            with self._lock:
-                if self._closed:
-                    conn.close()
-                    return
-                self._conns[thread] = conn
+            policy.accepted()
+
+    def _start(self, conn: SyncSocket, address: Any) -> bool:
+        """Start a thread running the handler on ``conn``; ``False`` (``conn`` closed) if
+        the server closed first. Closes ``conn`` and raises if the thread cannot start."""
+        thread = threading.Thread(
+            target=self._run, args=(conn, address), daemon=True, name=f"handler {address!r}"
+        )
+        with self._lock:
+            if not self._wait_room():  # another listener may have taken the last slot
+                conn.close()
+                return False
+            self._conns[thread] = (conn, address)
+        try:
             thread.start()
+        except BaseException:
+            with self._lock:
+                del self._conns[thread]
+                self._lock.notify_all()
+            conn.close()
+            raise
+        return True
 
     def _run(self, conn: SyncSocket, address: Any) -> None:
         try:
             with conn:
                 self._handler(conn, address)
         except Exception:
-            if not (self._closed and conn.fileno() == -1):  # not our own shutdown
-                log.exception("handler for %r raised", address)
+            if conn not in self._shut:
+                _server.log_handler_error(address)
         finally:
             with self._lock:
                 self._conns.pop(threading.current_thread(), None)
+                self._shut.discard(conn)
                 self._lock.notify_all()
 
     def close(self) -> None:
@@ -113,26 +134,41 @@ class ThreadedServer:
             sock.close()  # wakes the accepting threads with EBADF
 
     def wait_closed(self) -> None:
-        """Wait for the handlers: up to the grace period, then close their connections."""
+        """Wait for ``close()``, then for the handlers: up to the grace period, then shut
+        down and close their connections (a blocked handler wakes to end of file or
+        ``OSError``, not logged). A handler still running ``UNWIND`` (1) second later is
+        logged and left running. With ``grace_period=None`` this waits as long as they take.
+        """
+        me = threading.current_thread()  # a handler may call this
+        with self._lock:
+            self._lock.wait_for(lambda: self._closed)
         for thread in self._accepters:
             thread.join()
-        deadline = None if self._grace is None else time.monotonic() + self._grace
         with self._lock:
-            while self._conns:
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and left <= 0:
-                    break
-                self._lock.wait(left)
-            threads = list(self._conns.items())
-        for thread, conn in threads:
+            self._lock.wait_for(lambda: self._conns.keys() <= {me}, self._grace)
+            left = {t: c for t, c in self._conns.items() if t is not me}
+            self._shut.update(conn for conn, _ in left.values())
+        for conn, _ in left.values():
+            try:
+                conn.shutdown(socket.SHUT_RDWR)  # wakes a reader even through makefile()
+            except OSError:
+                pass
             conn.close()
-            thread.join()
+        with self._lock:
+            self._lock.wait_for(lambda: self._conns.keys().isdisjoint(left), _server.UNWIND)
+            stuck = [address for t, (_, address) in self._conns.items() if t in left]
+        for address in stuck:
+            _server.log_abandoned(address)
 
     def serve_forever(self) -> None:
-        """Block until the server is closed (from another thread), then wait for it."""
-        for thread in self._accepters:
-            thread.join()
-        self.wait_closed()
+        """Block until the server is closed (by another thread) or interrupted, then close
+        it and do what ``wait_closed()`` does."""
+        try:
+            with self._lock:
+                self._lock.wait_for(lambda: self._closed)
+        finally:
+            self.close()
+            self.wait_closed()
 
     def __enter__(self) -> Self:
         return self
@@ -155,7 +191,8 @@ def serve_tcp(
     """Serve TCP: run ``handler(sock, address)`` in a thread per connection.
 
     As ``asocket.serve_tcp``, on threads: ``max_connections`` caps the running
-    handlers (no accept while full); errors are logged, never fatal.
+    handlers (no accept while full); handler and ``accept()`` errors are logged,
+    never fatal; ``grace_period`` bounds the wait for handlers at shutdown.
     """
     _server.check_max_connections(max_connections)
     listeners = run(_server.open_tcp_listeners(SyncSocket, WAITER, host, port, backlog, reuse_port))

@@ -12,6 +12,7 @@ import logging
 import os
 import socket
 import stat
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -98,8 +99,11 @@ _PER_CONNECTION = frozenset(
 # listener stays open and the connections already accepted keep being served.
 _RESOURCES = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 
-BACKOFF_FIRST = 0.05
-BACKOFF_MAX = 1.0
+BACKOFF_FIRST = 0.05  # seconds before the first retry; doubled per failure...
+BACKOFF_MAX = 1.0  # ...up to this
+QUIET = 1.0  # a failure episode ends once accepts have succeeded this long without a failure
+PER_CONNECTION_STREAK = 100  # more per-connection errors than this in a row: back off too
+UNWIND = 1.0  # how long a handler has to end once stopped (cancelled; sync: connection shut)
 
 
 def check_max_connections(max_connections: int | None) -> None:
@@ -108,22 +112,86 @@ def check_max_connections(max_connections: int | None) -> None:
         raise ValueError("max_connections must be a positive integer or None")
 
 
-def accept_failed(exc: OSError, backoff: float, listener: object) -> float | None:
-    """What a server does after ``accept()`` raised ``exc``, its back-off being ``backoff``.
+class AcceptPolicy:
+    """What one listener's accept loop does after each ``accept()``: the errors and back-off.
 
-    Returns ``None``: stop, the listener is closed; ``0.0``: accept again at
-    once (the error concerned one connection); else the seconds to sleep
-    before accepting again, which is also the new back-off. The first error
-    of an episode is logged, not every retry.
+    ``failed(exc)`` after ``accept()`` (or starting the handler) raised ``exc``;
+    ``accepted()`` once a connection is handed to its handler. A failure episode
+    (failures with no ``QUIET`` seconds of successful accepts between them) is
+    logged twice: its first failure (``ERROR``) and its end (``WARNING``).
     """
-    if exc.errno == errno.EBADF:
-        return None
-    if exc.errno in _PER_CONNECTION:
-        return 0.0
-    if backoff == 0.0:
-        kind = "out of resources" if exc.errno in _RESOURCES else "unexpected error"
-        log.error("accept() on %r failed (%s): %s; retrying with back-off", listener, kind, exc)
-    return min(max(backoff * 2, BACKOFF_FIRST), BACKOFF_MAX)
+
+    def __init__(self, listener: object, clock: Callable[[], float] = time.monotonic) -> None:
+        self._listener = listener
+        self._clock = clock
+        self._backoff = 0.0
+        self._streak = 0  # per-connection errors in a row
+        self._episode: float | None = None  # when the first failure of the episode came
+        self._failures = 0
+        self._ok_since: float | None = None  # first success since the episode's last failure
+
+    def failed(self, exc: Exception) -> float | None:
+        """``None``: stop, the listener is closed (``EBADF``); ``0.0``: accept again at once
+        (one connection's error); else the seconds to sleep before accepting again:
+        ``BACKOFF_FIRST``, doubled per further failure, at most ``BACKOFF_MAX``.
+        """
+        code = exc.errno if isinstance(exc, OSError) else None
+        if code == errno.EBADF:
+            return None
+        if code in _PER_CONNECTION:
+            self._streak += 1
+            if self._streak <= PER_CONNECTION_STREAK:
+                return 0.0
+        now = self._clock()
+        self._ok_since = None
+        if self._episode is None:
+            self._episode, self._failures = now, 0
+            if code in _RESOURCES or isinstance(exc, MemoryError):
+                kind = "out of resources"
+            elif code in _PER_CONNECTION:
+                kind = f"{PER_CONNECTION_STREAK} per-connection errors in a row"
+            else:
+                kind = "unexpected error"
+            log.error(
+                "accept() on %r failed (%s): %s; retrying with back-off",
+                self._listener,
+                kind,
+                exc,
+                exc_info=None if isinstance(exc, OSError) else exc,
+            )
+        self._failures += 1
+        self._backoff = min(max(self._backoff * 2, BACKOFF_FIRST), BACKOFF_MAX)
+        return self._backoff
+
+    def accepted(self) -> None:
+        """A connection went to its handler: reset the back-off; log the end of an episode."""
+        self._backoff = 0.0
+        self._streak = 0
+        if self._episode is None:
+            return
+        now = self._clock()
+        if self._ok_since is None:
+            self._ok_since = now
+        elif now - self._ok_since >= QUIET:
+            log.warning(
+                "accept() on %r works again, after %d failed over %.1f s",
+                self._listener,
+                self._failures,
+                self._ok_since - self._episode,
+            )
+            self._episode = None
+
+
+def log_handler_error(address: Any) -> None:
+    """Log the exception being handled, raised by the handler for peer ``address``."""
+    log.exception("handler for %r raised", address)
+
+
+def log_abandoned(address: Any) -> None:
+    """Log that the handler for ``address`` outlived shutdown and is left running."""
+    log.warning(
+        "handler for %r did not end within %.1f s of being stopped; left running", address, UNWIND
+    )
 
 
 async def open_tcp_listeners(
@@ -136,12 +204,12 @@ async def open_tcp_listeners(
 ) -> list[S]:
     """Listening sockets for ``serve_tcp``.
 
-    ``host=None``: every interface, one dual-stack IPv6 socket where the
+    ``host=None`` (or ``""``): every interface, one dual-stack IPv6 socket where the
     platform has it, else IPv4 only. A host name: one socket per address it
     resolves to; with ``port=0`` they all share the port the first one got.
     """
     families: list[tuple[int, Any, bool]]
-    if host is None:
+    if not host:
         if socket.has_dualstack_ipv6():
             families = [(socket.AF_INET6, ("::", port), True)]
         else:

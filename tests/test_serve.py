@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import resource
@@ -17,6 +18,7 @@ import pytest
 
 import asocket
 import asocket.sync
+from asocket import _server
 
 
 async def echo(sock: asocket.socket, addr: Any) -> None:
@@ -251,3 +253,392 @@ def test_max_connections_must_be_positive() -> None:
         asocket.sync.serve_tcp(sync_echo, "127.0.0.1", 0, max_connections=0)
     with pytest.raises(ValueError):
         asyncio.run(asocket.serve_tcp(echo, "127.0.0.1", 0, max_connections=-1))
+
+
+# -- the accept policy both faces share ----------------------------------------------
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_accept_policy_backoff_episode_and_recovery(caplog: pytest.LogCaptureFixture) -> None:
+    clock = FakeClock()
+    policy = _server.AcceptPolicy("L", clock)
+    emfile = OSError(errno.EMFILE, "Too many open files")
+    with caplog.at_level(logging.WARNING, logger="asocket"):
+        assert policy.failed(OSError(errno.EBADF, "x")) is None
+        assert policy.failed(OSError(errno.ECONNABORTED, "x")) == 0.0
+        delays = []
+        for _ in range(7):
+            delays.append(policy.failed(emfile))
+            clock.now += 1
+        assert delays == [0.05, 0.1, 0.2, 0.4, 0.8, 1.0, 1.0]
+        policy.accepted()  # churn: one success, then failing again at once
+        assert policy.failed(emfile) == 0.05  # a success resets the back-off...
+        policy.accepted()
+        clock.now += 0.5
+        policy.accepted()
+        clock.now += 0.6
+        policy.accepted()  # ...and QUIET seconds of successes end the episode
+        assert policy.failed(emfile) == 0.05  # a new episode
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages == [
+        "accept() on 'L' failed (out of resources): [Errno 24] Too many open files; "
+        "retrying with back-off",
+        "accept() on 'L' works again, after 8 failed over 7.0 s",
+        "accept() on 'L' failed (out of resources): [Errno 24] Too many open files; "
+        "retrying with back-off",
+    ]
+    assert [r.levelno for r in caplog.records] == [logging.ERROR, logging.WARNING, logging.ERROR]
+
+
+def test_accept_policy_persistent_per_connection_error_backs_off(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    policy = _server.AcceptPolicy("L", FakeClock())
+    eperm = OSError(errno.EPERM, "Operation not permitted")
+    with caplog.at_level(logging.WARNING, logger="asocket"):
+        assert {policy.failed(eperm) for _ in range(_server.PER_CONNECTION_STREAK)} == {0.0}
+        assert policy.failed(eperm) == 0.05
+        assert policy.failed(eperm) == 0.1
+        policy.accepted()
+        assert policy.failed(eperm) == 0.0  # a success ends the streak
+    assert len(caplog.records) == 1
+    assert "100 per-connection errors in a row" in caplog.records[0].getMessage()
+
+
+def test_accept_policy_unexpected_exception_logged_with_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    policy = _server.AcceptPolicy("L", FakeClock())
+    with caplog.at_level(logging.WARNING, logger="asocket"):
+        assert policy.failed(RuntimeError("bug")) == 0.05
+        assert policy.failed(OSError(errno.EINVAL, "Invalid argument")) == 0.1
+    [record] = caplog.records
+    assert "unexpected error" in record.getMessage() and record.exc_info is not None
+
+
+# -- async face: listeners, caps, failures, shutdown --------------------------------
+
+
+@pytest.mark.skipif(not asocket.has_dualstack_ipv6(), reason="no dual-stack IPv6 here")
+@pytest.mark.asyncio
+async def test_serve_tcp_host_none_is_one_dual_stack_socket() -> None:
+    async with await asocket.serve_tcp(echo, None, 0) as server:
+        [sock] = server.sockets
+        assert sock.family == asocket.AF_INET6
+        assert sock.getsockopt(asocket.IPPROTO_IPV6, asocket.IPV6_V6ONLY) == 0
+        assert sock.getsockopt(asocket.SOL_SOCKET, asocket.SO_REUSEADDR) != 0
+        port = sock.getsockname()[1]
+        assert await asyncio.wait_for(roundtrip(port, b"v4"), 5) == b"v4"
+        assert await asyncio.wait_for(roundtrip(port, b"v6", "::1"), 5) == b"v6"
+
+
+@pytest.mark.asyncio
+async def test_serve_tcp_sets_so_reuseaddr() -> None:
+    async with await asocket.serve_tcp(echo, "127.0.0.1", 0) as server:
+        assert server.sockets[0].getsockopt(asocket.SOL_SOCKET, asocket.SO_REUSEADDR) != 0
+
+
+@pytest.mark.asyncio
+async def test_max_connections_shared_by_listeners() -> None:
+    release = asyncio.Event()
+
+    async def handler(sock: asocket.socket, addr: Any) -> None:
+        await release.wait()
+        await sock.sendall(b"done")
+
+    listeners = [await asocket.create_server(("127.0.0.1", 0)) for _ in range(2)]
+    async with asocket.Server(listeners, handler, 1, 5.0) as server:
+        ports = [s.getsockname()[1] for s in listeners]
+        # An idle first listener must not keep the only slot from the second.
+        b = await asocket.create_connection(("127.0.0.1", ports[1]), timeout=5)
+        await asyncio.sleep(0.2)
+        assert server.active_connections == 1
+        a = await asocket.create_connection(("127.0.0.1", ports[0]), timeout=5)
+        await asyncio.sleep(0.2)
+        assert server.active_connections == 1  # the cap holds across listeners
+        release.set()
+        for client in (a, b):
+            with client:
+                assert await asyncio.wait_for(client.recv(10), 5) == b"done"
+
+
+class FlakyListener(asocket.socket):
+    """A listener whose accept() raises the queued errors first."""
+
+    errors: list[BaseException]
+    calls: int
+
+    async def accept(self) -> tuple[asocket.socket, Any]:
+        self.calls += 1
+        if self.errors:
+            raise self.errors.pop(0)
+        return await super().accept()
+
+
+async def flaky_listener(*errors: BaseException) -> FlakyListener:
+    plain = await asocket.create_server(("127.0.0.1", 0))
+    listener = FlakyListener(fileno=plain.detach())
+    listener.errors, listener.calls = list(errors), 0
+    return listener
+
+
+@pytest.mark.asyncio
+async def test_unexpected_accept_exception_is_logged_and_accepting_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    listener = await flaky_listener(RuntimeError("accept bug"))
+    with caplog.at_level(logging.WARNING, logger="asocket"):
+        async with asocket.Server([listener], echo, None, 5.0):
+            port = listener.getsockname()[1]
+            assert await asyncio.wait_for(roundtrip(port, b"still"), 5) == b"still"
+    [record] = [r for r in caplog.records if "accept() on" in r.getMessage()]
+    assert "unexpected error" in record.getMessage() and record.exc_info is not None
+
+
+@pytest.mark.asyncio
+async def test_persistent_per_connection_error_is_not_a_busy_loop(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    eperm = OSError(errno.EPERM, "Operation not permitted")
+    listener = await flaky_listener(*[eperm] * 100_000)
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    with caplog.at_level(logging.WARNING, logger="asocket"):
+        async with asocket.Server([listener], echo, None, 5.0):
+            tick = asyncio.create_task(ticker())
+            await asyncio.sleep(0.5)
+            tick.cancel()
+    assert listener.calls < _server.PER_CONNECTION_STREAK + 20  # backed off, not spinning
+    assert ticks > 5  # the loop kept running meanwhile
+    assert len([r for r in caplog.records if "accept() on" in r.getMessage()]) == 1
+
+
+@pytest.mark.asyncio
+async def test_close_during_backoff_is_prompt(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_server, "BACKOFF_FIRST", 30.0)
+    monkeypatch.setattr(_server, "BACKOFF_MAX", 30.0)
+    listener = await flaky_listener(OSError(errno.EMFILE, "Too many open files"))
+    server = asocket.Server([listener], echo, None, 5.0)
+    await asyncio.sleep(0.1)  # the accept loop now sleeps 30 s
+    assert listener.calls == 1
+    server.close()
+    await asyncio.wait_for(server.wait_closed(), 5)
+
+
+@pytest.mark.asyncio
+async def test_handler_ignoring_cancellation_does_not_hang_wait_closed(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    stop = asyncio.Event()
+
+    async def stubborn(sock: asocket.socket, addr: Any) -> None:
+        while not stop.is_set():
+            try:
+                await asyncio.sleep(60)
+            except asyncio.CancelledError:
+                pass
+
+    server = await asocket.serve_tcp(stubborn, "127.0.0.1", 0, grace_period=0.1)
+    port = server.sockets[0].getsockname()[1]
+    with await asocket.create_connection(("127.0.0.1", port), timeout=5) as client:
+        await asyncio.sleep(0.1)
+        server.close()
+        with caplog.at_level(logging.WARNING, logger="asocket"):
+            await asyncio.wait_for(server.wait_closed(), 5)
+        assert await asyncio.wait_for(client.recv(10), 5) == b""  # its connection is closed
+    [record] = caplog.records
+    assert "left running" in record.getMessage() and "127.0.0.1" in record.getMessage()
+    stop.set()  # the loop's teardown cancels the task once more: then it ends
+
+
+@pytest.mark.asyncio
+async def test_serve_forever_cancelled_closes_the_server() -> None:
+    ended = asyncio.Event()
+
+    async def handler(sock: asocket.socket, addr: Any) -> None:
+        try:
+            await sock.recv(10)
+        finally:
+            ended.set()
+
+    server = await asocket.serve_tcp(handler, "127.0.0.1", 0, grace_period=0.1)
+    port = server.sockets[0].getsockname()[1]
+    task = asyncio.create_task(server.serve_forever())
+    with await asocket.create_connection(("127.0.0.1", port), timeout=5):
+        await asyncio.sleep(0.1)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(task, 5)
+    assert ended.is_set()
+    assert all(s.fileno() == -1 for s in server.sockets)
+
+
+@pytest.mark.asyncio
+async def test_emfile_recovery_is_logged(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_server, "QUIET", 0.1)
+    async with await asocket.serve_tcp(echo, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        client = asocket.socket()
+        with client, caplog.at_level(logging.WARNING, logger="asocket"):
+            with fd_table_full():
+                await asyncio.wait_for(client.connect(("127.0.0.1", port)), 5)
+                await asyncio.sleep(0.2)
+            await client.sendall(b"back")
+            assert await asyncio.wait_for(client.recv(10), 5) == b"back"
+            await asyncio.sleep(0.15)
+            assert await asyncio.wait_for(roundtrip(port, b"again"), 5) == b"again"
+    messages = [r.getMessage() for r in caplog.records]
+    assert len([m for m in messages if "failed (out of resources)" in m]) == 1
+    assert len([m for m in messages if "works again" in m]) == 1
+
+
+# -- sync face: failures and shutdown -----------------------------------------------
+
+
+def test_sync_handler_exception_is_logged_with_peer(caplog: pytest.LogCaptureFixture) -> None:
+    def handler(sock: asocket.sync.socket, addr: Any) -> None:
+        if sock.recv(10) == b"boom":
+            raise ValueError("handler failed")
+        sock.sendall(b"fine")
+
+    with (
+        caplog.at_level(logging.ERROR, logger="asocket"),
+        asocket.sync.serve_tcp(handler, "127.0.0.1", 0) as server,
+    ):
+        address = ("127.0.0.1", server.sockets[0].getsockname()[1])
+        with asocket.sync.create_connection(address, timeout=5) as sock:
+            sock.sendall(b"boom")
+            assert sock.recv(10) == b""
+        with asocket.sync.create_connection(address, timeout=5) as sock:
+            sock.sendall(b"ok")
+            assert sock.recv(10) == b"fine"
+    [record] = caplog.records
+    assert "handler for ('127.0.0.1'" in record.getMessage()
+    assert record.exc_info is not None and record.exc_info[0] is ValueError
+
+
+@pytest.mark.skipif(not asocket.has_dualstack_ipv6(), reason="no dual-stack IPv6 here")
+def test_sync_serve_tcp_host_none_is_dual_stack() -> None:
+    with asocket.sync.serve_tcp(sync_echo, None, 0) as server:
+        [sock] = server.sockets
+        assert sock.getsockopt(asocket.IPPROTO_IPV6, asocket.IPV6_V6ONLY) == 0
+        port = sock.getsockname()[1]
+        for host in ("127.0.0.1", "::1"):
+            with asocket.sync.create_connection((host, port), timeout=5) as client:
+                client.sendall(b"hi")
+                assert client.recv(10) == b"hi"
+
+
+def test_sync_max_connections_shared_by_listeners() -> None:
+    release = threading.Event()
+
+    def handler(sock: asocket.sync.socket, addr: Any) -> None:
+        release.wait(10)
+        sock.sendall(b"done")
+
+    listeners = [asocket.sync.create_server(("127.0.0.1", 0)) for _ in range(2)]
+    with asocket.sync.ThreadedServer(listeners, handler, 1, 5.0) as server:
+        clients = [
+            asocket.sync.create_connection(("127.0.0.1", s.getsockname()[1]), timeout=5)
+            for s in listeners
+        ]
+        time.sleep(0.2)
+        assert server.active_connections == 1
+        release.set()
+        for client in clients:
+            with client:
+                assert client.recv(10) == b"done"
+
+
+def test_sync_close_during_backoff_is_prompt(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_server, "BACKOFF_FIRST", 30.0)
+    monkeypatch.setattr(_server, "BACKOFF_MAX", 30.0)
+    server = asocket.sync.serve_tcp(sync_echo, "127.0.0.1", 0)
+    client = asocket.sync.socket()
+    with client, fd_table_full():  # the accepting thread gets EMFILE, then sleeps 30 s
+        client.connect(server.sockets[0].getsockname())
+        time.sleep(0.2)
+    t0 = time.monotonic()
+    server.close()
+    server.wait_closed()
+    assert time.monotonic() - t0 < 5
+
+
+def test_sync_shutdown_wakes_makefile_reader_and_logs_nothing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    started = threading.Event()
+
+    def handler(sock: asocket.sync.socket, addr: Any) -> None:
+        with sock.makefile("rwb") as f:
+            started.set()
+            f.readline()  # blocks until the server shuts the connection down
+            f.write(b"bye\n")
+            f.flush()  # fails: the connection is shut down; not logged
+
+    server = asocket.sync.serve_tcp(handler, "127.0.0.1", 0, grace_period=0.1)
+    with (
+        caplog.at_level(logging.WARNING, logger="asocket"),
+        asocket.sync.create_connection(server.sockets[0].getsockname(), timeout=5) as client,
+    ):
+        assert started.wait(5)
+        t0 = time.monotonic()
+        server.close()
+        server.wait_closed()
+        assert time.monotonic() - t0 < 5
+        assert server.active_connections == 0
+        assert client.recv(10) == b""
+    assert not caplog.records
+
+
+def test_sync_handler_ignoring_shutdown_does_not_hang(caplog: pytest.LogCaptureFixture) -> None:
+    stop = threading.Event()
+    started = threading.Event()
+
+    def stubborn(sock: asocket.sync.socket, addr: Any) -> None:
+        started.set()
+        stop.wait(10)
+
+    server = asocket.sync.serve_tcp(stubborn, "127.0.0.1", 0, grace_period=0.1)
+    try:
+        with (
+            caplog.at_level(logging.WARNING, logger="asocket"),
+            asocket.sync.create_connection(server.sockets[0].getsockname(), timeout=5),
+        ):
+            assert started.wait(5)
+            t0 = time.monotonic()
+            server.close()
+            server.wait_closed()
+            assert time.monotonic() - t0 < 5
+    finally:
+        stop.set()
+    [record] = caplog.records
+    assert "left running" in record.getMessage()
+
+
+def test_sync_serve_forever_ends_on_close_from_a_handler() -> None:
+    def handler(sock: asocket.sync.socket, addr: Any) -> None:
+        server.close()
+        server.wait_closed()  # from a handler: does not wait for itself
+
+    server = asocket.sync.serve_tcp(handler, "127.0.0.1", 0)
+    with asocket.sync.create_connection(server.sockets[0].getsockname(), timeout=5):
+        done = threading.Thread(target=server.serve_forever)
+        done.start()
+        done.join(3)  # well within the 5 s grace: nobody waited for the closing handler
+        assert not done.is_alive()

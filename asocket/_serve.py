@@ -7,7 +7,6 @@ The policy (which listeners, which accept errors to skip, the back-off) is in
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Self
 
@@ -189,8 +188,6 @@ async def serve_unix(
     grace_period: float | None = 5.0,
 ) -> Server:
     """``serve_tcp`` on a Unix stream socket at ``path`` (removed again on close)."""
-    if not hasattr(socket, "AF_UNIX"):  # pragma: no cover - Windows
-        raise OSError("Unix sockets are not supported on this platform")
     _server.check_max_connections(max_connections)
     listener = await _server.open_unix_listener(AsyncSocket, path, backlog)
     return Server([listener], handler, max_connections, grace_period, _server.remove_unix_path)

@@ -208,8 +208,6 @@ def serve_unix(
     grace_period: float | None = 5.0,
 ) -> ThreadedServer:
     """``serve_tcp`` on a Unix stream socket at ``path`` (removed again on close)."""
-    if not hasattr(socket, "AF_UNIX"):  # pragma: no cover - Windows
-        raise OSError("Unix sockets are not supported on this platform")
     _server.check_max_connections(max_connections)
     listener = run(_server.open_unix_listener(SyncSocket, path, backlog))
     return ThreadedServer(

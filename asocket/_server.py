@@ -242,6 +242,8 @@ async def open_tcp_listeners(
 
 async def open_unix_listener(new: Callable[[int, int], S], path: str, backlog: int | None) -> S:
     """A listening Unix stream socket at ``path``; a stale socket file there is replaced."""
+    if not hasattr(socket, "AF_UNIX"):  # pragma: no cover - Windows
+        raise OSError("Unix sockets are not supported on this platform")
     with contextlib.suppress(FileNotFoundError):
         if stat.S_ISSOCK(os.stat(path).st_mode):
             os.unlink(path)

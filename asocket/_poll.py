@@ -20,6 +20,14 @@ _HAS_POLL = hasattr(select, "poll")
 _EVENTS = {READ: select.POLLIN | select.POLLPRI, 1: select.POLLOUT} if _HAS_POLL else {}
 
 
+def _select(fds: Sequence[int], event: int, deadline: float | None) -> list[int]:
+    """The ``select()`` fallback where there is no ``poll()``: the fds of ``fds`` ready for
+    ``event`` (or in error), ``[]`` at ``deadline``."""
+    timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+    r, w, x = select.select(*((fds, [], fds) if event == READ else ([], fds, fds)), timeout)
+    return [fd for fd in fds if fd in r or fd in w or fd in x]
+
+
 class PollWaiter(NoTwins):
     """Waits by blocking the calling thread; stateless, one instance serves every socket."""
 
@@ -28,11 +36,7 @@ class PollWaiter(NoTwins):
     async def wait(self, fd: int, event: int, deadline: float | None) -> None:
         """Block until ``fd`` is ready for ``event`` or raise ``TimeoutError`` at ``deadline``."""
         if not _HAS_POLL:  # pragma: no cover - Windows
-            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
-            r, w, x = select.select(
-                *(([fd], [], [fd]) if event == READ else ([], [fd], [fd])), timeout
-            )
-            if not (r or w or x):
+            if not _select([fd], event, deadline):
                 raise timed_out()
             return
         poller = select.poll()
@@ -48,12 +52,10 @@ class PollWaiter(NoTwins):
     async def wait_any(self, fds: Sequence[int], event: int, deadline: float | None) -> list[int]:
         """Block until one of ``fds`` is ready for ``event``: those that are; ``[]`` at
         ``deadline``."""
-        mask = _EVENTS[event] if _HAS_POLL else 0
         if not _HAS_POLL:  # pragma: no cover - Windows
-            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
-            r, w, x = select.select(*((fds, [], fds) if event == READ else ([], fds, fds)), timeout)
-            return [fd for fd in fds if fd in r or fd in w or fd in x]
+            return _select(fds, event, deadline)
         poller = select.poll()
+        mask = _EVENTS[event]
         for fd in fds:
             poller.register(fd, mask)
         if deadline is None:

@@ -103,6 +103,7 @@ BACKOFF_FIRST = 0.05  # seconds before the first retry; doubled per failure...
 BACKOFF_MAX = 1.0  # ...up to this
 QUIET = 1.0  # a failure episode ends once accepts have succeeded this long without a failure
 PER_CONNECTION_STREAK = 100  # more per-connection errors than this in a row: back off too
+PORT_RETRIES = 20  # port 0 on several addresses: sets of listeners tried before EADDRINUSE
 UNWIND = 1.0  # how long a handler has to end once stopped (cancelled; sync: connection shut)
 
 
@@ -225,6 +226,31 @@ async def open_tcp_listeners(
             if key not in seen:
                 seen.add(key)
                 families.append((*key, False))
+    # With port 0 the kernel picks a port free for the first address only; another
+    # address may hold it already (EADDRINUSE), so the whole set is tried again.
+    attempt = 1
+    while True:
+        try:
+            return await _listen_all(new, families, port, backlog, reuse_port)
+        except OSError as exc:
+            if not (
+                port == 0
+                and len(families) > 1
+                and exc.errno == errno.EADDRINUSE
+                and attempt < PORT_RETRIES
+            ):
+                raise
+            attempt += 1
+
+
+async def _listen_all(
+    new: Callable[[int, int], S],
+    families: list[tuple[int, Any, bool]],
+    port: int,
+    backlog: int | None,
+    reuse_port: bool,
+) -> list[S]:
+    """One listener per entry of ``families``, all closed if any fails."""
     listeners: list[S] = []
     try:
         for family, address, dualstack in families:

@@ -426,11 +426,23 @@ class Loopback:
 
     def __init__(self, v6: str) -> None:
         self.held: list[socket.socket] = []
-        self.v4 = socket.create_server(("127.0.0.1", 0))
-        self.port = self.v4.getsockname()[1]
-        six = socket.socket(V6)
-        six.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        six.bind(("::1", self.port))  # refusing: bound, not listening
+        # The kernel picks a free port for 127.0.0.1 only: the same port on ::1 may be
+        # taken (a connection in TIME_WAIT, another test's socket), so pick again.
+        for _ in range(100):
+            self.v4 = socket.create_server(("127.0.0.1", 0))
+            self.port = self.v4.getsockname()[1]
+            six = socket.socket(V6)
+            try:
+                six.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                six.bind(("::1", self.port))  # refusing: bound, not listening
+                break
+            except OSError as exc:
+                six.close()
+                self.v4.close()
+                if exc.errno != errno.EADDRINUSE:
+                    raise
+        else:  # pragma: no cover - a machine with no pair of free ports
+            pytest.fail("no port free on both 127.0.0.1 and ::1")
         self.held.append(six)
         if v6 == "black hole":  # listening with a full accept queue: SYNs are dropped
             six.listen(0)
@@ -442,6 +454,7 @@ class Loopback:
                 if not select.select([], [filler], [], 0.2)[1]:
                     break  # this one hangs: the queue is full
             else:  # pragma: no cover - a stack that never drops SYNs
+                self.close()
                 pytest.skip("this TCP stack never fills a listen queue")
 
     def close(self) -> None:

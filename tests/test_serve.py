@@ -8,6 +8,7 @@ import errno
 import logging
 import os
 import resource
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -78,6 +79,87 @@ async def test_serve_tcp_localhost_listens_on_each_address_same_port() -> None:
         for sock in server.sockets:
             host, port = sock.getsockname()[:2]
             assert await asyncio.wait_for(roundtrip(port, b"x", host), 5) == b"x"
+
+
+@pytest.fixture
+def port_taken_on_second_address(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """``localhost`` is ``::1`` then ``127.0.0.1`` (from the literals, no lookup), and the
+    first port the kernel picks is taken on 127.0.0.1, as when a connection there is in
+    TIME_WAIT. Returns the addresses each listener was asked for, in order."""
+    guard = socket.getaddrinfo
+
+    def getaddrinfo(host: Any, port: Any, family: int = 0, *args: Any) -> Any:
+        if host == "localhost" and family == socket.AF_UNSPEC:
+            return guard("::1", port, socket.AF_INET6, *args) + guard(
+                "127.0.0.1", port, socket.AF_INET, *args
+            )
+        return guard(host, port, family, *args)
+
+    real = _server.create_server
+    asked: list[Any] = []
+
+    async def create_server(new: Any, address: Any, *args: Any) -> Any:
+        asked.append(address)
+        if len(asked) == 2:
+            raise OSError(errno.EADDRINUSE, os.strerror(errno.EADDRINUSE))
+        return await real(new, address, *args)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    monkeypatch.setattr(_server, "create_server", create_server)
+    return asked
+
+
+@pytest.mark.asyncio
+async def test_serve_tcp_port_0_picks_again_when_another_address_has_the_port(
+    port_taken_on_second_address: list[Any],
+) -> None:
+    async with await asocket.serve_tcp(echo, "localhost", 0) as server:
+        ports = {s.getsockname()[1] for s in server.sockets}
+        assert len(server.sockets) == 2 and len(ports) == 1
+        assert [a[0] for a in port_taken_on_second_address] == ["::1", "127.0.0.1"] * 2
+        for sock in server.sockets:
+            host, port = sock.getsockname()[:2]
+            assert await asyncio.wait_for(roundtrip(port, b"x", host), 5) == b"x"
+
+
+def test_sync_serve_tcp_port_0_picks_again_when_another_address_has_the_port(
+    port_taken_on_second_address: list[Any],
+) -> None:
+    with asocket.sync.serve_tcp(sync_echo, "localhost", 0) as server:
+        assert len(server.sockets) == 2
+        assert len({s.getsockname()[1] for s in server.sockets}) == 1
+        assert len(port_taken_on_second_address) == 4
+
+
+@pytest.mark.asyncio
+async def test_serve_tcp_fixed_port_in_use_is_not_retried(
+    port_taken_on_second_address: list[Any],
+) -> None:
+    with asocket.sync.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(OSError) as info:
+        await asocket.serve_tcp(echo, "localhost", port)
+    assert info.value.errno == errno.EADDRINUSE and len(port_taken_on_second_address) == 2
+
+
+@pytest.mark.asyncio
+async def test_serve_tcp_port_0_gives_up_after_port_retries(
+    monkeypatch: pytest.MonkeyPatch, port_taken_on_second_address: list[Any]
+) -> None:
+    real = _server.create_server
+
+    async def always_taken(new: Any, address: Any, *args: Any) -> Any:
+        if address[0] == "127.0.0.1":
+            raise OSError(errno.EADDRINUSE, os.strerror(errno.EADDRINUSE))
+        return await real(new, address, *args)
+
+    monkeypatch.setattr(_server, "create_server", always_taken)
+    before = len(os.listdir("/proc/self/fd"))
+    with pytest.raises(OSError) as info:
+        await asocket.serve_tcp(echo, "localhost", 0)
+    assert info.value.errno == errno.EADDRINUSE
+    assert len(os.listdir("/proc/self/fd")) == before  # every ::1 listener closed
 
 
 @pytest.mark.asyncio

@@ -112,19 +112,22 @@ class Server:
 
         A handler still running ``UNWIND`` (1) second after its cancellation has its
         connection closed, is logged and is left running. With ``grace_period=None``
-        this waits for the handlers as long as they take.
+        this waits for the handlers as long as they take. Cancelling this call ends
+        the grace period at once: the handlers are cancelled, then so is this call.
         """
         await self._closed.wait()
         await asyncio.gather(*self._accepters, return_exceptions=True)
         me = asyncio.current_task()
         tasks = {task for task in self._handlers if task is not me}  # a handler may call this
-        if tasks and self._grace != 0:
-            await asyncio.wait(tasks, timeout=self._grace)
-        tasks = {task for task in tasks if not task.done()}
+        try:
+            if tasks and self._grace != 0:
+                await asyncio.wait(tasks, timeout=self._grace)
+        finally:
+            tasks = {task for task in tasks if not task.done()}
+            for task in tasks:
+                task.cancel()
         if not tasks:
             return
-        for task in tasks:
-            task.cancel()
         await asyncio.wait(tasks, timeout=_server.UNWIND)
         for task in tasks:
             if not task.done():

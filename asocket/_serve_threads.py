@@ -138,14 +138,28 @@ class ThreadedServer:
         down and close their connections (a blocked handler wakes to end of file or
         ``OSError``, not logged). A handler still running ``UNWIND`` (1) second later is
         logged and left running. With ``grace_period=None`` this waits as long as they take.
+        An interruption (``KeyboardInterrupt``) ends the grace period at once: the
+        connections are shut down and closed, then the exception propagates.
         """
         me = threading.current_thread()  # a handler may call this
         with self._lock:
             self._lock.wait_for(lambda: self._closed)
         for thread in self._accepters:
             thread.join()
+        try:
+            with self._lock:
+                self._lock.wait_for(lambda: self._conns.keys() <= {me}, self._grace)
+        finally:
+            left = self._stop_handlers(me)
         with self._lock:
-            self._lock.wait_for(lambda: self._conns.keys() <= {me}, self._grace)
+            self._lock.wait_for(lambda: self._conns.keys().isdisjoint(left), _server.UNWIND)
+            stuck = [address for t, (_, address) in self._conns.items() if t in left]
+        for address in stuck:
+            _server.log_abandoned(address)
+
+    def _stop_handlers(self, me: threading.Thread) -> set[threading.Thread]:
+        """Shut down and close every connection still served (but ``me``'s); their threads."""
+        with self._lock:
             left = {t: c for t, c in self._conns.items() if t is not me}
             self._shut.update(conn for conn, _ in left.values())
         for conn, _ in left.values():
@@ -154,11 +168,7 @@ class ThreadedServer:
             except OSError:
                 pass
             conn.close()
-        with self._lock:
-            self._lock.wait_for(lambda: self._conns.keys().isdisjoint(left), _server.UNWIND)
-            stuck = [address for t, (_, address) in self._conns.items() if t in left]
-        for address in stuck:
-            _server.log_abandoned(address)
+        return set(left)
 
     def serve_forever(self) -> None:
         """Block until the server is closed (by another thread) or interrupted, then close

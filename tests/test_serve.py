@@ -8,6 +8,7 @@ import errno
 import logging
 import os
 import resource
+import signal
 import socket
 import threading
 import time
@@ -569,6 +570,35 @@ async def test_serve_forever_cancelled_closes_the_server() -> None:
 
 
 @pytest.mark.asyncio
+async def test_cancelling_wait_closed_ends_the_grace_period_at_once() -> None:
+    cancelled = asyncio.Event()
+
+    async def handler(sock: asocket.socket, addr: Any) -> None:
+        try:
+            await sock.recv(10)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    server = await asocket.serve_tcp(handler, "127.0.0.1", 0, grace_period=60)
+    port = server.sockets[0].getsockname()[1]
+    with await asocket.create_connection(("127.0.0.1", port), timeout=5) as client:
+        await asyncio.sleep(0.1)
+        server.close()
+        waiting = asyncio.create_task(server.wait_closed())
+        await asyncio.sleep(0.1)
+        assert not waiting.done() and not cancelled.is_set()  # in the grace period
+        t0 = time.monotonic()
+        waiting.cancel()  # as a second Ctrl-C would: stop waiting for the handlers
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(waiting, 5)
+        await asyncio.wait_for(cancelled.wait(), 5)
+        assert await asyncio.wait_for(client.recv(10), 5) == b""  # closed with its handler
+        assert time.monotonic() - t0 < 5
+    assert server.active_connections == 0
+
+
+@pytest.mark.asyncio
 async def test_emfile_recovery_is_logged(
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -686,6 +716,38 @@ def test_sync_shutdown_wakes_makefile_reader_and_logs_nothing(
         assert server.active_connections == 0
         assert client.recv(10) == b""
     assert not caplog.records
+
+
+@pytest.mark.skipif(not hasattr(signal, "pthread_kill"), reason="needs pthread_kill")
+def test_sync_interrupting_wait_closed_ends_the_grace_period_at_once() -> None:
+    assert threading.current_thread() is threading.main_thread()  # SIGINT lands here
+    started = threading.Event()
+    ended = threading.Event()
+
+    def handler(sock: asocket.sync.socket, addr: Any) -> None:
+        started.set()
+        try:
+            sock.recv(10)  # until the server shuts the connection down
+        finally:
+            ended.set()
+
+    server = asocket.sync.serve_tcp(handler, "127.0.0.1", 0, grace_period=60)
+    interrupt = threading.Timer(0.2, signal.pthread_kill, (threading.get_ident(), signal.SIGINT))
+    with asocket.sync.create_connection(server.sockets[0].getsockname(), timeout=5) as client:
+        assert started.wait(5)
+        server.close()
+        t0 = time.monotonic()
+        interrupt.start()  # a Ctrl-C 0.2 s into the 60 s grace period
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                server.wait_closed()
+        finally:
+            interrupt.cancel()
+        assert time.monotonic() - t0 < 5
+        assert ended.wait(5)
+        assert client.recv(10) == b""  # the server closed it
+    server.wait_closed()  # nothing left to wait for
+    assert server.active_connections == 0
 
 
 def test_sync_handler_ignoring_shutdown_does_not_hang(caplog: pytest.LogCaptureFixture) -> None:

@@ -114,6 +114,7 @@ class Server:
         connection closed, is logged and is left running. With ``grace_period=None``
         this waits for the handlers as long as they take. Cancelling this call ends
         the grace period at once: the handlers are cancelled, then so is this call.
+        The grace period is given once: a later call cancels the handlers at once.
         """
         await self._closed.wait()
         await asyncio.gather(*self._accepters, return_exceptions=True)
@@ -123,6 +124,7 @@ class Server:
             if tasks and self._grace != 0:
                 await asyncio.wait(tasks, timeout=self._grace)
         finally:
+            self._grace = 0  # given once: a later wait_closed() stops the handlers at once
             tasks = {task for task in tasks if not task.done()}
             for task in tasks:
                 task.cancel()

@@ -139,7 +139,8 @@ class ThreadedServer:
         ``OSError``, not logged). A handler still running ``UNWIND`` (1) second later is
         logged and left running. With ``grace_period=None`` this waits as long as they take.
         An interruption (``KeyboardInterrupt``) ends the grace period at once: the
-        connections are shut down and closed, then the exception propagates.
+        connections are shut down and closed, then the exception propagates. The
+        grace period is given once: a later call shuts the connections down at once.
         """
         me = threading.current_thread()  # a handler may call this
         with self._lock:
@@ -150,6 +151,7 @@ class ThreadedServer:
             with self._lock:
                 self._lock.wait_for(lambda: self._conns.keys() <= {me}, self._grace)
         finally:
+            self._grace = 0  # given once: a later wait_closed() stops the handlers at once
             left = self._stop_handlers(me)
         with self._lock:
             self._lock.wait_for(lambda: self._conns.keys().isdisjoint(left), _server.UNWIND)

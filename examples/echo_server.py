@@ -13,7 +13,8 @@ queues the rest) and logs a handler's crash instead of dying with it.
 
 Ctrl-C (SIGINT) or SIGTERM shuts the server down gracefully: it stops
 accepting, lets open connections go on for up to --grace-period seconds,
-then cancels their handlers, and exits with status 0.
+then cancels their handlers, and exits with status 0. A second Ctrl-C (or
+SIGTERM) cuts the grace period short: the handlers are cancelled at once.
 """
 
 from __future__ import annotations
@@ -45,11 +46,24 @@ def format_address(address: Any) -> str:
 
 
 def stop_on_signals() -> asyncio.Event:
-    """An event that the first SIGINT (Ctrl-C) or SIGTERM (kill) sets."""
+    """An event that the first SIGINT (Ctrl-C) or SIGTERM (kill) sets.
+
+    A second signal cancels the calling task: cancelling the wait for the
+    handlers (wait_closed) cancels them at once.
+    """
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+
+    def on_signal() -> None:
+        if stop.is_set():
+            task.cancel()  # the second signal: stop waiting for the open connections
+        else:
+            stop.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal)
     return stop
 
 
@@ -64,12 +78,19 @@ async def serve(args: argparse.Namespace) -> None:
     )
     # `async with` closes the server on exit: close() stops accepting, then
     # wait_closed() lets the handlers finish for up to grace_period seconds.
-    async with server:
-        for listener in server.sockets:
-            print(f"listening on {format_address(listener.getsockname())}", flush=True)
-        await stop.wait()
-        server.close()  # stop accepting now; leaving `async with` waits for the handlers
-        logging.info("shutting down: %d connection(s) open", server.active_connections)
+    try:
+        async with server:
+            for listener in server.sockets:
+                print(f"listening on {format_address(listener.getsockname())}", flush=True)
+            await stop.wait()
+            server.close()  # stop accepting now; leaving `async with` waits for the handlers
+            logging.info(
+                "shutting down: %d connection(s) open (Ctrl-C again to close them now)",
+                server.active_connections,
+            )
+    except asyncio.CancelledError:  # a second signal: wait_closed() cancelled the handlers
+        logging.info("stopped without waiting for the open connections")
+        return
     logging.info("stopped")
 
 

@@ -349,6 +349,43 @@ def test_echo_server_graceful_shutdown(start: Start, use_uvloop: bool) -> None:
     assert_clean(server.stderr())
 
 
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["echo_server.py", "--port", "0"],
+        pytest.param(["echo_server.py", "--port", "0", "--uvloop"], marks=needs_uvloop),
+        ["unix_echo_server.py", "--path", "{tmp}/echo.sock"],
+    ],
+    ids=["tcp", "tcp-uvloop", "unix"],
+)
+def test_second_signal_cuts_the_grace_period_short(
+    start: Start, tmp_path: Path, command: list[str]
+) -> None:
+    """A second SIGINT during a 60 s grace period closes the open connections at once."""
+    args = [arg.format(tmp=tmp_path) for arg in command]
+    server = start(*python(*args, "--grace-period", "60"))
+    if "--path" in args:
+        path = args[-1]
+        assert server.readline() == f"listening on {path}\n".encode()
+        sock = socket.socket(socket.AF_UNIX)
+        sock.settimeout(WAIT)
+        sock.connect(path)
+    else:
+        sock = socket.create_connection(listening(server), timeout=WAIT)
+    with sock:
+        sock.sendall(b"before\n")
+        assert sock.recv(100) == b"before\n"
+        server.proc.send_signal(signal.SIGINT)
+        server.wait_for_stderr("shutting down: 1 connection(s) open")
+        sock.sendall(b"during the grace period\n")
+        assert sock.recv(100) == b"during the grace period\n"
+        t0 = time.monotonic()
+        stderr = server.stop(signal.SIGINT)  # exit status 0, no traceback
+        assert time.monotonic() - t0 < WAIT / 2  # not the 60 s grace period
+        assert "stopped without waiting for the open connections" in stderr
+        assert sock.recv(100) == b""  # the handler was cancelled and its connection closed
+
+
 def test_sync_echo_server_closes_open_connections(start: Start) -> None:
     """On SIGINT the threaded server closes its open connections (waking their threads)."""
     server = start(*python("sync_echo_server.py", "--port", "0"))

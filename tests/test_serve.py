@@ -599,6 +599,37 @@ async def test_cancelling_wait_closed_ends_the_grace_period_at_once() -> None:
 
 
 @pytest.mark.asyncio
+async def test_the_grace_period_is_given_once(caplog: pytest.LogCaptureFixture) -> None:
+    release = asyncio.Event()
+
+    async def stubborn(sock: asocket.socket, addr: Any) -> None:
+        while not release.is_set():
+            with contextlib.suppress(asyncio.CancelledError):
+                await release.wait()
+
+    server = await asocket.serve_tcp(stubborn, "127.0.0.1", 0, grace_period=60)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        with (
+            caplog.at_level(logging.WARNING, logger="asocket"),
+            await asocket.create_connection(("127.0.0.1", port), timeout=5),
+        ):
+            await asyncio.sleep(0.1)
+            server.close()
+            waiting = asyncio.create_task(server.wait_closed())
+            await asyncio.sleep(0.1)
+            waiting.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await asyncio.wait_for(waiting, 5)
+            t0 = time.monotonic()
+            await asyncio.wait_for(server.wait_closed(), 10)  # UNWIND (1 s), not 60 s again
+            assert time.monotonic() - t0 < 5
+    finally:
+        release.set()
+    assert any("left running" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.asyncio
 async def test_emfile_recovery_is_logged(
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:

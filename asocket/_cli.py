@@ -86,7 +86,8 @@ def _parser() -> argparse.ArgumentParser:
         description="Echo every byte back on each TCP or Unix connection (a task per "
         "connection; a thread with --sync), or every UDP datagram to its sender. Prints "
         "'listening on ADDRESS' once ready. On SIGINT or SIGTERM stops accepting, lets open "
-        "connections finish for up to --grace-period seconds, closes the rest and exits 0.",
+        "connections finish for up to --grace-period seconds (a second signal: none), "
+        "closes the rest and exits 0.",
     )
     _add_endpoint_options(server, port_help="port to listen on (default: 0, any free port)")
     server.add_argument(
@@ -283,19 +284,33 @@ async def _echo_server_async(args: argparse.Namespace) -> int:
             await _echo_datagrams_async(udp)
     else:
         async with server:
-            with _on_stop_signal_async(server.close):
+            # The first signal stops accepting; a second one ends the grace period.
+            with _on_stop_signal_async(server.close, server.close_clients):
                 _announce(sock.getsockname() for sock in server.sockets)
                 await server.serve_forever()
     return 0
 
 
 @contextlib.contextmanager
-def _on_stop_signal_async(stop: Callable[[], object]) -> Iterator[None]:
-    """Within the block, call ``stop()`` in the running loop on SIGINT or SIGTERM."""
+def _on_stop_signal_async(
+    stop: Callable[[], object], again: Callable[[], object] | None = None
+) -> Iterator[None]:
+    """Within the block, on SIGINT or SIGTERM call ``stop()`` in the running loop, and
+    ``again()`` (if given) on each later one."""
     loop = asyncio.get_running_loop()
+    signalled = False
+
+    def on_signal() -> None:
+        nonlocal signalled
+        if signalled and again is not None:
+            again()
+        else:
+            signalled = True
+            stop()
+
     try:
         for signum in STOP_SIGNALS:
-            loop.add_signal_handler(signum, stop)
+            loop.add_signal_handler(signum, on_signal)
     except NotImplementedError:  # pragma: no cover - Windows: Ctrl-C ends the run
         pass
     try:
@@ -375,7 +390,8 @@ def _echo_server_sync(args: argparse.Namespace) -> int:
                 _echo_datagrams_sync(udp)
         else:
             with server:
-                _on_stop_signal_sync(server.close)
+                # The first signal stops accepting; a second one ends the grace period.
+                _on_stop_signal_sync(server.close, server.close_clients)
                 _announce(sock.getsockname() for sock in server.sockets)
                 server.serve_forever()
     return 0
@@ -394,8 +410,11 @@ def _stop_signals_blocked() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
-def _on_stop_signal_sync(stop: Callable[[], object]) -> None:
-    """On SIGINT or SIGTERM (blocked by ``_stop_signals_blocked``), call ``stop()`` once.
+def _on_stop_signal_sync(
+    stop: Callable[[], object], again: Callable[[], object] | None = None
+) -> None:
+    """On SIGINT or SIGTERM (blocked by ``_stop_signals_blocked``), call ``stop()``, and
+    ``again()`` (if given) on each later one.
 
     A thread takes the signal with ``sigwait``: no signal handler interrupts a
     thread that may hold a lock ``stop`` needs.
@@ -406,6 +425,9 @@ def _on_stop_signal_sync(stop: Callable[[], object]) -> None:
     def wait_then_stop() -> None:
         signal.sigwait(STOP_SIGNALS)
         stop()
+        while again is not None:
+            signal.sigwait(STOP_SIGNALS)
+            again()
 
     threading.Thread(target=wait_then_stop, name="asocket stop signal", daemon=True).start()
 

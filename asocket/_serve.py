@@ -107,6 +107,15 @@ class Server:
                 self._on_close(sock)
             sock.close()
 
+    def close_clients(self) -> None:
+        """Cancel every running handler now, but the caller's own; each connection is
+        closed as its handler ends. Accepting goes on; ``close()`` stops it. Ends
+        ``wait_closed()``'s grace period as soon as the handlers end."""
+        me = asyncio.current_task()
+        for task in self._handlers:
+            if task is not me:
+                task.cancel()
+
     async def wait_closed(self) -> None:
         """Wait for ``close()``, then for the handlers: up to the grace period, then cancel.
 

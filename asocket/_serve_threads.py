@@ -159,6 +159,13 @@ class ThreadedServer:
         for address in stuck:
             _server.log_abandoned(address)
 
+    def close_clients(self) -> None:
+        """Shut down and close every connection being served now, but the caller's own:
+        a handler blocked on its socket wakes to end of file or ``OSError`` (not logged).
+        Accepting goes on; ``close()`` stops it. Ends ``wait_closed()``'s grace period
+        as soon as the handlers return."""
+        self._stop_handlers(threading.current_thread())
+
     def _stop_handlers(self, me: threading.Thread) -> set[threading.Thread]:
         """Shut down and close every connection still served (but ``me``'s); their threads."""
         with self._lock:

@@ -14,7 +14,8 @@ queues the rest) and logs a handler's crash instead of dying with it.
 Ctrl-C (SIGINT) or SIGTERM shuts the server down gracefully: it stops
 accepting, lets open connections go on for up to --grace-period seconds,
 then cancels their handlers, and exits with status 0. A second Ctrl-C (or
-SIGTERM) cuts the grace period short: the handlers are cancelled at once.
+SIGTERM) cuts the grace period short: server.close_clients() cancels the
+handlers at once.
 """
 
 from __future__ import annotations
@@ -45,30 +46,25 @@ def format_address(address: Any) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def stop_on_signals() -> asyncio.Event:
-    """An event that the first SIGINT (Ctrl-C) or SIGTERM (kill) sets.
-
-    A second signal cancels the calling task: cancelling the wait for the
-    handlers (wait_closed) cancels them at once.
-    """
+def on_stop_signals(server: asocket.Server) -> asyncio.Event:
+    """An event that the first SIGINT (Ctrl-C) or SIGTERM (kill) sets; a second
+    signal cancels the handlers still running (server.close_clients())."""
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    task = asyncio.current_task()
-    assert task is not None
 
     def on_signal() -> None:
-        if stop.is_set():
-            task.cancel()  # the second signal: stop waiting for the open connections
-        else:
+        if not stop.is_set():
             stop.set()
+        else:
+            logging.info("closing %d connection(s) now", server.active_connections)
+            server.close_clients()
 
+    loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal)
     return stop
 
 
 async def serve(args: argparse.Namespace) -> None:
-    stop = stop_on_signals()
     server = await asocket.serve_tcp(
         echo,
         args.host,
@@ -76,21 +72,18 @@ async def serve(args: argparse.Namespace) -> None:
         max_connections=args.max_connections,
         grace_period=args.grace_period,
     )
+    stop = on_stop_signals(server)
     # `async with` closes the server on exit: close() stops accepting, then
     # wait_closed() lets the handlers finish for up to grace_period seconds.
-    try:
-        async with server:
-            for listener in server.sockets:
-                print(f"listening on {format_address(listener.getsockname())}", flush=True)
-            await stop.wait()
-            server.close()  # stop accepting now; leaving `async with` waits for the handlers
-            logging.info(
-                "shutting down: %d connection(s) open (Ctrl-C again to close them now)",
-                server.active_connections,
-            )
-    except asyncio.CancelledError:  # a second signal: wait_closed() cancelled the handlers
-        logging.info("stopped without waiting for the open connections")
-        return
+    async with server:
+        for listener in server.sockets:
+            print(f"listening on {format_address(listener.getsockname())}", flush=True)
+        await stop.wait()
+        server.close()  # stop accepting now; leaving `async with` waits for the handlers
+        logging.info(
+            "shutting down: %d connection(s) open (Ctrl-C again to close them now)",
+            server.active_connections,
+        )
     logging.info("stopped")
 
 

@@ -35,34 +35,29 @@ async def echo(sock: asocket.socket, address: Any) -> None:
 
 
 async def serve(path: str, max_connections: int, grace_period: float) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    task = asyncio.current_task()
-    assert task is not None
-
-    def on_signal() -> None:  # the first signal stops the server; a second cancels this task
-        if stop.is_set():
-            task.cancel()
-        else:
-            stop.set()
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, on_signal)
     server = await asocket.serve_unix(
         echo, path, max_connections=max_connections, grace_period=grace_period
     )
-    try:
-        async with server:  # on exit: stop accepting, remove the file, let handlers finish
-            print(f"listening on {path}", flush=True)
-            await stop.wait()
-            server.close()  # stop accepting now; leaving `async with` waits for the handlers
-            logging.info(
-                "shutting down: %d connection(s) open (Ctrl-C again to close them now)",
-                server.active_connections,
-            )
-    except asyncio.CancelledError:  # the second signal: wait_closed() cancelled the handlers
-        logging.info("stopped without waiting for the open connections")
-        return
+    stop = asyncio.Event()
+
+    def on_signal() -> None:  # the first stops accepting, a second closes the connections
+        if not stop.is_set():
+            stop.set()
+        else:
+            logging.info("closing %d connection(s) now", server.active_connections)
+            server.close_clients()
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal)
+    async with server:  # on exit: stop accepting, remove the file, let handlers finish
+        print(f"listening on {path}", flush=True)
+        await stop.wait()
+        server.close()  # stop accepting now; leaving `async with` waits for the handlers
+        logging.info(
+            "shutting down: %d connection(s) open (Ctrl-C again to close them now)",
+            server.active_connections,
+        )
     logging.info("stopped")
 
 

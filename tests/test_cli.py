@@ -251,6 +251,39 @@ def test_signal_stops_server_with_open_connection(face: str, signum: int) -> Non
         assert sock.recv(16) == b""  # the server closed it when the grace period ended
 
 
+def refused_soon(port: int) -> None:
+    """Wait (bounded) until connections to 127.0.0.1:port are refused."""
+    deadline = time.monotonic() + WAIT
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=WAIT).close()
+        except ConnectionRefusedError:
+            return
+        except ConnectionResetError:
+            pass  # queued as the listener closed
+        assert time.monotonic() < deadline, "still accepting"
+        time.sleep(0.02)
+
+
+@face_param
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_second_signal_cuts_the_grace_period_short(face: str, signum: int) -> None:
+    with (
+        echo_server("--grace-period", "60", *FACES[face]) as (server, address),
+        socket.create_connection(("127.0.0.1", port_of(address)), timeout=WAIT) as sock,
+    ):
+        sock.sendall(b"ping")
+        assert sock.recv(16) == b"ping"
+        server.send_signal(signum)
+        refused_soon(port_of(address))  # stopped accepting: in the 60 s grace period
+        sock.sendall(b"still served")
+        assert sock.recv(16) == b"still served"
+        t0 = time.monotonic()
+        stop(server, signum)  # exit 0, nothing on stderr
+        assert time.monotonic() - t0 < WAIT / 2
+        assert sock.recv(16) == b""  # closed at the second signal
+
+
 @pytest.mark.skipif(not socket.has_ipv6, reason="no IPv6")
 @pytest.mark.parametrize("face", ["async", "sync"])
 def test_echo_on_ipv6_loopback(face: str) -> None:

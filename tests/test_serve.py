@@ -599,6 +599,41 @@ async def test_cancelling_wait_closed_ends_the_grace_period_at_once() -> None:
 
 
 @pytest.mark.asyncio
+async def test_close_clients_cancels_handlers_and_ends_the_grace_period() -> None:
+    cancelled: list[Any] = []
+
+    async def handler(sock: asocket.socket, addr: Any) -> None:
+        try:
+            while data := await sock.recv(10):
+                await sock.sendall(data)
+        except asyncio.CancelledError:
+            cancelled.append(addr)
+            raise
+
+    server = await asocket.serve_tcp(handler, "127.0.0.1", 0, grace_period=60)
+    port = server.sockets[0].getsockname()[1]
+    with await asocket.create_connection(("127.0.0.1", port), timeout=5) as first:
+        await first.sendall(b"a")
+        assert await first.recv(10) == b"a"
+        server.close_clients()
+        assert await asyncio.wait_for(first.recv(10), 5) == b""  # closed with its handler
+        assert len(cancelled) == 1 and server.active_connections == 0
+        # still accepting: close() stops that
+        assert await asyncio.wait_for(roundtrip(port, b"b"), 5) == b"b"
+    with await asocket.create_connection(("127.0.0.1", port), timeout=5) as second:
+        await second.sendall(b"c")
+        assert await second.recv(10) == b"c"
+        server.close()
+        waiting = asyncio.create_task(server.wait_closed())
+        await asyncio.sleep(0.1)
+        assert not waiting.done()  # in the 60 s grace period
+        server.close_clients()  # as a second Ctrl-C would
+        await asyncio.wait_for(waiting, 5)
+        assert await asyncio.wait_for(second.recv(10), 5) == b""
+    assert len(cancelled) == 2
+
+
+@pytest.mark.asyncio
 async def test_the_grace_period_is_given_once(caplog: pytest.LogCaptureFixture) -> None:
     release = asyncio.Event()
 
@@ -746,6 +781,37 @@ def test_sync_shutdown_wakes_makefile_reader_and_logs_nothing(
         assert time.monotonic() - t0 < 5
         assert server.active_connections == 0
         assert client.recv(10) == b""
+    assert not caplog.records
+
+
+def test_sync_close_clients_shuts_connections_and_ends_the_grace_period(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def handler(sock: asocket.sync.socket, addr: Any) -> None:
+        while data := sock.recv(10):  # b"" once the server shuts the connection down
+            sock.sendall(data)
+
+    server = asocket.sync.serve_tcp(handler, "127.0.0.1", 0, grace_period=60)
+    address = server.sockets[0].getsockname()
+    with (
+        caplog.at_level(logging.WARNING, logger="asocket"),
+        asocket.sync.create_connection(address, timeout=5) as first,
+    ):
+        first.sendall(b"a")
+        assert first.recv(10) == b"a"
+        server.close_clients()
+        assert first.recv(10) == b""
+        with asocket.sync.create_connection(address, timeout=5) as other:  # still accepting
+            other.sendall(b"b")
+            assert other.recv(10) == b"b"
+            server.close()
+            closer = threading.Timer(0.2, server.close_clients)  # as a second Ctrl-C
+            t0 = time.monotonic()
+            closer.start()
+            server.wait_closed()  # in the 60 s grace period until close_clients()
+            assert 0.1 < time.monotonic() - t0 < 5
+            assert other.recv(10) == b""
+    assert server.active_connections == 0
     assert not caplog.records
 
 

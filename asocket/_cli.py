@@ -86,7 +86,8 @@ def _parser() -> argparse.ArgumentParser:
         description="Echo every byte back on each TCP or Unix connection (a task per "
         "connection; a thread with --sync), or every UDP datagram to its sender. Prints "
         "'listening on ADDRESS' once ready. On SIGINT or SIGTERM stops accepting, lets open "
-        "connections finish for up to --grace-period seconds (a second signal: none), "
+        "connections finish for up to --grace-period seconds (a second signal cuts this "
+        "short), "
         "closes the rest and exits 0.",
     )
     _add_endpoint_options(server, port_help="port to listen on (default: 0, any free port)")

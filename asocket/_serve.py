@@ -134,9 +134,8 @@ class Server:
                 await asyncio.wait(tasks, timeout=self._grace)
         finally:
             self._grace = 0  # given once: a later wait_closed() stops the handlers at once
+            self.close_clients()  # closed: no handler started since `tasks` was taken
             tasks = {task for task in tasks if not task.done()}
-            for task in tasks:
-                task.cancel()
         if not tasks:
             return
         await asyncio.wait(tasks, timeout=_server.UNWIND)

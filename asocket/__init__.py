@@ -12,22 +12,25 @@ from ._async import (
     AsyncSocket,
     AsyncSocket as SocketType,
     AsyncSocket as socket,
-    create_connection,
-    create_server,
-    from_socket,
-    fromfd,
-    getaddrinfo,
-    getfqdn,
-    gethostbyaddr,
-    gethostbyname,
-    gethostbyname_ex,
-    getnameinfo,
-    recv_fds,
-    send_fds,
-    socketpair,
+    create_connection as create_connection,
+    create_server as create_server,
+    from_socket as from_socket,
+    fromfd as fromfd,
+    getaddrinfo as getaddrinfo,
+    getfqdn as getfqdn,
+    gethostbyaddr as gethostbyaddr,
+    gethostbyname as gethostbyname,
+    gethostbyname_ex as gethostbyname_ex,
+    getnameinfo as getnameinfo,
+    recv_fds as recv_fds,
+    send_fds as send_fds,
+    socketpair as socketpair,
 )
-from ._serve import Server, serve_tcp, serve_unix
-from ._timeouts import getdefaulttimeout, setdefaulttimeout
+from ._serve_async import Server as Server, serve_tcp as serve_tcp, serve_unix as serve_unix
+from ._timeouts import (
+    getdefaulttimeout as getdefaulttimeout,
+    setdefaulttimeout as setdefaulttimeout,
+)
 
 # isort: split
 # Last: the stdlib's constants, helpers and exceptions. (At run time _stdlib.__all__ leaves
@@ -37,6 +40,8 @@ from ._stdlib import *  # type: ignore[assignment]  # noqa: F403
 
 __version__ = "0.1.0"
 
+# Type checkers read a literal list: tests/test_surface.py checks that it is
+# the face's classes + _surface.NAMES + _stdlib._NAMES.
 __all__ = [
     "AsyncSocket",
     "Server",

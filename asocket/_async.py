@@ -1,80 +1,29 @@
-"""The async face: ``asocket.socket``, its module functions, and the loop waiter choice.
+"""The async face: ``asocket.socket`` and its module functions.
 
-Every awaitable method is one line on top of the core. The descriptor is
+Every awaitable method is one line on top of the engine. The descriptor is
 always O_NONBLOCK; the mode lives in the object. Each call tries the syscall
-first and waits on the running loop only when it would block, through the
-loop's waiter: readiness (``add_reader``) where the loop has it, completion
-(``sock_*``) where it does not.
+first and waits only when it would block, through the waiter of the async
+library running now (``_waiters.current``).
 """
 
 from __future__ import annotations
 
 import array
-import asyncio
 import socket
-import weakref
 from collections.abc import Iterable
 from functools import partial
 from typing import Any, Self
 
-from . import _connect, _resolve, _server, _waiter as w
-from ._core import SocketCore, _socketpair, close_fd
-from ._loop_completion import CompletionWaiter
-from ._loop_readiness import ReadinessWaiter
-from ._waiter import AddrInfo, Waiter, ebadf
-
-LoopWaiter = ReadinessWaiter | CompletionWaiter
+from . import _connect, _engine as e, _listeners, _ops as ops, _resolve, _surface
+from ._socket import SocketBase, close_fd
+from ._waiters.base import AddrInfo, Waiter, ebadf
+from ._waiters.current import current
 
 _MSG_WAITALL = int(getattr(socket, "MSG_WAITALL", 0))
 
-_waiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopWaiter] = (
-    weakref.WeakKeyDictionary()
-)
 
-
-def _has_readiness(loop: asyncio.AbstractEventLoop, fd: int | None) -> bool:
-    """Whether ``loop`` has ``add_reader``: tried on a scratch socket, or on ``fd``
-    (which no waiter of this loop watches yet) when the fd table is full."""
-    pair: tuple[socket.socket, socket.socket] | None = None
-    try:
-        pair = _socketpair()
-        probe = pair[0].fileno()
-    except OSError:
-        if fd is None:
-            raise
-        probe = fd
-    try:
-        loop.add_reader(probe, _noop)
-    except NotImplementedError:
-        return False
-    else:
-        loop.remove_reader(probe)
-        return True
-    finally:
-        if pair is not None:
-            pair[0].close()
-            pair[1].close()
-
-
-def _noop() -> None:  # pragma: no cover - never called
-    pass
-
-
-def waiter_for(loop: asyncio.AbstractEventLoop, fd: int | None = None) -> LoopWaiter:
-    """The waiter for ``loop``: readiness if it has ``add_reader``, else completion."""
-    waiter = _waiters.get(loop)
-    if waiter is None:
-        readiness = _has_readiness(loop, fd)
-        waiter = ReadinessWaiter(loop) if readiness else CompletionWaiter(loop)
-        _waiters[loop] = waiter
-    return waiter
-
-
-def _running_waiter() -> LoopWaiter:
-    return waiter_for(asyncio.get_running_loop())
-
-
-class AsyncSocket(SocketCore):
+@_surface.documented
+class AsyncSocket(SocketBase):
     """An awaitable socket with the stdlib's blocking, non-blocking and timeout modes.
 
     ``asocket.socket(family=-1, type=-1, proto=-1, fileno=None)``: as
@@ -84,6 +33,7 @@ class AsyncSocket(SocketCore):
     """
 
     __slots__ = ("_w",)
+    _public_name = "asocket.socket"
 
     def __init__(
         self,
@@ -92,51 +42,38 @@ class AsyncSocket(SocketCore):
         proto: int = -1,
         fileno: int | None = None,
     ) -> None:
-        self._w: LoopWaiter | None = None
+        self._w: Waiter | None = None  # the waiter that may watch the fd (to forget it)
         super().__init__(family, type, proto, fileno)
 
-    # -- hooks ----------------------------------------------------------------
+    # -- how this face waits --------------------------------------------------
 
-    def _waiter(self) -> Waiter:
-        loop = asyncio.get_running_loop()
-        waiter = self._w
-        if waiter is None or waiter.loop is not loop:
-            if waiter is not None:  # moved to another loop: let the old one go
-                waiter.forget(self._fd(), None)
-            waiter = self._w = waiter_for(loop, self._sock.fileno())
-        return waiter
+    def _watched_by(self, waiter: Waiter) -> None:
+        # The waiter that may watch the fd, so close() can forget it there first.
+        old = self._w
+        if old is not waiter:
+            if old is not None:  # moved to another loop: let the old one go
+                old.forget(e.fileno(self), None)
+            self._w = waiter
+
+    def _init_fd(self) -> None:
+        self._sock.setblocking(False)  # the descriptor is always O_NONBLOCK on this face
 
     def _set_mode(self, timeout: float | None) -> None:
         self._timeout = timeout
-        sock = self._sock
-        if sock.gettimeout() != 0.0:
-            sock.setblocking(False)  # the descriptor is always O_NONBLOCK on this face
-        elif sock.fileno() == -1:
+        if self._sock.fileno() == -1:
             raise ebadf()
 
-    # -- closing --------------------------------------------------------------
-
-    @property
-    def _closed(self) -> bool:  # read by the stdlib's __repr__ ("[closed]")
-        return self._sock.fileno() == -1
-
-    def close(self) -> None:
-        """Close the socket. Tasks waiting on it wake with ``OSError(EBADF)``.
-
-        The descriptor leaves the event loop before the OS closes it, so a
-        reused fd number never gets a stale wake-up.
-        """
-        waiter = self._w
+    def _real_close(self) -> None:
+        waiter, self._w = self._w, None
         if waiter is None:
             self._sock.close()
             return
-        self._w = None
         fd = self._sock.detach()
         if fd != -1:
             waiter.forget(fd, partial(close_fd, fd))
 
     def detach(self) -> int:
-        """Close the socket object without closing the descriptor, and return the descriptor."""
+        self._closed = True
         waiter, self._w = self._w, None
         fd = self._sock.detach()
         if waiter is not None and fd != -1:
@@ -152,73 +89,61 @@ class AsyncSocket(SocketCore):
     # -- awaitable calls ------------------------------------------------------
 
     async def accept(self) -> tuple[AsyncSocket, Any]:
-        """Wait for a connection; return ``(socket, address)``.
-
-        The new socket gets the module's default timeout, as in the stdlib.
-        """
-        return await self._accept()
+        fd, address = await e.accept(current(), self)
+        return self._new(fd), address
 
     async def bind(self, address: Any, /) -> None:
-        """Bind to ``address``; a host name is resolved without blocking the loop."""
-        await self._bind(address)
+        await e.bind(current(), self, address)
 
     async def connect(self, address: Any, /) -> None:
-        """Connect to ``address``; raises ``OSError`` on failure, ``TimeoutError`` on timeout."""
-        await self._connect(address, False)
+        await e.connect(current(), self, address, False)
 
     async def connect_ex(self, address: Any, /) -> int:
-        """Like ``connect()``, but return the errno instead of raising (0: connected)."""
-        return await self._connect(address, True)
+        return await e.connect(current(), self, address, True)
 
     async def recv(self, bufsize: int, flags: int = 0, /) -> bytes:
-        """Receive up to ``bufsize`` bytes; ``b''`` means the peer closed its side."""
         if flags and self._timeout is None and isinstance(flags, int) and flags & _MSG_WAITALL:
-            return await self._recv_waitall(bufsize, flags)
-        return await self._io(w.RECV, self._sock.recv, bufsize, flags)
+            return await e.recv_waitall(current(), self, bufsize, flags)
+        return await e.io(current(), self, ops.RECV, self._sock.recv, bufsize, flags)
 
     async def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
-        """Receive into ``buffer`` (up to ``nbytes``, or its size); return the count."""
         if flags and self._timeout is None and isinstance(flags, int) and flags & _MSG_WAITALL:
-            return await self._recv_into_waitall(buffer, nbytes, flags)
-        return await self._io(w.RECV_INTO, self._sock.recv_into, buffer, nbytes, flags)
+            return await e.recv_into_waitall(current(), self, buffer, nbytes, flags)
+        recv_into = self._sock.recv_into
+        return await e.io(current(), self, ops.RECV_INTO, recv_into, buffer, nbytes, flags)
 
     async def recvfrom(self, bufsize: int, flags: int = 0, /) -> tuple[bytes, Any]:
-        """Receive up to ``bufsize`` bytes; return ``(data, address)``."""
-        return await self._io(w.RECVFROM, self._sock.recvfrom, bufsize, flags)
+        return await e.io(current(), self, ops.RECVFROM, self._sock.recvfrom, bufsize, flags)
 
     async def recvfrom_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> tuple[int, Any]:
-        """Receive into ``buffer``; return ``(nbytes, address)``."""
-        return await self._io(w.RECVFROM_INTO, self._sock.recvfrom_into, buffer, nbytes, flags)
+        recvfrom_into = self._sock.recvfrom_into
+        return await e.io(current(), self, ops.RECVFROM_INTO, recvfrom_into, buffer, nbytes, flags)
 
     async def recvmsg(
         self, bufsize: int, ancbufsize: int = 0, flags: int = 0, /
     ) -> tuple[bytes, list[tuple[int, int, bytes]], int, Any]:
-        """Receive data and ancillary data; return ``(data, ancdata, msg_flags, address)``."""
-        return await self._io(w.RECVMSG, self._sock.recvmsg, bufsize, ancbufsize, flags)
+        recvmsg = self._sock.recvmsg
+        return await e.io(current(), self, ops.RECVMSG, recvmsg, bufsize, ancbufsize, flags)
 
     async def recvmsg_into(
         self, buffers: Iterable[Any], ancbufsize: int = 0, flags: int = 0, /
     ) -> tuple[int, list[tuple[int, int, bytes]], int, Any]:
-        """Like ``recvmsg()``, into ``buffers``: ``(nbytes, ancdata, msg_flags, address)``."""
-        return await self._io(w.RECVMSG_INTO, self._sock.recvmsg_into, buffers, ancbufsize, flags)
+        recvmsg_into = self._sock.recvmsg_into
+        return await e.io(
+            current(), self, ops.RECVMSG_INTO, recvmsg_into, buffers, ancbufsize, flags
+        )
 
     async def send(self, data: Any, flags: int = 0, /) -> int:
-        """Send ``data``; return how many bytes were sent (possibly fewer than all)."""
-        return await self._io(w.SEND, self._sock.send, data, flags)
+        return await e.io(current(), self, ops.SEND, self._sock.send, data, flags)
 
     async def sendall(self, data: Any, flags: int = 0, /) -> None:
-        """Send all of ``data``; the timeout covers the whole call.
-
-        If cancelled, no byte is sent after the cancellation; how many were
-        sent before it is unknown, as after a timeout.
-        """
-        await self._sendall(data, flags)
+        await e.sendall(current(), self, data, flags)
 
     async def sendto(self, data: Any, /, *args: Any) -> int:
-        """``sendto(data, address)`` or ``sendto(data, flags, address)``; return the count."""
-        if args and self._needs_resolution(args[-1]):
-            args = (*args[:-1], await self._resolve(args[-1]))
-        return await self._io(w.SENDTO, self._sock.sendto, data, *args)
+        waiter = current()
+        if args and e.needs_resolution(self, args[-1]):
+            args = (*args[:-1], await e.resolve(waiter, self, args[-1]))
+        return await e.io(waiter, self, ops.SENDTO, self._sock.sendto, data, *args)
 
     async def sendmsg(
         self,
@@ -228,54 +153,46 @@ class AsyncSocket(SocketCore):
         address: Any = None,
         /,
     ) -> int:
-        """Send data and ancillary data (e.g. ``SCM_RIGHTS``); return the count."""
+        waiter = current()
+        sendmsg = self._sock.sendmsg
         if address is None:
-            return await self._io(w.SENDMSG, self._sock.sendmsg, buffers, ancdata, flags)
-        address = await self._resolve(address)
-        return await self._io(w.SENDMSG, self._sock.sendmsg, buffers, ancdata, flags, address)
+            return await e.io(waiter, self, ops.SENDMSG, sendmsg, buffers, ancdata, flags)
+        address = await e.resolve(waiter, self, address)
+        return await e.io(waiter, self, ops.SENDMSG, sendmsg, buffers, ancdata, flags, address)
 
     if hasattr(socket.socket, "sendmsg_afalg"):  # Linux
 
         async def sendmsg_afalg(self, *args: Any, **kwargs: Any) -> int:
-            """``sendmsg_afalg([msg], *, op[, iv[, assoclen[, flags]]])`` for AF_ALG sockets."""
-            return await self._io(w.SENDMSG, partial(self._sock.sendmsg_afalg, *args, **kwargs))
+            afalg = partial(self._sock.sendmsg_afalg, *args, **kwargs)
+            return await e.io(current(), self, ops.SENDMSG, afalg)
 
     async def sendfile(self, file: Any, offset: int = 0, count: int | None = None) -> int:
-        """Send a file (``os.sendfile`` where possible); return the bytes sent.
-
-        As the stdlib: ``ValueError`` for a non-blocking socket, and the
-        timeout applies to each wait rather than to the whole call.
-        """
-        return await self._sendfile(file, offset, count)
+        return await e.sendfile(current(), self, file, offset, count)
 
 
-# The stdlib's repr names the class as users spell it: <asocket.socket fd=...>.
-AsyncSocket.__module__ = "asocket"
-AsyncSocket.__qualname__ = "socket"
 
 
 # -- module functions ---------------------------------------------------------
 
 
+@_surface.function
 def socketpair(
     family: int | None = None, type: int = socket.SOCK_STREAM, proto: int = 0
 ) -> tuple[AsyncSocket, AsyncSocket]:
-    """Two connected sockets (``socket.socketpair``: AF_UNIX, or AF_INET where there is
-    none), in the default timeout mode."""
     return AsyncSocket._pair(family, type, proto)
 
 
+@_surface.function
 def fromfd(fd: int, family: int, type: int, proto: int = 0) -> AsyncSocket:
-    """A socket on a duplicate of ``fd`` (the original stays open)."""
     return AsyncSocket._fromfd(fd, family, type, proto)
 
 
+@_surface.function
 def from_socket(sock: socket.socket) -> AsyncSocket:
-    """Adopt a stdlib ``socket.socket``: it is detached and the new socket owns its
-    descriptor and keeps its timeout."""
     return AsyncSocket._adopt(sock)
 
 
+@_surface.function
 async def create_connection(
     address: tuple[Any, ...],
     timeout: Any = socket._GLOBAL_DEFAULT_TIMEOUT,  # type: ignore[attr-defined]
@@ -284,29 +201,12 @@ async def create_connection(
     all_errors: bool = False,
     happy_eyeballs_delay: float | None = _connect.DELAY,
 ) -> AsyncSocket:
-    """Connect to ``(host, port)`` and return the connected socket.
-
-    As ``socket.create_connection``, with Happy Eyeballs (RFC 8305): the
-    addresses ``getaddrinfo`` returns are interleaved by family and raced, a
-    new attempt starting every ``happy_eyeballs_delay`` seconds (0.25) or as
-    soon as one fails; the first to connect wins and the others are closed.
-    ``happy_eyeballs_delay=None`` tries one address at a time, in order.
-    ``timeout`` (else the default timeout) bounds the whole call and is then
-    set on the socket. ``source_address`` is bound first. Raises the last
-    attempt's error (``TimeoutError('timed out')`` at the deadline), or with
-    ``all_errors=True`` an ``ExceptionGroup`` of every attempt's error.
-    """
     return await _connect.create_connection(
-        AsyncSocket,
-        _running_waiter(),
-        address,
-        timeout,
-        source_address,
-        all_errors,
-        happy_eyeballs_delay,
+        AsyncSocket, current(), address, timeout, source_address, all_errors, happy_eyeballs_delay
     )
 
 
+@_surface.function
 async def create_server(
     address: Any,
     *,
@@ -315,9 +215,8 @@ async def create_server(
     reuse_port: bool = False,
     dualstack_ipv6: bool = False,
 ) -> AsyncSocket:
-    """A TCP socket bound to ``address`` and listening; see ``socket.create_server``."""
-    return await _server.create_server(
-        AsyncSocket, address, family, backlog, reuse_port, dualstack_ipv6
+    return await _listeners.create_server(
+        AsyncSocket, current(), address, family, backlog, reuse_port, dualstack_ipv6
     )
 
 
@@ -325,13 +224,11 @@ async def getaddrinfo(
     host: Any, port: Any, family: int = 0, type: int = 0, proto: int = 0, flags: int = 0
 ) -> list[AddrInfo]:
     """``socket.getaddrinfo`` without blocking the loop (literals are answered inline)."""
-    return await _resolve.getaddrinfo(
-        _running_waiter().getaddrinfo, host, port, family, type, proto, flags
-    )
+    return await _resolve.getaddrinfo(current(), host, port, family, type, proto, flags)
 
 
 async def _in_thread(fn: Any, *args: Any) -> Any:
-    return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
+    return await current().to_thread(fn, *args, deadline=None)
 
 
 async def getnameinfo(sockaddr: tuple[Any, ...], flags: int) -> tuple[str, str]:

@@ -13,15 +13,15 @@ import os
 import socket
 from collections import deque
 from collections.abc import Callable, Sequence
-from functools import partial
 from itertools import zip_longest
 from typing import Any, Final, TypeVar
 
-from . import _resolve, _timeouts
-from ._core import _CONNECTING, SocketCore
-from ._waiter import WRITE, AddrInfo, Waiter
+from . import _engine as e, _resolve, _timeouts
+from ._ops import WRITE
+from ._socket import SocketBase
+from ._waiters.base import AddrInfo, Waiter
 
-S = TypeVar("S", bound=SocketCore)
+S = TypeVar("S", bound=SocketBase)
 
 DELAY: Final = 0.25
 """RFC 8305's recommended Connection Attempt Delay, in seconds."""
@@ -57,16 +57,17 @@ def check_delay(delay: float | None) -> float | None:
     return value
 
 
-async def _start(new: Callable[[int, int, int], S], info: AddrInfo, source: Any) -> tuple[S, int]:
+async def _start(
+    new: Callable[[int, int, int], S], waiter: Waiter, info: AddrInfo, source: Any
+) -> tuple[S, int]:
     """A new socket, non-blocking, and its connect to ``info`` begun: ``(sock, errno)``."""
     family, type_, proto, _canonname, address = info
     sock = new(family, type_, proto)
     try:
-        sock._waiter()  # the driver waits on it through the face's waiter: close() must know
         sock.settimeout(0.0)
         if source:
-            await sock._bind(source)
-        return sock, await sock._connect(address, True)
+            await e.bind(waiter, sock, source)
+        return sock, await e.connect(waiter, sock, address, True)
     except BaseException:
         sock.close()
         raise
@@ -96,13 +97,13 @@ async def create_connection(
     delay = check_delay(delay)
     timeout = _timeouts.getdefaulttimeout() if timeout is _DEFAULT else _timeouts.check(timeout)
     deadline = None if timeout is None else waiter.clock() + timeout
-    infos = await _resolve.getaddrinfo(
-        partial(waiter.getaddrinfo, deadline=deadline), host, port, 0, socket.SOCK_STREAM
-    )
+    infos = await _resolve.getaddrinfo(waiter, host, port, 0, socket.SOCK_STREAM, until=deadline)
     if not infos:
         raise OSError("getaddrinfo returns an empty list")
     if len(infos) == 1:  # nothing to race: connect as the stdlib does, in the final mode
-        return await _connect_one(new, infos[0], timeout, deadline, source_address, all_errors)
+        return await _connect_one(
+            new, waiter, infos[0], timeout, deadline, source_address, all_errors
+        )
     todo = deque(interleave(infos) if delay is not None else infos)
     errors: list[OSError] = []
     racing: list[tuple[S, Any]] = []  # attempts under way, oldest first
@@ -116,13 +117,13 @@ async def create_connection(
             if todo and (not racing or (delay is not None and now >= next_start)):
                 info = todo.popleft()
                 try:
-                    sock, err = await _start(new, info, source_address)
+                    sock, err = await _start(new, waiter, info, source_address)
                 except OSError as exc:
                     errors.append(exc)
                     continue
                 if err == 0:
                     return _won(sock, info[4], timeout, racing, errors)
-                if err in _CONNECTING and timeout != 0.0:  # (with 0.0 it fails as the stdlib)
+                if err in e.CONNECTING and timeout != 0.0:  # (with 0.0 it fails as the stdlib)
                     racing.append((sock, info[4]))
                     next_start = now + (delay or 0.0)
                 else:
@@ -132,10 +133,10 @@ async def create_connection(
             until = deadline
             if todo and delay is not None and (deadline is None or next_start < deadline):
                 until = next_start
-            ready = await waiter.wait_any([s.fileno() for s, _ in racing], WRITE, until)
+            ready = await waiter.wait_any([e.watch(waiter, s) for s, _ in racing], WRITE, until)
             for entry in [e for e in racing if e[0].fileno() in ready]:
                 sock, sockaddr = entry
-                err_or_none = sock._connect_status()
+                err_or_none = e.connect_status(sock)
                 if err_or_none is None:  # not yet: an early wake-up
                     continue
                 racing.remove(entry)
@@ -161,6 +162,7 @@ async def create_connection(
 
 async def _connect_one(
     new: Callable[[int, int, int], S],
+    waiter: Waiter,
     info: AddrInfo,
     timeout: float | None,
     deadline: float | None,
@@ -174,8 +176,8 @@ async def _connect_one(
         sock = new(family, type_, proto)
         sock.settimeout(timeout)
         if source:
-            await sock._bind(source)
-        await sock._connect(address, False, deadline)
+            await e.bind(waiter, sock, source)
+        await e.connect(waiter, sock, address, False, deadline)
         return sock
     except OSError as exc:
         if sock is not None:
@@ -198,7 +200,7 @@ def _won(
     racing.clear()
     errors.clear()
     try:
-        sock._connected(address, timeout)
+        e.connected(sock, address, timeout)
     except BaseException:
         sock.close()
         raise

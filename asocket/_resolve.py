@@ -9,13 +9,10 @@ address goes to the stdlib untouched, so its own checks raise its own errors.
 from __future__ import annotations
 
 import socket
-from collections.abc import Awaitable, Callable
 from functools import lru_cache
 from typing import Any
 
-from ._waiter import AddrInfo, getaddrinfo as _getaddrinfo
-
-Resolver = Callable[..., Awaitable[list[AddrInfo]]]
+from ._waiters.base import AddrInfo, Waiter, getaddrinfo as _getaddrinfo
 
 _INET = (socket.AF_INET, socket.AF_INET6)
 
@@ -42,8 +39,11 @@ def needs_resolution(family: int, address: Any) -> bool:
     )
 
 
-async def resolve(family: int, type: int, proto: int, address: Any, resolver: Resolver) -> Any:
-    """Return ``address`` with its host name replaced by the first address it resolves to.
+async def resolve(
+    family: int, type: int, proto: int, address: Any, waiter: Waiter, until: float | None = None
+) -> Any:
+    """Return ``address`` with its host name replaced by the first address it resolves to,
+    resolved off the loop by ``waiter`` (``TimeoutError`` at ``until`` where it can).
 
     Numeric or non-IP addresses are returned unchanged. Raises ``socket.gaierror``
     as the stdlib does for a name that does not resolve.
@@ -55,7 +55,8 @@ async def resolve(family: int, type: int, proto: int, address: Any, resolver: Re
         raise TypeError("host name must not contain null character")
     # As the stdlib's setipaddr(): only the family as a hint, and an ASCII name as
     # bytes (a str would be IDNA-encoded, which refuses names the C library takes).
-    infos = await resolver(host.encode() if host.isascii() else host, None, family, 0, 0, 0)
+    name = host.encode() if host.isascii() else host
+    infos = await waiter.to_thread(_getaddrinfo, name, None, family, 0, 0, 0, deadline=until)
     if not infos:  # pragma: no cover - getaddrinfo raises instead
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
     return (infos[0][4][0], *address[1:])
@@ -76,15 +77,20 @@ def is_numeric_host(host: Any) -> bool:
 
 
 async def getaddrinfo(
-    resolver: Resolver,
+    waiter: Waiter,
     host: Any,
     port: Any,
     family: int = 0,
     type: int = 0,
     proto: int = 0,
     flags: int = 0,
+    *,
+    until: float | None = None,
 ) -> list[AddrInfo]:
-    """``socket.getaddrinfo`` that never blocks: literals inline, names through ``resolver``."""
+    """``socket.getaddrinfo`` that never blocks: literals inline, names through
+    ``waiter.to_thread`` (``TimeoutError`` at ``until`` where the waiter can)."""
     if is_numeric_host(host):
         return _getaddrinfo(host, port, family, type, proto, flags)
-    return await resolver(host, port, family, type, proto, flags)
+    return await waiter.to_thread(
+        _getaddrinfo, host, port, family, type, proto, flags, deadline=until
+    )

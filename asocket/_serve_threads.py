@@ -1,6 +1,6 @@
 """``serve_tcp`` / ``serve_unix`` for the sync face: one thread per connection.
 
-The twin of ``_serve``; the policy is the same (``_server``). Threads cannot
+The threaded twin of ``_serve_async``; the policy is the same (``_serve_policy``). Threads cannot
 be cancelled, so at the end of the grace period the server shuts down and
 closes the connections still open, which wakes their handlers.
 """
@@ -12,9 +12,9 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any, Self
 
-from . import _server
-from ._poll import WAITER
+from . import _listeners, _serve_policy as policy
 from ._sync import SyncSocket, run
+from ._waiters.poll import WAITER
 
 Handler = Callable[[SyncSocket, Any], None]
 
@@ -67,7 +67,7 @@ class ThreadedServer:
         return not self._closed
 
     def _accept_loop(self, listener: SyncSocket) -> None:
-        policy = _server.AcceptPolicy(listener)
+        accepts = policy.AcceptPolicy(listener)
         while True:
             with self._lock:  # full: no accept() until a handler ends
                 if not self._wait_room():
@@ -79,13 +79,13 @@ class ThreadedServer:
             except Exception as exc:
                 if self._closed:  # woken by close()
                     return
-                delay = policy.failed(exc)
+                delay = accepts.failed(exc)
                 if delay is None:
                     return
                 with self._lock:  # close() ends the back-off at once
                     self._lock.wait_for(lambda: self._closed, delay)
                 continue
-            policy.accepted()
+            accepts.accepted()
 
     def _start(self, conn: SyncSocket, address: Any) -> bool:
         """Start a thread running the handler on ``conn``; ``False`` (``conn`` closed) if
@@ -114,7 +114,7 @@ class ThreadedServer:
                 self._handler(conn, address)
         except Exception:
             if conn not in self._shut:
-                _server.log_handler_error(address)
+                policy.log_handler_error(address)
         finally:
             with self._lock:
                 self._conns.pop(threading.current_thread(), None)
@@ -154,10 +154,10 @@ class ThreadedServer:
             self._grace = 0  # given once: a later wait_closed() stops the handlers at once
             left = self._stop_handlers(me)
         with self._lock:
-            self._lock.wait_for(lambda: self._conns.keys().isdisjoint(left), _server.UNWIND)
+            self._lock.wait_for(lambda: self._conns.keys().isdisjoint(left), policy.UNWIND)
             stuck = [address for t, (_, address) in self._conns.items() if t in left]
         for address in stuck:
-            _server.log_abandoned(address)
+            policy.log_abandoned(address)
 
     def close_clients(self) -> None:
         """Shut down and close every connection being served now, but the caller's own:
@@ -213,8 +213,10 @@ def serve_tcp(
     handlers (no accept while full); handler and ``accept()`` errors are logged,
     never fatal; ``grace_period`` bounds the wait for handlers at shutdown.
     """
-    _server.check_max_connections(max_connections)
-    listeners = run(_server.open_tcp_listeners(SyncSocket, WAITER, host, port, backlog, reuse_port))
+    policy.check_max_connections(max_connections)
+    listeners = run(
+        _listeners.open_tcp_listeners(SyncSocket, WAITER, host, port, backlog, reuse_port)
+    )
     return ThreadedServer(listeners, handler, max_connections, grace_period)
 
 
@@ -227,8 +229,8 @@ def serve_unix(
     grace_period: float | None = 5.0,
 ) -> ThreadedServer:
     """``serve_tcp`` on a Unix stream socket at ``path`` (removed again on close)."""
-    _server.check_max_connections(max_connections)
-    listener = run(_server.open_unix_listener(SyncSocket, path, backlog))
+    policy.check_max_connections(max_connections)
+    listener = run(_listeners.open_unix_listener(SyncSocket, WAITER, path, backlog))
     return ThreadedServer(
-        [listener], handler, max_connections, grace_period, _server.remove_unix_path
+        [listener], handler, max_connections, grace_period, _listeners.remove_unix_path
     )

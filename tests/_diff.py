@@ -35,7 +35,7 @@ import asocket.sync
 # should have returned or raised at once, but waits instead, shows up as ``Hung``.
 BOUND = 5.0
 
-# The async face's coroutine methods and module functions (API.md); the stdlib and the
+# The async face's coroutine methods and module functions (docs/api.md); the stdlib and the
 # sync face return these at once. A call that breaks this is a contract failure.
 AWAITABLE = frozenset(
     {
@@ -327,7 +327,10 @@ _PORT = re.compile(r"(\('[^']*', )\d+")
 def repr_shape(sock: Any) -> str:
     """``repr(sock)`` without what varies: the class's module, fd numbers and ports."""
     text = repr(sock)
+    name = getattr(type(sock), "_public_name", "") or type(sock).__qualname__
     prefix = f"<{type(sock).__module__}.{type(sock).__qualname__}"
+    if name.startswith("asocket"):
+        prefix = f"<{name}"
     assert text.startswith(prefix), text
     text = "<socket" + text[len(prefix) :]
     return _PORT.sub(r"\1PORT", _FD.sub("fd=N", text))

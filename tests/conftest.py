@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
+import asocket._waiters.thread
 from asocket._resolve import is_numeric_host
 
 try:
@@ -137,6 +138,11 @@ LOOPS: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
 if uvloop is not None:
     LOOPS["uvloop"] = lambda: _strict(uvloop.new_event_loop(), debug=False)
 LOOPS["noreadiness"] = lambda: _strict(NoReadinessLoop())
+
+# Loops without add_reader wait through asocket's one helper thread, which holds three
+# descriptors for the life of the process: start it now, so that tests counting
+# descriptors before and after never see it appear.
+asocket._waiters.thread.helper()
 
 
 def pytest_asyncio_loop_factories(

@@ -1,6 +1,6 @@
 """Several tasks on one socket, close while waiting, cancellation, loops, EINTR.
 
-The named tricky paths of DESIGN.md: robbed wake-up, close while waiting,
+The named tricky paths (docs/semantics.md, docs/design.md): robbed wake-up, close while waiting,
 fd reuse after close, cancel at every await, EINTR via ``signal.setitimer``.
 Every async test runs on each loop of the matrix (see ``conftest.py``).
 """

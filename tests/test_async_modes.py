@@ -1,4 +1,4 @@
-"""The async face's timeout modes, as API.md "Semantics both faces keep" states them.
+"""The async face's timeout modes, as docs/modes.md states them.
 
 ``None`` waits, ``0.0`` raises ``BlockingIOError`` at once, ``t > 0`` raises
 ``TimeoutError('timed out')`` after ``t`` (for ``sendall``: ``t`` for the whole

@@ -1,7 +1,8 @@
 """Differential tests: each scenario runs on the stdlib ``socket`` module, on
 ``asocket.sync`` and on ``asocket`` (on every loop of the matrix), and the
 outcomes must match: same return value, or same exception type, errno and
-message (API.md: "where this page is silent, asocket behaves as the stdlib").
+message (docs/api.md: "Arguments, return values and exceptions are the stdlib `socket`
+module's unless stated").
 
 Each test body is one scenario, written once against a face ``F`` (see
 ``tests/_diff.py``); :func:`check` runs it on the stdlib and the sync face in
@@ -579,7 +580,8 @@ async def test_every_method_on_a_closed_socket(
 async def test_sendfile_on_a_closed_socket(
     loop_kind: str, mode: float | None, tmp_path: Path
 ) -> None:
-    """A documented deviation: API.md promises ``OSError(EBADF)`` on a closed socket.
+    """A documented deviation: docs/semantics.md ("Errors") promises ``OSError(EBADF)``
+    on a closed socket.
 
     The stdlib's sendfile() trips over its own selector first in blocking and
     timeout modes (``ValueError('Invalid file descriptor: -1')``); in
@@ -968,7 +970,8 @@ async def test_default_timeout_on_new_and_accepted_sockets(loop_kind: str) -> No
 
 @pytest.mark.asyncio
 async def test_module_defaults_are_separate(loop_kind: str) -> None:
-    """API.md: asocket keeps its own default; the stdlib's does not leak in or out."""
+    """docs/modes.md ("The module default timeout"): asocket keeps its own default; the
+    stdlib's does not leak in or out."""
     socket.setdefaulttimeout(0.3)
     with asocket.socket() as a, asocket.sync.socket() as s:
         assert a.gettimeout() is None
@@ -1007,7 +1010,8 @@ def test_fd_blocking_flag_follows_the_mode() -> None:
 
 @pytest.mark.asyncio
 async def test_async_fd_is_always_nonblocking(loop_kind: str) -> None:
-    """API.md: on the async face the descriptor is O_NONBLOCK whatever the mode."""
+    """docs/modes.md ("The descriptor's O_NONBLOCK flag"): on the async face the
+    descriptor is O_NONBLOCK whatever the mode."""
     with asocket.socket() as s:
         for value in (None, 0.0, 0.5):
             s.settimeout(value)

@@ -17,6 +17,7 @@ import select
 import socket
 from collections.abc import Iterator
 from typing import Any
+from unittest import mock
 
 import pytest
 
@@ -25,6 +26,7 @@ import asocket.sync
 from asocket import _connect
 from asocket._sync import run
 from asocket._timeouts import timed_out
+from asocket._waiters.base import getaddrinfo
 
 WAIT = 10.0
 V6 = socket.AF_INET6
@@ -57,7 +59,8 @@ class Net:
     def clock(self) -> float:
         return self.now
 
-    async def getaddrinfo(self, host: Any, port: Any, *args: Any, deadline: Any = None) -> Any:
+    async def to_thread(self, fn: Any, host: Any, port: Any, *args: Any, deadline: Any) -> Any:
+        assert fn is getaddrinfo  # the only call the driver runs off the loop: the resolver
         self.resolver_deadline = deadline
         self.now += self.resolve_time
         return [(f, t, p, c, (a[0], port, *a[2:])) for f, t, p, c, a in self.infos]
@@ -109,9 +112,6 @@ class FakeSock:
         self.settled: Any = "not connected"
         self.until: float | None = None
 
-    def _waiter(self) -> Net:
-        return self.net
-
     def settimeout(self, value: float | None) -> None:
         self.timeouts.append(value)
 
@@ -152,16 +152,46 @@ class FakeSock:
         self.closed = True
 
 
+class FakeEngine:
+    """The engine calls the driver makes, sent to the fake sockets' scripts."""
+
+    CONNECTING = _connect.e.CONNECTING
+
+    @staticmethod
+    async def bind(waiter: Net, sock: FakeSock, address: Any) -> None:
+        await sock._bind(address)
+
+    @staticmethod
+    async def connect(
+        waiter: Net, sock: FakeSock, address: Any, ex: bool, until: float | None = None
+    ) -> int:
+        return await sock._connect(address, ex, until)
+
+    @staticmethod
+    def connect_status(sock: FakeSock) -> int | None:
+        return sock._connect_status()
+
+    @staticmethod
+    def connected(sock: FakeSock, address: Any, timeout: float | None) -> None:
+        sock._connected(address, timeout)
+
+    @staticmethod
+    def watch(waiter: Net, sock: FakeSock) -> int:
+        assert waiter is sock.net
+        return sock.fileno()
+
+
 def connect(net: Net, timeout: Any = None, **kw: Any) -> Any:
     kw.setdefault("all_errors", False)
     kw.setdefault("source_address", None)
     if "happy_eyeballs_delay" in kw:
         kw["delay"] = kw.pop("happy_eyeballs_delay")
-    return run(
-        _connect.create_connection(
-            net.new, net, ("example.test", 443), timeout, kw.pop("source_address"), **kw
+    with mock.patch.object(_connect, "e", FakeEngine):
+        return run(
+            _connect.create_connection(
+                net.new, net, ("example.test", 443), timeout, kw.pop("source_address"), **kw
+            )
         )
-    )
 
 
 DUAL = [info(V6, "::a"), info(V6, "::b"), info(V4, "10.0.0.1"), info(V4, "10.0.0.2")]

@@ -29,7 +29,7 @@ from typing import Any
 
 import pytest
 
-from asocket._server import QUIET  # accepts succeeding this long end a failure episode
+from asocket._serve_policy import QUIET  # accepts succeeding this long end a failure episode
 
 SERVER = Path(__file__).with_name("overload_server.py")
 HOST = "127.0.0.1"

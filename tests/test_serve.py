@@ -20,7 +20,7 @@ import pytest
 
 import asocket
 import asocket.sync
-from asocket import _server
+from asocket import _listeners, _serve_policy
 
 
 async def echo(sock: asocket.socket, addr: Any) -> None:
@@ -96,17 +96,17 @@ def port_taken_on_second_address(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
             )
         return guard(host, port, family, *args)
 
-    real = _server.create_server
+    real = _listeners.create_server
     asked: list[Any] = []
 
-    async def create_server(new: Any, address: Any, *args: Any) -> Any:
+    async def create_server(new: Any, waiter: Any, address: Any, *args: Any) -> Any:
         asked.append(address)
         if len(asked) == 2:
             raise OSError(errno.EADDRINUSE, os.strerror(errno.EADDRINUSE))
-        return await real(new, address, *args)
+        return await real(new, waiter, address, *args)
 
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
-    monkeypatch.setattr(_server, "create_server", create_server)
+    monkeypatch.setattr(_listeners, "create_server", create_server)
     return asked
 
 
@@ -148,14 +148,14 @@ async def test_serve_tcp_fixed_port_in_use_is_not_retried(
 async def test_serve_tcp_port_0_gives_up_after_port_retries(
     monkeypatch: pytest.MonkeyPatch, port_taken_on_second_address: list[Any]
 ) -> None:
-    real = _server.create_server
+    real = _listeners.create_server
 
-    async def always_taken(new: Any, address: Any, *args: Any) -> Any:
+    async def always_taken(new: Any, waiter: Any, address: Any, *args: Any) -> Any:
         if address[0] == "127.0.0.1":
             raise OSError(errno.EADDRINUSE, os.strerror(errno.EADDRINUSE))
-        return await real(new, address, *args)
+        return await real(new, waiter, address, *args)
 
-    monkeypatch.setattr(_server, "create_server", always_taken)
+    monkeypatch.setattr(_listeners, "create_server", always_taken)
     before = len(os.listdir("/proc/self/fd"))
     with pytest.raises(OSError) as info:
         await asocket.serve_tcp(echo, "localhost", 0)
@@ -351,7 +351,7 @@ class FakeClock:
 
 def test_accept_policy_backoff_episode_and_recovery(caplog: pytest.LogCaptureFixture) -> None:
     clock = FakeClock()
-    policy = _server.AcceptPolicy("L", clock)
+    policy = _serve_policy.AcceptPolicy("L", clock)
     emfile = OSError(errno.EMFILE, "Too many open files")
     with caplog.at_level(logging.WARNING, logger="asocket"):
         assert policy.failed(OSError(errno.EBADF, "x")) is None
@@ -383,10 +383,10 @@ def test_accept_policy_backoff_episode_and_recovery(caplog: pytest.LogCaptureFix
 def test_accept_policy_persistent_per_connection_error_backs_off(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    policy = _server.AcceptPolicy("L", FakeClock())
+    policy = _serve_policy.AcceptPolicy("L", FakeClock())
     eperm = OSError(errno.EPERM, "Operation not permitted")
     with caplog.at_level(logging.WARNING, logger="asocket"):
-        assert {policy.failed(eperm) for _ in range(_server.PER_CONNECTION_STREAK)} == {0.0}
+        assert {policy.failed(eperm) for _ in range(_serve_policy.PER_CONNECTION_STREAK)} == {0.0}
         assert policy.failed(eperm) == 0.05
         assert policy.failed(eperm) == 0.1
         policy.accepted()
@@ -398,7 +398,7 @@ def test_accept_policy_persistent_per_connection_error_backs_off(
 def test_accept_policy_unexpected_exception_logged_with_traceback(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    policy = _server.AcceptPolicy("L", FakeClock())
+    policy = _serve_policy.AcceptPolicy("L", FakeClock())
     with caplog.at_level(logging.WARNING, logger="asocket"):
         assert policy.failed(RuntimeError("bug")) == 0.05
         assert policy.failed(OSError(errno.EINVAL, "Invalid argument")) == 0.1
@@ -504,15 +504,15 @@ async def test_persistent_per_connection_error_is_not_a_busy_loop(
             tick = asyncio.create_task(ticker())
             await asyncio.sleep(0.5)
             tick.cancel()
-    assert listener.calls < _server.PER_CONNECTION_STREAK + 20  # backed off, not spinning
+    assert listener.calls < _serve_policy.PER_CONNECTION_STREAK + 20  # backed off, not spinning
     assert ticks > 5  # the loop kept running meanwhile
     assert len([r for r in caplog.records if "accept() on" in r.getMessage()]) == 1
 
 
 @pytest.mark.asyncio
 async def test_close_during_backoff_is_prompt(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_server, "BACKOFF_FIRST", 30.0)
-    monkeypatch.setattr(_server, "BACKOFF_MAX", 30.0)
+    monkeypatch.setattr(_serve_policy, "BACKOFF_FIRST", 30.0)
+    monkeypatch.setattr(_serve_policy, "BACKOFF_MAX", 30.0)
     listener = await flaky_listener(OSError(errno.EMFILE, "Too many open files"))
     server = asocket.Server([listener], echo, None, 5.0)
     await asyncio.sleep(0.1)  # the accept loop now sleeps 30 s
@@ -668,7 +668,7 @@ async def test_the_grace_period_is_given_once(caplog: pytest.LogCaptureFixture) 
 async def test_emfile_recovery_is_logged(
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(_server, "QUIET", 0.1)
+    monkeypatch.setattr(_serve_policy, "QUIET", 0.1)
     async with await asocket.serve_tcp(echo, "127.0.0.1", 0) as server:
         port = server.sockets[0].getsockname()[1]
         client = asocket.socket()
@@ -744,8 +744,8 @@ def test_sync_max_connections_shared_by_listeners() -> None:
 
 
 def test_sync_close_during_backoff_is_prompt(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_server, "BACKOFF_FIRST", 30.0)
-    monkeypatch.setattr(_server, "BACKOFF_MAX", 30.0)
+    monkeypatch.setattr(_serve_policy, "BACKOFF_FIRST", 30.0)
+    monkeypatch.setattr(_serve_policy, "BACKOFF_MAX", 30.0)
     server = asocket.sync.serve_tcp(sync_echo, "127.0.0.1", 0)
     client = asocket.sync.socket()
     with client, fd_table_full():  # the accepting thread gets EMFILE, then sleeps 30 s

@@ -30,7 +30,7 @@ import pytest
 
 import asocket._sync
 import asocket.sync
-from asocket._poll import PollWaiter
+from asocket._waiters.poll import PollWaiter
 
 S = asocket.sync
 MODULES = [pytest.param(socket, id="stdlib"), pytest.param(S, id="sync")]
@@ -620,17 +620,15 @@ def test_a_suspending_waiter_makes_the_call_raise_runtime_error() -> None:
         async def wait(self, fd: int, event: int, deadline: float | None) -> None:
             await Suspend()
 
-    class Broken(S.SyncSocket):
-        __slots__ = ()
-
-        def _waiter(self) -> Any:
-            return YieldingWaiter()
-
     a0, b0 = socket.socketpair()
-    a = Broken(a0.family, a0.type, a0.proto, a0.detach())
+    a = S.socket(a0.family, a0.type, a0.proto, a0.detach())
     with a, b0:
         a.settimeout(5.0)
-        with pytest.raises(RuntimeError, match="suspended"):
+        with (
+            pytest.MonkeyPatch.context() as patch,
+            pytest.raises(RuntimeError, match="suspended"),
+        ):
+            patch.setattr(asocket._sync, "WAITER", YieldingWaiter())
             a.recv(10)
         b0.sendall(b"still usable")
         assert a.recv(100) == b"still usable"

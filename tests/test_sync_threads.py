@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 
 import asocket.sync
-from asocket._poll import PollWaiter
+from asocket._waiters.poll import PollWaiter
 
 S = asocket.sync
 LOOPBACK = "127.0.0.1"

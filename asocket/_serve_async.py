@@ -1,7 +1,7 @@
 """``serve_tcp`` / ``serve_unix`` for the async face: one task per connection.
 
 The policy (which listeners, which accept errors to skip, the back-off) is in
-``_server`` and shared with the threaded twin in ``_serve_threads``.
+``_serve_policy`` and shared with the threaded server in ``_serve_threads``.
 """
 
 from __future__ import annotations
@@ -10,8 +10,9 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Self
 
-from . import _server
-from ._async import AsyncSocket, _running_waiter
+from . import _listeners, _serve_policy as policy
+from ._async import AsyncSocket
+from ._waiters.current import current
 
 Handler = Callable[[AsyncSocket, Any], Awaitable[None]]
 
@@ -57,19 +58,19 @@ class Server:
             await self._room.wait()
 
     async def _accept_loop(self, listener: AsyncSocket) -> None:
-        policy = _server.AcceptPolicy(listener)
+        accepts = policy.AcceptPolicy(listener)
         while True:
             await self._wait_room()  # full: no accept() until a handler ends
             try:
                 conn, address = await listener.accept()
                 await self._start(conn, address)
             except Exception as exc:
-                delay = policy.failed(exc)
+                delay = accepts.failed(exc)
                 if delay is None:
                     return
                 await asyncio.sleep(delay)
                 continue
-            policy.accepted()
+            accepts.accepted()
             await asyncio.sleep(0)  # a burst of connections does not starve the handlers
 
     async def _start(self, conn: AsyncSocket, address: Any) -> None:
@@ -93,7 +94,7 @@ class Server:
             await self._handler(conn, address)
         except Exception:
             if conn not in self._shut:
-                _server.log_handler_error(address)
+                policy.log_handler_error(address)
 
     def close(self) -> None:
         """Stop accepting and close the listening sockets; handlers keep running."""
@@ -138,13 +139,13 @@ class Server:
             tasks = {task for task in tasks if not task.done()}
         if not tasks:
             return
-        await asyncio.wait(tasks, timeout=_server.UNWIND)
+        await asyncio.wait(tasks, timeout=policy.UNWIND)
         for task in tasks:
             if not task.done():
                 conn, address = self._handlers[task]
                 self._shut.add(conn)
                 conn.close()
-                _server.log_abandoned(address)
+                policy.log_abandoned(address)
 
     async def serve_forever(self) -> None:
         """Wait until the server is closed (by another task) or this call is cancelled,
@@ -185,9 +186,9 @@ async def serve_tcp(
     ``grace_period``: how long shutdown waits for handlers before it cancels
     them (``None``: no limit).
     """
-    _server.check_max_connections(max_connections)
-    listeners = await _server.open_tcp_listeners(
-        AsyncSocket, _running_waiter(), host, port, backlog, reuse_port
+    policy.check_max_connections(max_connections)
+    listeners = await _listeners.open_tcp_listeners(
+        AsyncSocket, current(), host, port, backlog, reuse_port
     )
     return Server(listeners, handler, max_connections, grace_period)
 
@@ -201,6 +202,6 @@ async def serve_unix(
     grace_period: float | None = 5.0,
 ) -> Server:
     """``serve_tcp`` on a Unix stream socket at ``path`` (removed again on close)."""
-    _server.check_max_connections(max_connections)
-    listener = await _server.open_unix_listener(AsyncSocket, path, backlog)
-    return Server([listener], handler, max_connections, grace_period, _server.remove_unix_path)
+    policy.check_max_connections(max_connections)
+    listener = await _listeners.open_unix_listener(AsyncSocket, current(), path, backlog)
+    return Server([listener], handler, max_connections, grace_period, _listeners.remove_unix_path)

@@ -1,8 +1,9 @@
-"""The sync face's waiter: block in ``poll()`` until ready or the deadline passes.
+"""The sync face's waiter: block the calling thread in ``poll()`` until ready or the
+deadline passes.
 
-It never suspends, so a core coroutine driven by the sync face's trampoline
+It never suspends, so an engine coroutine driven by the sync face's trampoline
 finishes in one step. A thread blocked here is woken by ``close()`` from
-another thread through ``shutdown()`` (see ``_sync``): the descriptor turns
+another thread through ``shutdown()`` (see ``_gate``): the descriptor turns
 readable and writable, and the retried call then finds the socket closed.
 """
 
@@ -11,13 +12,15 @@ from __future__ import annotations
 import select
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
-from ._timeouts import timed_out
-from ._waiter import READ, AddrInfo, NoTwins, getaddrinfo as _getaddrinfo
+from .._ops import READ, WRITE
+from .._timeouts import timed_out
+
+T = TypeVar("T")
 
 _HAS_POLL = hasattr(select, "poll")
-_EVENTS = {READ: select.POLLIN | select.POLLPRI, 1: select.POLLOUT} if _HAS_POLL else {}
+_EVENTS = {READ: select.POLLIN | select.POLLPRI, WRITE: select.POLLOUT} if _HAS_POLL else {}
 
 
 def _select(fds: Sequence[int], event: int, deadline: float | None) -> list[int]:
@@ -28,7 +31,7 @@ def _select(fds: Sequence[int], event: int, deadline: float | None) -> list[int]
     return [fd for fd in fds if fd in r or fd in w or fd in x]
 
 
-class PollWaiter(NoTwins):
+class PollWaiter:
     """Waits by blocking the calling thread; stateless, one instance serves every socket."""
 
     clock = staticmethod(time.monotonic)
@@ -64,23 +67,16 @@ class PollWaiter(NoTwins):
         return [fd for fd, _ in poller.poll(timeout * 1000.0)] if timeout > 0 else []
 
     def forget(self, fd: int, close: Callable[[], None] | None) -> None:
+        """Nothing is registered anywhere: ``close()`` at once."""
         if close is not None:
             close()
 
-    async def getaddrinfo(
-        self,
-        host: Any,
-        port: Any,
-        family: int = 0,
-        type: int = 0,
-        proto: int = 0,
-        flags: int = 0,
-        *,
-        deadline: float | None = None,
-    ) -> list[AddrInfo]:
-        return _getaddrinfo(host, port, family, type, proto, flags)
+    async def to_thread(self, fn: Callable[..., T], *args: Any, deadline: float | None) -> T:
+        """``fn(*args)`` in the calling thread (which may block: it is the sync face)."""
+        return fn(*args)
 
     async def sleep(self, delay: float) -> None:
+        """``time.sleep(delay)``."""
         time.sleep(delay)
 
 

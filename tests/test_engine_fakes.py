@@ -1,9 +1,9 @@
-"""The core driven by fakes: scripted syscalls and a waiter on a virtual clock.
+"""The engine driven by fakes: scripted syscalls and a waiter on a virtual clock.
 
 No real socket does I/O here and nothing sleeps: the fake waiter advances a
 virtual clock, so deadlines, retries and partial sends are checked exactly.
 The coroutines are driven by the sync face's trampoline (the fake waiter never
-suspends), which also proves the core needs nothing from an event loop.
+suspends), which also proves the engine needs nothing from an event loop.
 """
 
 from __future__ import annotations
@@ -16,8 +16,7 @@ from typing import Any
 
 import pytest
 
-from asocket import _waiter
-from asocket._core import SocketCore
+from asocket import _engine as e, _ops
 from asocket._sync import run
 from asocket._timeouts import timed_out
 
@@ -28,12 +27,10 @@ EINTR = InterruptedError(errno.EINTR, "Interrupted system call")
 class FakeWaiter:
     """Records each wait; each one advances the virtual clock by ``step`` seconds."""
 
-    def __init__(self, step: float = 0.25, twins: bool = False) -> None:
+    def __init__(self, step: float = 0.25) -> None:
         self.now = 100.0
         self.step = step
-        self.twins = twins
         self.waits: list[tuple[int, int, float | None]] = []
-        self.completed: list[tuple[str, tuple[Any, ...], float | None]] = []
 
     def clock(self) -> float:
         return self.now
@@ -45,20 +42,11 @@ class FakeWaiter:
             raise timed_out()
         self.now += self.step
 
-    def has_twin(self, op: _waiter.Op, args: tuple[Any, ...]) -> bool:
-        return self.twins
-
-    async def complete(
-        self, op: _waiter.Op, sock: Any, args: tuple[Any, ...], deadline: float | None
-    ) -> Any:
-        self.completed.append((op.name, args, deadline))
-        return f"{op.name} done"
-
     def forget(self, fd: int, close: Callable[[], None] | None) -> None:
         if close is not None:
             close()
 
-    async def getaddrinfo(self, host: Any, port: Any, *args: Any) -> list[Any]:
+    async def to_thread(self, fn: Any, *args: Any, deadline: float | None) -> list[Any]:
         return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.9", 0))]
 
     async def sleep(self, delay: float) -> None:
@@ -109,33 +97,33 @@ class FakeRaw:
         self.closed = True
 
 
-class FakeSocket(SocketCore):
-    __slots__ = ("waiter",)
+class FakeSocket:
+    """The state the engine works on (``_engine.State``), on a scripted raw socket."""
 
-    def _waiter(self) -> Any:
-        return self.waiter
-
-    def _set_mode(self, timeout: float | None) -> None:
+    def __init__(self, raw: FakeRaw, timeout: float | None, waiter: FakeWaiter) -> None:
+        self._sock: Any = raw
+        self._family = socket.AF_INET
         self._timeout = timeout
+        self.waiter = waiter
+        self.watched_by: list[Any] = []
 
-    def close(self) -> None:
-        self._sock.close()
+    def settimeout(self, value: float | None) -> None:
+        self._timeout = value
 
-    def __del__(self) -> None:  # a fake owns no descriptor: nothing to warn about
-        pass
+    def _watched_by(self, waiter: Any) -> None:
+        self.watched_by.append(waiter)
 
 
 def make(raw: FakeRaw, timeout: float | None, waiter: FakeWaiter | None = None) -> FakeSocket:
-    sock = FakeSocket.__new__(FakeSocket)
-    sock._sock = raw  # type: ignore[assignment]
-    sock._family = socket.AF_INET
-    sock._timeout = timeout
-    sock.waiter = waiter or FakeWaiter()
-    return sock
+    return FakeSocket(raw, timeout, waiter or FakeWaiter())
+
+
+def connect(sock: FakeSocket, address: Any, ex: bool) -> Any:
+    return e.connect(sock.waiter, sock, address, ex)
 
 
 def recv(sock: FakeSocket) -> Any:
-    return run(sock._io(_waiter.RECV, sock._sock.recv, 10, 0))
+    return run(e.io(sock.waiter, sock, _ops.RECV, sock._sock.recv, 10, 0))
 
 
 # -- the retry loop -------------------------------------------------------------
@@ -150,7 +138,7 @@ def test_data_at_once_never_waits() -> None:
 def test_blocking_mode_waits_until_ready() -> None:
     sock = make(FakeRaw(recv=[EAGAIN, EAGAIN, EAGAIN, b"late"]), None)
     assert recv(sock) == b"late"
-    assert sock.waiter.waits == [(7, _waiter.READ, None)] * 3
+    assert sock.waiter.waits == [(7, _ops.READ, None)] * 3
 
 
 def test_nonblocking_mode_raises_at_once() -> None:
@@ -191,12 +179,38 @@ def test_errors_other_than_ewouldblock_propagate() -> None:
         recv(sock)
 
 
-def test_completion_waiter_performs_the_op_with_the_deadline() -> None:
-    waiter = FakeWaiter(twins=True)
-    sock = make(FakeRaw(recv=[EAGAIN]), 2.0, waiter)
-    assert recv(sock) == "recv done"
-    assert waiter.completed == [("recv", (10, 0), 102.0)]
-    assert waiter.waits == []
+def test_every_wait_tells_the_socket_which_waiter_watches_it() -> None:
+    sock = make(FakeRaw(recv=[EAGAIN, EAGAIN, b"x"]), None)
+    assert recv(sock) == b"x"
+    assert sock.watched_by == [sock.waiter, sock.waiter]
+
+
+def test_io_until_uses_the_given_deadline_not_the_mode() -> None:
+    waiter = FakeWaiter(step=0.25)
+    sock = make(FakeRaw(recv=[EAGAIN] * 10), 30.0, waiter)
+    with pytest.raises(TimeoutError, match=r"^timed out$"):
+        run(e.io_until(waiter, sock, _ops.RECV, 100.5, sock._sock.recv, 10, 0))
+    assert {d for _, _, d in waiter.waits} == {100.5}
+
+
+def test_ssl_want_errors_choose_the_readiness() -> None:
+    import ssl
+
+    want_write = ssl.SSLWantWriteError(ssl.SSL_ERROR_WANT_WRITE, "want write")
+    want_read = ssl.SSLWantReadError(ssl.SSL_ERROR_WANT_READ, "want read")
+    sock = make(FakeRaw(recv=[want_write, want_read, b"tls"]), None)
+    assert recv(sock) == b"tls"
+    assert [event for _, event, _ in sock.waiter.waits] == [_ops.WRITE, _ops.READ]
+    sock = make(FakeRaw(recv=[want_read]), 0.0)
+    with pytest.raises(ssl.SSLWantReadError):  # non-blocking mode: the stdlib's error
+        recv(sock)
+
+
+def test_msg_dontwait_in_blocking_mode_raises_at_once() -> None:
+    sock = make(FakeRaw(recv=[EAGAIN]), None)
+    with pytest.raises(BlockingIOError):
+        run(e.io(sock.waiter, sock, _ops.RECV, sock._sock.recv, 10, socket.MSG_DONTWAIT))
+    assert sock.waiter.waits == []
 
 
 # -- sendall: partial sends under one deadline ----------------------------------------
@@ -205,7 +219,7 @@ def test_completion_waiter_performs_the_op_with_the_deadline() -> None:
 def test_sendall_partial_sends_and_waits() -> None:
     raw = FakeRaw(send=[3, EAGAIN, 4, EINTR, EAGAIN, 100])
     sock = make(raw, None)
-    run(sock._sendall(b"0123456789", 0))
+    run(e.sendall(sock.waiter, sock, b"0123456789", 0))
     sent = [args[0] for name, args in raw.calls if name == "send"]
     assert sent == [b"0123456789", b"3456789", b"3456789", b"789", b"789", b"789"]
     assert len(sock.waiter.waits) == 2
@@ -217,7 +231,7 @@ def test_sendall_deadline_covers_the_whole_call() -> None:
     raw = FakeRaw(send=[1, EAGAIN, 1, EAGAIN, 1, EAGAIN, 1, EAGAIN, 1])
     sock = make(raw, 1.0, waiter)
     with pytest.raises(TimeoutError, match=r"^timed out$"):
-        run(sock._sendall(b"abcde", 0))
+        run(e.sendall(waiter, sock, b"abcde", 0))
     assert {d for _, _, d in waiter.waits} == {101.0}
 
 
@@ -225,7 +239,7 @@ def test_sendall_nonblocking_raises_after_partial() -> None:
     raw = FakeRaw(send=[2, EAGAIN])
     sock = make(raw, 0.0)
     with pytest.raises(BlockingIOError):
-        run(sock._sendall(b"abcd", 0))
+        run(e.sendall(sock.waiter, sock, b"abcd", 0))
 
 
 # -- connect: EINPROGRESS, wait writable, SO_ERROR ------------------------------------
@@ -235,24 +249,24 @@ def test_connect_in_progress_then_refused() -> None:
     raw = FakeRaw(connect_ex=[errno.EINPROGRESS], getsockopt=[errno.ECONNREFUSED])
     sock = make(raw, None)
     with pytest.raises(ConnectionRefusedError):
-        run(sock._connect(("127.0.0.1", 1), False))
-    assert sock.waiter.waits == [(7, _waiter.WRITE, None)]
+        run(e.connect(sock.waiter, sock, ("127.0.0.1", 1), False))
+    assert sock.waiter.waits == [(7, _ops.WRITE, None)]
 
 
 def test_connect_ex_returns_so_error() -> None:
     raw = FakeRaw(connect_ex=[errno.EINPROGRESS], getsockopt=[errno.ECONNREFUSED])
-    assert run(make(raw, 5.0)._connect(("127.0.0.1", 1), True)) == errno.ECONNREFUSED
+    assert run(connect(make(raw, 5.0), ("127.0.0.1", 1), True)) == errno.ECONNREFUSED
 
 
 def test_connect_succeeds_after_wait() -> None:
     raw = FakeRaw(connect_ex=[errno.EINPROGRESS], getsockopt=[0])
-    assert run(make(raw, 5.0)._connect(("127.0.0.1", 1), True)) == 0
+    assert run(connect(make(raw, 5.0), ("127.0.0.1", 1), True)) == 0
 
 
 def test_connect_eintr_means_in_progress() -> None:
     raw = FakeRaw(connect_ex=[errno.EINTR, errno.EISCONN], getsockopt=[0])  # + the settle
     sock = make(raw, None)
-    run(sock._connect(("127.0.0.1", 1), False))
+    run(e.connect(sock.waiter, sock, ("127.0.0.1", 1), False))
     assert len(sock.waiter.waits) == 1
 
 
@@ -260,9 +274,9 @@ def test_connect_timeout_raises_and_connect_ex_returns_ewouldblock() -> None:
     waiter = FakeWaiter(step=10.0)
     raw = FakeRaw(connect_ex=[errno.EINPROGRESS])
     with pytest.raises(TimeoutError, match=r"^timed out$"):
-        run(make(raw, 1.0, waiter)._connect(("127.0.0.1", 1), False))
+        run(connect(make(raw, 1.0, waiter), ("127.0.0.1", 1), False))
     raw = FakeRaw(connect_ex=[errno.EINPROGRESS])
-    assert run(make(raw, 1.0, FakeWaiter(step=10.0))._connect(("127.0.0.1", 1), True)) == (
+    assert run(connect(make(raw, 1.0, FakeWaiter(step=10.0)), ("127.0.0.1", 1), True)) == (
         errno.EWOULDBLOCK
     )
 
@@ -270,19 +284,19 @@ def test_connect_timeout_raises_and_connect_ex_returns_ewouldblock() -> None:
 def test_connect_nonblocking_raises_einprogress() -> None:
     raw = FakeRaw(connect_ex=[errno.EINPROGRESS])
     with pytest.raises(BlockingIOError) as info:
-        run(make(raw, 0.0)._connect(("127.0.0.1", 1), False))
+        run(connect(make(raw, 0.0), ("127.0.0.1", 1), False))
     assert info.value.errno == errno.EINPROGRESS
 
 
 def test_connect_resolves_names_through_the_waiter() -> None:
     raw = FakeRaw(connect_ex=[0])
-    run(make(raw, None)._connect(("some.name.example", 80), False))
+    run(connect(make(raw, None), ("some.name.example", 80), False))
     assert raw.calls == [("connect_ex", (("127.0.0.9", 80),))]
 
 
 def test_connect_numeric_address_skips_the_resolver() -> None:
     raw = FakeRaw(connect_ex=[0])
-    run(make(raw, None)._connect(("127.0.0.1", 80), False))
+    run(connect(make(raw, None), ("127.0.0.1", 80), False))
     assert raw.calls == [("connect_ex", (("127.0.0.1", 80),))]
 
 

@@ -1,0 +1,476 @@
+"""The engine: a socket's semantics, written once for both faces.
+
+Everything the stdlib's C socket module decides lives here: the timeout mode
+(``None`` / ``0.0`` / ``t``), the deadline (computed once per call, on the
+waiter's clock), the retries on ``EINTR`` and on a wake-up that finds the
+socket still not ready, ``MSG_DONTWAIT`` and ``MSG_WAITALL`` in blocking mode,
+partial sends, connect completion, ``accept``'s new socket, ``sendfile`` and
+address resolution. TLS sockets run through the same retry loop: the stdlib's
+``SSLWantReadError``/``SSLWantWriteError`` say which readiness to wait for.
+
+Every function takes the waiter explicitly (how to wait: ``_waiters``) and the
+face socket whose state it works on (:class:`State`); none imports an event
+loop. The async face awaits these coroutines on its loop; the sync face runs
+them with a one-step trampoline (``_sync.run``), its waiter blocking in
+``poll()`` instead of suspending, and calls :func:`attempt` inline first.
+"""
+
+from __future__ import annotations
+
+import errno
+import io as _io
+import os
+import socket
+import sys
+from collections.abc import Callable
+from typing import Any, Final, NoReturn, Protocol, TypeVar
+
+from . import _resolve
+from ._ops import ACCEPT, READ, RECV, RECV_INTO, SENDALL, SENDFILE, WRITE, Op
+from ._waiters.base import Waiter, ebadf
+
+try:
+    from ssl import SSLWantReadError, SSLWantWriteError
+except ImportError:  # pragma: no cover - Python built without ssl
+
+    class SSLWantReadError(OSError):  # type: ignore[no-redef]
+        """Never raised: there is no ssl module."""
+
+    class SSLWantWriteError(OSError):  # type: ignore[no-redef]
+        """Never raised: there is no ssl module."""
+
+
+T = TypeVar("T")
+
+# What a non-blocking connect() reports while the connection proceeds (the C
+# module's SOCK_INPROGRESS_ERR); EINTR also means it goes on asynchronously.
+# (EAGAIN on a TCP connect means "no free local port": an error, not progress.)
+CONNECTING: Final = frozenset(
+    {errno.EWOULDBLOCK if sys.platform == "win32" else errno.EINPROGRESS, errno.EINTR}
+)
+_UNIX_RETRY_FIRST = 0.001
+_UNIX_RETRY_MAX = 0.05
+# Plain ints: a test against an IntFlag member costs a Python call.
+_MSG_DONTWAIT = int(getattr(socket, "MSG_DONTWAIT", 0))
+_SENDFILE_BLOCK = 1 << 30  # as the stdlib: at most 1 GiB per os.sendfile call
+_SEND_BLOCK = 8192  # the stdlib's send-loop block for sendfile without os.sendfile
+_has_os_sendfile = hasattr(os, "sendfile")
+_AF_UNIX = getattr(socket, "AF_UNIX", None)
+
+
+class State(Protocol):
+    """What the engine needs of a face's socket."""
+
+    _sock: socket.socket  # the raw socket: performs the syscalls and their argument checks
+    _timeout: float | None  # the mode
+    _family: int
+
+    def settimeout(self, value: float | None, /) -> None: ...
+
+    def _watched_by(self, waiter: Waiter) -> None: ...
+
+
+class Wait:
+    """What :func:`attempt` returns when the call would block and the mode says wait:
+    the readiness to wait for before the next attempt."""
+
+    __slots__ = ("event",)
+
+    def __init__(self, event: int) -> None:
+        self.event = event
+
+
+_WAIT: Final = (Wait(READ), Wait(WRITE))
+
+
+def raise_errno(err: int) -> NoReturn:
+    """Raise the ``OSError`` subclass the stdlib raises for ``err`` (ConnectionRefusedError...)."""
+    raise OSError(err, os.strerror(err))
+
+
+def fileno(s: State) -> int:
+    """The socket's descriptor; ``OSError(EBADF)`` once it is closed."""
+    fd = s._sock.fileno()
+    if fd == -1:
+        raise ebadf()
+    return fd
+
+
+async def wait(waiter: Waiter, s: State, event: int, until: float | None) -> None:
+    """Wait until the socket may be ready for ``event`` (every wait of the engine is this)."""
+    s._watched_by(waiter)
+    await waiter.wait(fileno(s), event, until)
+
+
+def watch(waiter: Waiter, s: State) -> int:
+    """The socket's descriptor, for a driver that waits on it with ``waiter.wait_any``."""
+    s._watched_by(waiter)
+    return fileno(s)
+
+
+def deadline(waiter: Waiter, timeout: float | None) -> float | None:
+    """The deadline of a call that starts now in mode ``timeout`` (``None``: none)."""
+    return None if timeout is None else waiter.clock() + timeout
+
+
+# -- the one retry loop ---------------------------------------------------------
+
+
+def attempt(s: State, op: Op, fn: Callable[..., T], args: tuple[Any, ...]) -> T | Wait:
+    """One attempt at ``fn(*args)`` (``EINTR`` retried, PEP 475): its result, or a
+    :class:`Wait` saying which readiness to wait for before the next attempt.
+
+    Raises what ``fn`` raises; where it would block and the mode says not to wait
+    (non-blocking mode; ``MSG_DONTWAIT`` in blocking mode, as the stdlib's blocking
+    call), raises ``BlockingIOError`` (``SSLWant*Error`` on a TLS socket) at once.
+    """
+    while True:
+        try:
+            return fn(*args)
+        except _WOULD_BLOCK as exc:
+            wait = verdict(s, op, args, exc)
+            if wait is not None:
+                return wait
+
+
+_WOULD_BLOCK: Final = (BlockingIOError, InterruptedError, SSLWantReadError, SSLWantWriteError)
+
+
+def verdict(s: State, op: Op, args: tuple[Any, ...], exc: OSError) -> Wait | None:
+    """What a call that raised ``exc`` (one of ``_WOULD_BLOCK``) does next: ``None``, try
+    again at once (EINTR); a :class:`Wait`; or raise ``exc``, as the mode says."""
+    if type(exc) is InterruptedError:
+        return None
+    if s._timeout == 0.0:
+        raise exc
+    if isinstance(exc, SSLWantReadError):
+        return _WAIT[READ]
+    if isinstance(exc, SSLWantWriteError):
+        return _WAIT[WRITE]
+    if s._timeout is None and op.flags(args) & _MSG_DONTWAIT:
+        raise exc
+    return _WAIT[op.event]
+
+
+async def io(waiter: Waiter, s: State, op: Op, fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)`` in the socket's mode: tried at once; while it would block, wait as
+    the mode says and try again.
+
+    Non-blocking mode raises ``BlockingIOError`` at once; timeout mode raises
+    ``TimeoutError('timed out')`` at the deadline (computed once per call).
+    """
+    try:  # (attempt(), inlined: this is every call's hot path)
+        return fn(*args)
+    except _WOULD_BLOCK as exc:
+        wait = verdict(s, op, args, exc)
+    if wait is None:  # EINTR: the rest of the attempt
+        result = attempt(s, op, fn, args)
+        if not isinstance(result, Wait):
+            return result
+        wait = result
+    when = None if s._timeout is None else waiter.clock() + s._timeout
+    return await retry(waiter, s, op, fn, args, wait.event, when)
+
+
+async def io_until(
+    waiter: Waiter, s: State, op: Op, until: float | None, fn: Callable[..., T], *args: Any
+) -> T:
+    """:func:`io` with the deadline ``until`` (``None``: none) in place of the mode's, for
+    a call made of several (a buffered read, a TLS handshake) that shares one deadline.
+    Non-blocking mode still raises at once."""
+    result = attempt(s, op, fn, args)
+    if type(result) is Wait:
+        return await retry(waiter, s, op, fn, args, result.event, until)
+    return result  # type: ignore[return-value]
+
+
+async def retry(
+    waiter: Waiter,
+    s: State,
+    op: Op,
+    fn: Callable[..., T],
+    args: tuple[Any, ...],
+    event: int,
+    until: float | None,
+) -> T:
+    """The rest of a call whose attempt would block: wait for ``event``, try again, until
+    done. A wake-up that still finds the call would block (another task was served
+    first) waits again with the time left."""
+    while True:
+        await wait(waiter, s, event, until)
+        result = attempt(s, op, fn, args)
+        if type(result) is not Wait:
+            return result  # type: ignore[return-value]
+        event = result.event
+
+
+async def wait_once(waiter: Waiter, s: State, op: Op) -> None:
+    """One wait for ``op``'s readiness with the full timeout (sendfile's per-wait rule)."""
+    await wait(waiter, s, op.event, deadline(waiter, s._timeout))
+
+
+# -- addresses ---------------------------------------------------------------------
+
+
+def needs_resolution(s: State, address: Any) -> bool:
+    """Whether ``address`` holds a host name the resolver must turn into a number."""
+    return _resolve.needs_resolution(s._family, address)
+
+
+async def resolve(waiter: Waiter, s: State, address: Any, until: float | None = None) -> Any:
+    """``address`` with a host name resolved (``_resolve``) without blocking the loop."""
+    if not _resolve.needs_resolution(s._family, address):
+        return address
+    sock = s._sock
+    return await _resolve.resolve(s._family, sock.type, sock.proto, address, waiter, until)
+
+
+async def bind(waiter: Waiter, s: State, address: Any) -> None:
+    """``bind``, a host name resolved first."""
+    s._sock.bind(await resolve(waiter, s, address))
+
+
+# -- multi-step calls --------------------------------------------------------------
+
+
+async def accept(waiter: Waiter, s: State) -> tuple[int, Any]:
+    """Wait for a connection: ``(fd, address)``; the face wraps the new descriptor."""
+    return await io(waiter, s, ACCEPT, s._sock._accept)  # type: ignore[attr-defined]
+
+
+def _settle(sock: socket.socket, address: Any) -> None:
+    """After a non-blocking connect completes, connect() once more, as a blocking
+    connect() leaves the socket: Linux then reports EISCONN to the next connect()."""
+    try:
+        sock.connect_ex(address)
+    except OSError:
+        pass
+
+
+async def connect(
+    waiter: Waiter, s: State, address: Any, ex: bool, until: float | None = None
+) -> int:
+    """``connect`` (``ex=False``: raise) or ``connect_ex`` (``ex=True``: return the errno).
+
+    ``until``: a deadline that ends the wait earlier than the mode's would.
+    """
+    address = await resolve(waiter, s, address)
+    sock = s._sock
+    timeout = s._timeout
+    when = deadline(waiter, timeout)
+    if until is not None and (when is None or until < when):
+        when = until
+    # connect() and connect_ex() parse the address and name themselves in errors.
+    try:
+        if ex:
+            err = sock.connect_ex(address)
+        else:
+            sock.connect(address)
+            err = 0
+    except (BlockingIOError, InterruptedError) as exc:
+        err = exc.errno or errno.EINPROGRESS
+    if err == errno.EAGAIN and timeout is None and s._family == _AF_UNIX:
+        # A full Unix backlog: a blocking connect() sleeps until there is room.
+        # There is no readiness event for that, so retry after a growing sleep.
+        delay = _UNIX_RETRY_FIRST
+        while err == errno.EAGAIN:
+            await waiter.sleep(delay)
+            delay = min(delay * 2, _UNIX_RETRY_MAX)
+            err = sock.connect_ex(address)
+    if err == 0:  # (EISCONN here is an error: connect() on a connected socket)
+        return 0
+    # Non-blocking mode reports progress as an error; timeout mode raises a Unix
+    # EAGAIN at once, as the stdlib does.
+    if timeout == 0.0 or err not in CONNECTING:
+        if ex:
+            return err
+        raise_errno(err)
+    try:
+        await wait(waiter, s, WRITE, when)
+    except TimeoutError:
+        if ex:  # the stdlib's connect_ex reports a timeout as EWOULDBLOCK
+            return errno.EWOULDBLOCK
+        raise
+    err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    if err == 0 or err == errno.EISCONN:
+        if timeout is None:
+            _settle(sock, address)
+        return 0
+    if ex:
+        return err
+    raise_errno(err)
+
+
+def connect_status(s: State) -> int | None:
+    """A non-blocking connect under way, after a wake-up: 0 once connected, the errno
+    it failed with, or None while it still proceeds (the wake-up was early)."""
+    sock = s._sock
+    err: int = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    if err:
+        return err
+    try:
+        sock.getpeername()
+    except OSError as exc:
+        return None if exc.errno == errno.ENOTCONN else exc.errno
+    return 0
+
+
+def connected(s: State, address: Any, timeout: float | None) -> None:
+    """Enter the mode ``timeout`` after a non-blocking connect to ``address`` succeeded,
+    leaving the socket as a connect() in that mode would."""
+    s.settimeout(timeout)
+    if timeout is None:
+        _settle(s._sock, address)
+
+
+async def sendall(waiter: Waiter, s: State, data: Any, flags: int) -> None:
+    """Send all of ``data``; one deadline for the whole call."""
+    sock = s._sock
+    when: float | None = None
+    waited = False
+    result = attempt(s, SENDALL, sock.send, (data, flags))  # the stdlib's own argument checks
+    sent = 0 if isinstance(result, Wait) else result
+    if (type(data) is bytes or type(data) is bytearray) and sent == len(data):
+        return  # all sent at once: the usual case, without a memoryview
+    with memoryview(data) as view, view.cast("B") as view:
+        total = len(view)
+        while sent < total:
+            result = attempt(s, SENDALL, sock.send, (view[sent:], flags))
+            if not isinstance(result, Wait):
+                sent += result
+                continue
+            if not waited:  # one deadline for the whole call
+                waited = True
+                when = deadline(waiter, s._timeout)
+            await wait(waiter, s, result.event, when)
+
+
+async def recv_waitall(waiter: Waiter, s: State, bufsize: int, flags: int) -> bytes:
+    """``recv(n, MSG_WAITALL)`` in blocking mode. On an O_NONBLOCK descriptor the
+    kernel returns what has arrived, so gather until ``n`` bytes or end of file; an
+    error after some data is left for the next call, as the kernel does."""
+    recv = s._sock.recv
+    data = await io(waiter, s, RECV, recv, bufsize, flags)  # the stdlib's checks
+    chunks = [data]
+    got = len(data)
+    while data and got < bufsize:
+        try:
+            data = await io(waiter, s, RECV, recv, bufsize - got, flags)
+        except OSError:
+            break
+        chunks.append(data)
+        got += len(data)
+    return b"".join(chunks)
+
+
+async def recv_into_waitall(waiter: Waiter, s: State, buffer: Any, nbytes: int, flags: int) -> int:
+    """``recv_into(buf, n, MSG_WAITALL)`` in blocking mode (see :func:`recv_waitall`)."""
+    recv_into = s._sock.recv_into
+    got: int = await io(waiter, s, RECV_INTO, recv_into, buffer, nbytes, flags)
+    with memoryview(buffer) as view, view.cast("B") as view:
+        want = nbytes or len(view)
+        n = got
+        while n and got < want:
+            try:
+                n = await io(waiter, s, RECV_INTO, recv_into, view[got:want], 0, flags)
+            except OSError:
+                break
+            got += n
+    return got
+
+
+async def sendfile(waiter: Waiter, s: State, file: Any, offset: int, count: int | None) -> int:
+    """``sendfile``: ``os.sendfile`` where it works, else a read-and-send loop.
+
+    As the stdlib: a ``ValueError`` for a text file, a non-stream socket,
+    a non-blocking socket; each wait (not the whole call) gets the timeout.
+    """
+    if "b" not in getattr(file, "mode", "b"):
+        raise ValueError("file should be opened in binary mode")
+    if not s._sock.type & socket.SOCK_STREAM:
+        raise ValueError("only SOCK_STREAM type sockets are supported")
+    if count is not None:
+        if not isinstance(count, int):
+            raise TypeError(f"count must be a positive integer (got {count!r})")
+        if count <= 0:
+            raise ValueError(f"count must be a positive integer (got {count!r})")
+    if _has_os_sendfile:
+        try:
+            fno = file.fileno()
+            fsize = os.fstat(fno).st_size
+        except (AttributeError, _io.UnsupportedOperation, OSError):
+            pass
+        else:
+            if not fsize:
+                return 0
+            if s._timeout == 0.0:
+                raise ValueError("non-blocking sockets are not supported")
+            result = await _sendfile_native(waiter, s, file, fno, offset, count, fsize)
+            if result is not None:
+                return result
+    if s._timeout == 0.0:
+        raise ValueError("non-blocking sockets are not supported")
+    return await _sendfile_send(waiter, s, file, offset, count)
+
+
+async def _sendfile_native(
+    waiter: Waiter, s: State, file: Any, fno: int, offset: int, count: int | None, fsize: int
+) -> int | None:
+    """os.sendfile loop; ``None`` if the OS refuses this file before any byte is sent."""
+    total = 0
+    blocksize = min(count or fsize, _SENDFILE_BLOCK)
+    try:
+        while True:
+            if count:
+                blocksize = min(count - total, _SENDFILE_BLOCK)
+                if blocksize <= 0:
+                    break
+            try:
+                sent = os.sendfile(fileno(s), fno, offset, blocksize)
+            except InterruptedError:
+                continue
+            except BlockingIOError:
+                await wait_once(waiter, s, SENDFILE)
+                continue
+            except OSError as exc:
+                if total == 0 and exc.errno != errno.EBADF:
+                    return None  # e.g. EINVAL/ENOTSOCK: fall back to send()
+                raise
+            if sent == 0:
+                break  # end of file
+            offset += sent
+            total += sent
+        return total
+    finally:
+        if total > 0 and hasattr(file, "seek"):
+            file.seek(offset)
+
+
+async def _sendfile_send(
+    waiter: Waiter, s: State, file: Any, offset: int, count: int | None
+) -> int:
+    if offset:
+        file.seek(offset)
+    blocksize = min(count, _SEND_BLOCK) if count else _SEND_BLOCK
+    total = 0
+    send = s._sock.send
+    try:
+        while True:
+            if count:
+                blocksize = min(count - total, blocksize)
+                if blocksize <= 0:
+                    break
+            data = memoryview(file.read(blocksize))
+            if not data:
+                break
+            while data:
+                result = attempt(s, SENDFILE, send, (data,))
+                if isinstance(result, Wait):
+                    await wait_once(waiter, s, SENDFILE)
+                    continue
+                total += result
+                data = data[result:]
+        return total
+    finally:
+        if total > 0 and hasattr(file, "seek"):
+            file.seek(offset + total)

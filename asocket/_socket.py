@@ -1,0 +1,258 @@
+"""The state and plain calls both faces' sockets share (``SocketBase``).
+
+Everything here returns at once: attributes, options, names, modes, ``dup``,
+construction from descriptors. The calls that may wait are the engine's
+(``_engine``), and each face has one line per call on top of it.
+"""
+
+from __future__ import annotations
+
+import _socket
+import socket
+import warnings
+from typing import Any, ClassVar, NoReturn, Self
+
+from . import _timeouts
+
+# The stdlib's class and helpers, bound at import: a program or test harness may
+# replace ``socket.socket`` with a face's class (as gevent-style patching does).
+RawSocket = socket.socket
+_dup = socket.dup
+# The C-level socketpair: Lib/socket.py's wrapper builds ``socket.socket`` objects.
+_socketpair = getattr(_socket, "socketpair", socket.socketpair)
+close_fd = _socket.close  # closes a descriptor as the stdlib does (ECONNRESET ignored)
+_SOCK_NONBLOCK = getattr(socket, "SOCK_NONBLOCK", 0)
+
+
+class SocketBase:
+    """The state and plain calls shared by ``asocket.socket`` and ``asocket.sync.socket``.
+
+    State: ``_sock``, the raw stdlib socket that performs the syscalls and their
+    argument checks; ``_timeout``, the mode; ``_closed`` and ``_io_refs``, as the
+    stdlib's (``close()`` was called; files made by ``makefile()`` still open).
+    A face supplies four hooks: ``_init_fd`` and ``_set_mode`` (what the raw
+    descriptor's blocking flag must be for a mode), ``_real_close`` and
+    ``_watched_by`` (the waiter that may watch the descriptor, told by the engine).
+    """
+
+    __slots__ = ("__weakref__", "_closed", "_family", "_io_refs", "_sock", "_timeout")
+
+    _sock: socket.socket
+    _timeout: float | None
+
+    def __init__(
+        self,
+        family: int = -1,
+        type: int = -1,
+        proto: int = -1,
+        fileno: int | None = None,
+    ) -> None:
+        raw = RawSocket(family, type, proto, fileno)
+        self._sock = raw
+        self._family = int(raw.family)
+        self._closed = False
+        self._io_refs = 0
+        timeout = _timeouts.getdefaulttimeout()
+        if _SOCK_NONBLOCK and type != -1 and type & _SOCK_NONBLOCK:
+            timeout = 0.0  # as the stdlib: SOCK_NONBLOCK means non-blocking mode
+        self._timeout = timeout
+        try:
+            self._init_fd()
+        except BaseException:
+            raw.detach() if fileno is not None else raw.close()
+            raise
+
+    # -- face hooks ----------------------------------------------------------
+
+    def _init_fd(self) -> None:
+        """Put a new (or adopted) descriptor in the state the face needs for ``_timeout``."""
+        raise NotImplementedError  # pragma: no cover - abstract
+
+    def _set_mode(self, timeout: float | None) -> None:
+        """Set ``_timeout``, then put the raw descriptor in the state the mode needs
+        (``OSError(EBADF)`` on a closed socket, the mode recorded all the same)."""
+        raise NotImplementedError  # pragma: no cover - abstract
+
+    def _real_close(self) -> None:
+        """Close the descriptor, waking every task or thread waiting on it."""
+        raise NotImplementedError  # pragma: no cover - abstract
+
+    def _watched_by(self, waiter: Any) -> None:
+        """``waiter`` is about to watch the descriptor: ``close()`` must forget it there
+        (the engine says so before each wait). Nothing to do where nothing registers."""
+
+    # -- closing --------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the socket; with ``makefile()`` files open, once the last of them closes.
+
+        Tasks or threads waiting on the socket wake with ``OSError(EBADF)``.
+        """
+        self._closed = True
+        if self._io_refs <= 0:
+            self._real_close()
+
+    def _decref_socketios(self) -> None:
+        """A file made by ``makefile()`` was closed (the stdlib's ``SocketIO`` calls this)."""
+        if self._io_refs > 0:
+            self._io_refs -= 1
+        if self._closed:
+            self.close()
+
+    # -- attributes and plain calls -----------------------------------------
+
+    @property
+    def family(self) -> socket.AddressFamily:
+        """The socket family (``AF_INET``, ``AF_INET6``, ``AF_UNIX``, ...)."""
+        return self._sock.family
+
+    @property
+    def type(self) -> socket.SocketKind:
+        """The socket type (``SOCK_STREAM``, ``SOCK_DGRAM``, ...)."""
+        return self._sock.type
+
+    @property
+    def proto(self) -> int:
+        """The socket protocol."""
+        return self._sock.proto
+
+    @property
+    def timeout(self) -> float | None:
+        """The timeout mode, as ``gettimeout()`` returns it."""
+        return self._timeout
+
+    def fileno(self) -> int:
+        """Return the socket's file descriptor, or -1 once it is closed."""
+        return self._sock.fileno()
+
+    def getsockname(self) -> Any:
+        """Return the socket's own address."""
+        return self._sock.getsockname()
+
+    def getpeername(self) -> Any:
+        """Return the address of the connected peer."""
+        return self._sock.getpeername()
+
+    def getsockopt(self, level: int, optname: int, buflen: int | None = None, /) -> Any:
+        """Return a socket option, as ``socket.socket.getsockopt``."""
+        if buflen is None:
+            return self._sock.getsockopt(level, optname)
+        return self._sock.getsockopt(level, optname, buflen)
+
+    def setsockopt(
+        self, level: int, optname: int, value: Any, optlen: int | None = None, /
+    ) -> None:
+        """Set a socket option, as ``socket.socket.setsockopt``."""
+        if optlen is None:
+            self._sock.setsockopt(level, optname, value)
+        else:
+            self._sock.setsockopt(level, optname, value, optlen)
+
+    def listen(self, *backlog: int) -> None:
+        """Enable a server to accept connections (``listen([backlog])``)."""
+        self._sock.listen(*backlog)
+
+    def shutdown(self, how: int, /) -> None:
+        """Shut down reading (``SHUT_RD``), writing (``SHUT_WR``) or both (``SHUT_RDWR``)."""
+        self._sock.shutdown(how)
+
+    def get_inheritable(self) -> bool:
+        """Whether the descriptor is inherited by child processes."""
+        return self._sock.get_inheritable()
+
+    def set_inheritable(self, inheritable: bool) -> None:
+        """Set whether the descriptor is inherited by child processes."""
+        self._sock.set_inheritable(inheritable)
+
+    if hasattr(socket.socket, "ioctl"):  # pragma: no cover - Windows
+
+        def ioctl(self, control: int, option: Any) -> Any:
+            """Windows ``WSAIoctl``, as ``socket.socket.ioctl``."""
+            return self._sock.ioctl(control, option)  # type: ignore[attr-defined]
+
+    # -- modes ----------------------------------------------------------------
+
+    def gettimeout(self) -> float | None:
+        """Return the timeout in seconds: ``None`` blocking, ``0.0`` non-blocking."""
+        return self._timeout
+
+    def settimeout(self, value: float | None, /) -> None:
+        """Set the mode: ``None`` blocking, ``0.0`` non-blocking, ``t > 0`` a timeout.
+
+        Raises ``TypeError``/``ValueError`` as the stdlib does for a bad value,
+        ``OSError(EBADF)`` on a closed socket.
+        """
+        self._set_mode(_timeouts.check(value))
+
+    def setblocking(self, flag: bool, /) -> None:
+        """``True``: ``settimeout(None)`` (blocking); ``False``: ``settimeout(0.0)``.
+
+        Raises ``TypeError`` for a value the stdlib refuses (``None``, a float).
+        """
+        _timeouts.check_blocking(flag)
+        self._set_mode(None if flag else 0.0)
+
+    def getblocking(self) -> bool:
+        """True unless the socket is in non-blocking mode (``gettimeout() == 0.0``)."""
+        return self._timeout != 0.0
+
+    # -- objects --------------------------------------------------------------
+
+    _public_name: ClassVar[str] = ""  # how users spell the class: "asocket.socket"
+
+    def __repr__(self) -> str:
+        """The stdlib's repr, naming the class as users spell it: ``<asocket.socket fd=...>``."""
+        text: str = RawSocket.__repr__(self)
+        cls = type(self)
+        public = cls.__dict__.get("_public_name")
+        if public:
+            text = text.replace(f"<{cls.__module__}.{cls.__qualname__}", f"<{public}", 1)
+        return text
+
+    def __getstate__(self) -> NoReturn:
+        raise TypeError("cannot pickle 'socket' object")
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def dup(self) -> Self:
+        """A new socket of this face on a duplicate of the descriptor, with the same timeout."""
+        sock = type(self)(self._family, self._sock.type, self._sock.proto, _dup(self.fileno()))
+        sock.settimeout(self._timeout)
+        return sock
+
+    def __del__(self) -> None:
+        sock = getattr(self, "_sock", None)
+        if sock is not None and sock.fileno() != -1:
+            warnings.warn(f"unclosed {self!r}", ResourceWarning, stacklevel=2, source=self)
+            self.close()
+
+    @classmethod
+    def _pair(cls, family: int | None, type: int, proto: int) -> tuple[Self, Self]:
+        """``socketpair()`` for this face: two connected sockets in the default mode."""
+        if family is None:  # as the stdlib: AF_UNIX where the platform has it
+            family = getattr(socket, "AF_UNIX", socket.AF_INET)
+        a, b = _socketpair(family, type, proto)
+        return cls._adopt(a, keep_timeout=False), cls._adopt(b, keep_timeout=False)
+
+    @classmethod
+    def _adopt(cls, sock: socket.socket, keep_timeout: bool = True) -> Self:
+        """A socket of this face that takes over ``sock``'s descriptor (``sock`` is
+        detached), in ``sock``'s timeout mode or else the default one."""
+        timeout = sock.gettimeout()
+        new = cls(sock.family, sock.type, sock.proto, sock.detach())
+        if keep_timeout:
+            new.settimeout(timeout)
+        return new
+
+    @classmethod
+    def _fromfd(cls, fd: int, family: int, type: int, proto: int) -> Self:
+        """``fromfd()`` for this face: a socket on a duplicate of ``fd``."""
+        return cls(family, type, proto, _dup(fd))
+
+    def _new(self, fd: int) -> Self:
+        """A socket of this face on ``fd``, with the default timeout (as ``accept``)."""
+        return type(self)(self._family, self._sock.type, self._sock.proto, fileno=fd)

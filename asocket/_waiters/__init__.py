@@ -1,0 +1,17 @@
+"""The waiters: how each face (and each event loop) waits, one module per mechanism.
+
+A waiter answers one question: "wait until this descriptor is readable or
+writable, or the deadline passes" (``base.Waiter``). It knows nothing of
+socket semantics; the engine (``asocket._engine``) owns those.
+
+============  =====================================================================
+module        mechanism
+============  =====================================================================
+``base``      the protocol every waiter keeps
+``loop``      what the asyncio waiters share; which one serves a given loop
+``readiness`` loops with ``add_reader`` (the default selector loop, uvloop)
+``thread``    loops without ``add_reader`` (proactor-style): readiness from a helper thread
+``poll``      the sync face: block the calling thread in ``poll()``
+``current``   the waiter of the async library running now
+============  =====================================================================
+"""

@@ -1,0 +1,69 @@
+"""Which waiter serves the async library running now, chosen at call time.
+
+asyncio's running loop is looked up first (a C call): its waiter is made once
+per loop, a readiness waiter where the loop has ``add_reader``, else a thread
+waiter. Nothing is configured, and nothing is imported that the running
+program does not already use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+
+from .base import Waiter
+from .loop import LoopWaiter
+from .readiness import ReadinessWaiter
+from .thread import ThreadWaiter
+
+_get_running_loop = asyncio._get_running_loop
+# The loop of the last call and its waiter (a strong reference to one loop at most).
+_last_loop: object = None
+_last_waiter: LoopWaiter | None = None
+_waiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopWaiter] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def current() -> Waiter:
+    """The waiter of the running async library.
+
+    Raises ``RuntimeError('no running event loop')`` outside one, as asyncio does.
+    """
+    global _last_loop, _last_waiter
+    loop = _get_running_loop()
+    if loop is _last_loop and _last_waiter is not None:  # the usual case: the last call's loop
+        return _last_waiter
+    if loop is not None:
+        waiter = _last_waiter = waiter_for(loop)
+        _last_loop = loop
+        return waiter
+    raise RuntimeError("no running event loop")
+
+
+def waiter_for(loop: asyncio.AbstractEventLoop) -> LoopWaiter:
+    """The waiter of ``loop``, made once: readiness if it has ``add_reader``, else a
+    thread waiter."""
+    waiter = _waiters.get(loop)
+    if waiter is None:
+        kind = ReadinessWaiter if _has_readiness(loop) else ThreadWaiter
+        waiter = _waiters[loop] = kind(loop)
+    return waiter
+
+
+def _has_readiness(loop: asyncio.AbstractEventLoop) -> bool:
+    """Whether ``loop`` has ``add_reader``. Asked with an invalid descriptor, so that no
+    descriptor is needed (the fd table may be full): a loop without the readiness API
+    refuses the call itself (``NotImplementedError``), one with it refuses the fd."""
+    try:
+        loop.add_reader(-1, _noop)
+    except NotImplementedError:
+        return False
+    except (ValueError, OSError, TypeError):
+        return True
+    loop.remove_reader(-1)  # pragma: no cover - no known loop takes -1
+    return True
+
+
+def _noop() -> None:  # pragma: no cover - never called
+    pass

@@ -1,0 +1,156 @@
+"""What the asyncio waiters share: the per-fd fan-out of waiting tasks, the clock,
+``to_thread``, ``wait_any`` and ``sleep``.
+
+Several tasks may wait on one fd and direction; the loop is asked to watch
+each fd and direction once (``_arm``), and one readiness report wakes every
+task waiting for it (``_ready``). Loop callbacks only wake futures: the
+syscall runs in the task after the wait, so a cancelled wait consumes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from .._ops import READ, WRITE
+from .._timeouts import timed_out
+from .base import ebadf
+
+T = TypeVar("T")
+
+
+class Fd:
+    """One fd's waiting tasks per direction, and whether the loop watches it."""
+
+    __slots__ = ("armed", "stale", "waiters")
+
+    def __init__(self) -> None:
+        self.waiters: list[list[asyncio.Future[None]]] = [[], []]
+        self.armed = [False, False]
+        self.stale = [False, False]  # (readiness) the next event reports what a woken task reads
+
+
+def _expire(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_exception(timed_out())
+
+
+class LoopWaiter:
+    """Base of the asyncio waiters; one instance per loop. Subclasses say how the
+    loop is asked to watch an fd (``_arm``) and to stop watching it (``_disarm``)."""
+
+    clock = staticmethod(time.monotonic)
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self._fds: dict[int, Fd] = {}
+
+    # -- what a subclass supplies ---------------------------------------------
+
+    def _arm(self, fd: int, event: int) -> None:
+        """Ask the loop to report when ``fd`` is ready for ``event`` (by calling ``_ready``)."""
+        raise NotImplementedError  # pragma: no cover - each waiter has its own
+
+    def _disarm(self, fd: int, entry: Fd | None, close: Callable[[], None] | None) -> None:
+        """Stop watching ``fd`` (it is being forgotten; ``entry``: its waiters, if it had
+        any), then call ``close`` if given, once the loop no longer watches the fd."""
+        raise NotImplementedError  # pragma: no cover - each waiter has its own
+
+    # -- the fan-out ------------------------------------------------------------
+
+    async def wait(self, fd: int, event: int, deadline: float | None) -> None:
+        """Return once ``fd`` may be ready for ``event``; ``TimeoutError`` at ``deadline``,
+        ``OSError(EBADF)`` if the fd is forgotten meanwhile."""
+        timer = None
+        loop = self.loop
+        if deadline is not None:
+            delay = deadline - self.clock()
+            if delay <= 0:
+                raise timed_out()
+        entry = self._fds.get(fd)
+        if entry is None:
+            entry = self._fds[fd] = Fd()
+        if not entry.armed[event]:
+            entry.armed[event] = True
+            self._arm(fd, event)
+        fut: asyncio.Future[None] = loop.create_future()
+        waiters = entry.waiters[event]
+        waiters.append(fut)
+        if deadline is not None:
+            timer = loop.call_later(delay, _expire, fut)
+        try:
+            await fut
+        finally:
+            if timer is not None:
+                timer.cancel()
+            if not fut.done():  # cancelled: leave the list; the fd stays watched (lazy)
+                fut.cancel()
+            try:
+                waiters.remove(fut)
+            except ValueError:
+                pass
+
+    def _wake(self, entry: Fd, event: int) -> bool:
+        """Wake every task waiting on ``entry`` for ``event``; False if there was none."""
+        waiters = entry.waiters[event]
+        if not waiters:
+            return False
+        entry.waiters[event] = []
+        for fut in waiters:
+            if not fut.done():
+                fut.set_result(None)
+        return True
+
+    def forget(self, fd: int, close: Callable[[], None] | None) -> None:
+        """Wake ``fd``'s waiters with ``OSError(EBADF)``, stop watching it, then ``close()``."""
+        entry = self._fds.pop(fd, None)
+        if entry is not None:
+            for event in (READ, WRITE):
+                for fut in entry.waiters[event]:
+                    if not fut.done():
+                        fut.set_exception(ebadf())
+        self._disarm(fd, entry, close)
+
+    # -- the rest of the protocol ---------------------------------------------
+
+    async def to_thread(self, fn: Callable[..., T], *args: Any, deadline: float | None) -> T:
+        """``fn(*args)`` on the loop's default executor; ``TimeoutError`` at ``deadline``.
+
+        (The resolver runs as the stdlib's own ``getaddrinfo``: uvloop's native one
+        differs from it in details.)
+        """
+        call = self.loop.run_in_executor(None, fn, *args)
+        if deadline is None:
+            return await call
+        try:
+            async with asyncio.timeout_at(self.loop.time() + deadline - self.clock()):
+                return await call
+        except TimeoutError:
+            raise timed_out() from None
+
+    async def wait_any(self, fds: Sequence[int], event: int, deadline: float | None) -> list[int]:
+        """Wait on each fd with :meth:`wait` at once: the fds whose wait returned first;
+        ``[]`` at ``deadline``."""
+        if len(fds) == 1:  # the usual case (one attempt under way): no task needed
+            try:
+                await self.wait(fds[0], event, deadline)
+            except TimeoutError:
+                return []
+            return list(fds)
+        waits = [asyncio.ensure_future(self.wait(fd, event, None)) for fd in fds]
+        try:
+            timeout = None if deadline is None else max(0.0, deadline - self.clock())
+            done, _ = await asyncio.wait(
+                waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            for task in waits:
+                task.cancel()
+            await asyncio.gather(*waits, return_exceptions=True)
+        return [fd for fd, task in zip(fds, waits, strict=True) if task in done]
+
+    async def sleep(self, delay: float) -> None:
+        """``asyncio.sleep(delay)``."""
+        await asyncio.sleep(delay)

@@ -170,8 +170,6 @@ class AsyncSocket(SocketBase):
         return await e.sendfile(current(), self, file, offset, count)
 
 
-
-
 # -- module functions ---------------------------------------------------------
 
 

@@ -200,8 +200,6 @@ def _run_made(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
     return run(make())
 
 
-
-
 # -- module functions ---------------------------------------------------------
 
 

@@ -42,7 +42,7 @@ async def talk(args: argparse.Namespace) -> int:
                 sys.stdout.buffer.write(await recv_exactly(sock, len(line)))
                 sys.stdout.buffer.flush()
     except OSError as exc:  # TimeoutError, FileNotFoundError, ConnectionError...
-        print(f"unix_echo_client: {exc}", file=sys.stderr)
+        print(f"unix_echo_client: {args.path}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     return 0
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 from typing import Any
 
@@ -34,10 +35,20 @@ async def echo(sock: asocket.socket, address: Any) -> None:
         pass  # the client reset the connection: nothing to clean up
 
 
+def fail(doing: str, exc: OSError) -> SystemExit:
+    """Exit status 1 and one line on stderr ("unix_echo_server: cannot ...: reason"), for a
+    mistake (a port in use, a host that does not resolve), not a traceback."""
+    reason = os.strerror(exc.errno) if exc.errno and exc.errno > 0 else exc.strerror or exc
+    return SystemExit(f"unix_echo_server: {doing}: {reason}")
+
+
 async def serve(path: str, max_connections: int, grace_period: float) -> None:
-    server = await asocket.serve_unix(
-        echo, path, max_connections=max_connections, grace_period=grace_period
-    )
+    try:
+        server = await asocket.serve_unix(
+            echo, path, max_connections=max_connections, grace_period=grace_period
+        )
+    except OSError as exc:  # a missing directory, a path in use...
+        raise fail(f"cannot listen on {path}", exc) from None
     stop = asyncio.Event()
 
     def on_signal() -> None:  # the first stops accepting, a second closes the connections

@@ -508,6 +508,8 @@ def test_ctrl_c_stops_client_reading_stdin(face: str, stdin: str) -> None:
     [
         (["echo-client", "hi"], "--port is required (or --unix PATH)"),
         (["echo-client", "--port", "65536"], "not a port number"),
+        (["echo-server", "--port", "70000"], "not a port number (0-65535): '70000'"),
+        (["echo-server", "--udp", "--port", "-1"], "not a port number"),
         (["echo-client", "--port", "1", "--timeout", "0"], "not a positive number of seconds"),
         (["echo-server", "--unix", "x.sock", "--port", "1"], "--unix PATH replaces --host"),
         (["echo-server", "--udp", "--unix", "x.sock"], "not allowed with argument"),

@@ -162,6 +162,13 @@ def port_number(text: str) -> int:
     return int(text)
 
 
+def count(text: str) -> int:
+    """The type of a count that must be at least 1."""
+    if not (text.isdigit() and int(text) >= 1):
+        raise argparse.ArgumentTypeError(f"not a positive integer: {text!r}")
+    return int(text)
+
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Line-based TCP chat server: every line goes to all other clients. "
@@ -178,13 +185,13 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument(
         "--max-connections",
-        type=int,
+        type=count,
         default=100,
         help="clients at once; more wait in the backlog (default: %(default)s)",
     )
     parser.add_argument(
         "--max-queue",
-        type=int,
+        type=count,
         default=100,
         help="lines queued for a slow client before it is dropped (default: %(default)s)",
     )

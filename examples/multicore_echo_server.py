@@ -216,6 +216,24 @@ def port_number(text: str) -> int:
     return int(text)
 
 
+def count(text: str) -> int:
+    """The type of a count that must be at least 1."""
+    if not (text.isdigit() and int(text) >= 1):
+        raise argparse.ArgumentTypeError(f"not a positive integer: {text!r}")
+    return int(text)
+
+
+def seconds(text: str) -> float:
+    """--grace-period's type: a number of seconds, 0 or more."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}")
+    return value
+
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Async TCP echo server in N worker processes sharing one port "
@@ -232,27 +250,24 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument(
         "--workers",
-        type=int,
+        type=count,
         default=os.cpu_count() or 1,
         help="worker processes (default: the number of CPUs, %(default)s)",
     )
     parser.add_argument(
         "--max-connections",
-        type=int,
+        type=count,
         default=1000,
         help="connections each worker serves at once (default: %(default)s)",
     )
     parser.add_argument(
         "--grace-period",
-        type=float,
+        type=seconds,
         default=5.0,
         help="seconds open connections get to finish on shutdown (default: %(default)s)",
     )
     parser.add_argument("--uvloop", action="store_true", help="run on uvloop (must be installed)")
-    args = parser.parse_args()
-    if args.workers < 1:
-        parser.error("--workers must be at least 1")
-    return args
+    return parser.parse_args()
 
 
 if __name__ == "__main__":

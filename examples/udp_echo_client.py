@@ -70,6 +70,24 @@ def port_number(text: str) -> int:
     return int(text)
 
 
+def retries(text: str) -> int:
+    """--retries' type: an integer, 0 or more."""
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"not a number of retries: {text!r}")
+    return int(text)
+
+
+def positive_seconds(text: str) -> float:
+    """--timeout's type: a number of seconds, more than 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"not a positive number of seconds: {text!r}")
+    return value
+
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Async UDP echo client: one datagram per line, resent when lost."
@@ -81,13 +99,13 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument(
         "--timeout",
-        type=float,
+        type=positive_seconds,
         default=1.0,
         help="seconds to wait for each reply before resending (default: %(default)s)",
     )
     parser.add_argument(
         "--retries",
-        type=int,
+        type=retries,
         default=3,
         help="how many times to resend a lost datagram (default: %(default)s)",
     )

@@ -72,6 +72,24 @@ async def serve(path: str, max_connections: int, grace_period: float) -> None:
     logging.info("stopped")
 
 
+def count(text: str) -> int:
+    """The type of a count that must be at least 1."""
+    if not (text.isdigit() and int(text) >= 1):
+        raise argparse.ArgumentTypeError(f"not a positive integer: {text!r}")
+    return int(text)
+
+
+def seconds(text: str) -> float:
+    """--grace-period's type: a number of seconds, 0 or more."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}")
+    return value
+
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Async echo server on a Unix stream socket (asocket.serve_unix). "
@@ -85,13 +103,13 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument(
         "--max-connections",
-        type=int,
+        type=count,
         default=1000,
         help="connections served at once; more wait in the backlog (default: %(default)s)",
     )
     parser.add_argument(
         "--grace-period",
-        type=float,
+        type=seconds,
         default=5.0,
         help="seconds open connections get to finish on shutdown (default: %(default)s)",
     )

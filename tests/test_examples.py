@@ -764,3 +764,25 @@ def test_port_out_of_range_is_a_usage_error(program: str, port: str) -> None:
     assert stderr.startswith("usage: ")
     assert f"error: argument --port: not a port number (0-65535): '{port}'\n" in stderr
     assert_clean(stderr)
+
+
+@pytest.mark.parametrize(
+    ("program", "option", "value", "complaint"),
+    [
+        ("echo_server.py", "--max-connections", "0", "not a positive integer"),
+        ("echo_server.py", "--grace-period", "-1", "not a number of seconds"),
+        ("unix_echo_server.py", "--grace-period", "nan", "not a number of seconds"),
+        ("multicore_echo_server.py", "--workers", "0", "not a positive integer"),
+        ("chat_server.py", "--max-queue", "0", "not a positive integer"),
+        ("echo_client.py", "--timeout", "0", "not a positive number of seconds"),
+        ("sync_echo_client.py", "--timeout", "-1", "not a positive number of seconds"),
+        ("unix_echo_client.py", "--timeout", "inf", "not a positive number of seconds"),
+        ("udp_echo_client.py", "--retries", "-1", "not a number of retries"),
+    ],
+)
+def test_bad_number_is_a_usage_error(program: str, option: str, value: str, complaint: str) -> None:
+    result = run(python(program, f"{option}={value}"))
+    stderr = result.stderr.decode(errors="replace")
+    assert (result.returncode, result.stdout) == (2, b""), stderr
+    assert f"error: argument {option}: {complaint}: '{value}'\n" in stderr
+    assert_clean(stderr)

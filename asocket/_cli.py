@@ -3,6 +3,11 @@
 ``echo-server`` and ``echo-client`` run on the async face (asyncio's default
 loop, or uvloop with ``--uvloop``) or, with ``--sync``, on the sync face and
 threads. uvloop is imported only when ``--uvloop`` is given.
+
+Three parts, top to bottom: the arguments; the commands, each written once as
+a plan that yields the calls that wait; the faces, each a driver that waits
+for those calls its way (``await`` or blocking) and takes the stop signals its
+way. The connection handler is ``_echo.echo`` / ``_echo.echo_sync``.
 """
 
 from __future__ import annotations
@@ -91,9 +96,8 @@ def _parser() -> argparse.ArgumentParser:
         description="Echo every byte back on each TCP or Unix connection (a task per "
         "connection; a thread with --sync), or every UDP datagram to its sender. Prints "
         "'listening on ADDRESS' once ready. On SIGINT or SIGTERM stops accepting, lets open "
-        "connections finish for up to --grace-period seconds (a second signal cuts this "
-        "short), "
-        "closes the rest and exits 0.",
+        "connections finish for up to --grace-period seconds (saying so on stderr; a second "
+        "signal cuts this short), closes the rest and exits 0.",
     )
     _add_endpoint_options(server, port_help="port to listen on (default: 0, any free port)")
     server.add_argument(
@@ -117,7 +121,8 @@ def _parser() -> argparse.ArgumentParser:
         description="Connect to an echo server, send each MESSAGE (or, with none, each line "
         "of stdin) and write its echo to stdout: a MESSAGE's echo followed by a newline, a "
         "line's echo as it came back. Exits 1 with a one-line error when the server cannot "
-        "be reached, does not answer within --timeout, or closes the connection early.",
+        "be reached, does not answer within --timeout, or closes the connection early; "
+        "exits 0 at once on SIGINT (Ctrl-C) or SIGTERM.",
     )
     client.add_argument("message", nargs="*", metavar="MESSAGE", help="a message to send")
     _add_endpoint_options(client, port_help="the server's port (required unless --unix)")

@@ -526,3 +526,17 @@ def test_usage_errors(args: list[str], complaint: str, capsys: pytest.CaptureFix
         main(args)
     assert exit_info.value.code == 2
     assert complaint in capsys.readouterr().err
+
+
+@face_param
+def test_ctrl_c_stops_client_waiting_for_an_echo(face: str) -> None:
+    """The first Ctrl-C ends a client waiting for a silent server's echo: status 0."""
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # connects, never answers
+        port = str(silent.getsockname()[1])
+        args = ["--port", port, "--timeout", str(WAIT), *FACES[face], "hello"]
+        with spawn("echo-client", *args, new_session=True) as client:
+            silent.settimeout(WAIT)
+            conn, _ = silent.accept()
+            with conn:
+                assert conn.recv(16) == b"hello"  # sent: now it waits for the echo
+                assert ctrl_c(client) == (0, b"")

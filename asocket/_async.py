@@ -33,7 +33,6 @@ class AsyncSocket(SocketBase):
     """
 
     __slots__ = ("_w",)
-    _public_name = "asocket.socket"
 
     def __init__(
         self,
@@ -168,6 +167,11 @@ class AsyncSocket(SocketBase):
 
     async def sendfile(self, file: Any, offset: int = 0, count: int | None = None) -> int:
         return await e.sendfile(current(), self, file, offset, count)
+
+
+# The stdlib's repr names the class as users spell it: <asocket.socket fd=...>.
+AsyncSocket.__module__ = "asocket"
+AsyncSocket.__qualname__ = "socket"
 
 
 # -- module functions ---------------------------------------------------------

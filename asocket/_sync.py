@@ -46,7 +46,6 @@ class SyncSocket(SocketBase):
     """
 
     __slots__ = ("_gate",)
-    _public_name = "asocket.sync.socket"
 
     _gate: Gate
 
@@ -198,6 +197,11 @@ class SyncSocket(SocketBase):
 
 def _run_made(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
     return run(make())
+
+
+# The stdlib's repr names the class as users spell it: <asocket.sync.socket fd=...>.
+SyncSocket.__module__ = "asocket.sync"
+SyncSocket.__qualname__ = "socket"
 
 
 # -- module functions ---------------------------------------------------------

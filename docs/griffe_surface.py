@@ -19,9 +19,13 @@ def _tables() -> dict[str, dict[str, str]]:
     """``METHODS`` and ``FUNCTIONS`` of ``_surface.py``, read without importing asocket."""
     tables: dict[str, dict[str, str]] = {}
     for node in ast.parse(SURFACE.read_text()).body:
-        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
-            if node.target.id in ("METHODS", "FUNCTIONS") and node.value is not None:
-                tables[node.target.id] = ast.literal_eval(node.value)
+        if (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(node.target, ast.Name)
+            and node.target.id in ("METHODS", "FUNCTIONS")
+            and node.value is not None
+        ):
+            tables[node.target.id] = ast.literal_eval(node.value)
     return tables
 
 

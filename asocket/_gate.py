@@ -34,23 +34,23 @@ def _empty(result: Any) -> bool:
 class Gate:
     """Who is blocked on one socket, and the close that wakes them."""
 
-    __slots__ = ("_inside", "_pending", "closing")
+    __slots__ = ("_inside", "_pending", "_raw", "closing")
 
-    def __init__(self) -> None:
+    def __init__(self, raw: socket.socket) -> None:
+        self._raw = raw  # the raw socket the calls are made on
         self._inside: list[None] = []  # one entry per thread inside a call that may block
         self._pending: list[int] = []  # a detached fd that the last thread out closes
         self.closing = False
 
-    def run(
-        self, raw: socket.socket, fn: Callable[..., T], args: tuple[Any, ...], reads: bool
-    ) -> T:
-        """``fn(*args)``, a call on ``raw`` that may block; ``OSError(EBADF)`` if
+    def run(self, fn: Callable[..., T], args: tuple[Any, ...], reads: bool) -> T:
+        """``fn(*args)``, a call on the raw socket that may block; ``OSError(EBADF)`` if
         :meth:`close` woke it. ``reads``: an empty result then means EBADF, not end of file."""
         inside = self._inside
         inside.append(None)
-        was_open = raw.fileno() != -1
+        # Was the fd open as the call began? close() sets ``closing`` on an open fd only.
+        was_open = not self.closing
         try:
-            if self.closing and was_open:
+            if not was_open and self._raw.fileno() != -1:
                 # close() is under way in another thread and may have looked at _inside
                 # before the append above: do not start a call it would not wake.
                 raise ebadf()
@@ -68,7 +68,8 @@ class Gate:
         return result
 
     def close(self, raw: socket.socket) -> None:
-        """Close ``raw``; threads blocked on it wake (and raise ``OSError(EBADF)``)."""
+        """Close ``raw`` (the raw socket, as its owner holds it now); threads blocked on
+        it wake (and raise ``OSError(EBADF)``)."""
         if raw.fileno() == -1:
             return
         self.closing = True

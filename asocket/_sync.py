@@ -20,6 +20,8 @@ from ._gate import Gate
 from ._socket import RawSocket, SocketBase
 from ._waiters.poll import WAITER
 
+_READ = ops.READ
+
 T = TypeVar("T")
 
 
@@ -56,8 +58,8 @@ class SyncSocket(SocketBase):
         proto: int = -1,
         fileno: int | None = None,
     ) -> None:
-        self._gate = Gate()
         super().__init__(family, type, proto, fileno)
+        self._gate = Gate(self._sock)
 
     # -- how this face waits --------------------------------------------------
 
@@ -76,22 +78,28 @@ class SyncSocket(SocketBase):
         self._sock.settimeout(None if timeout is None else 0.0)
 
     def _call(self, op: ops.Op, fn: Callable[..., T], *args: Any) -> T:
-        """``fn(*args)`` in the socket's mode (the engine's attempt, then its wait)."""
+        """``fn(*args)`` in the socket's mode: in blocking mode the kernel waits; else the
+        engine's attempt, inline, then its wait."""
         if self._timeout is None:  # a blocking descriptor: the kernel waits
-            return self._gate.run(self._sock, fn, args, op.event == ops.READ)
-        result = e.attempt(self, op, fn, args)  # O_NONBLOCK: never blocks
-        if type(result) is e.Wait:
-            wait = (op, fn, args, result.event)
-            waited: T = self._gate.run(self._sock, self._wait, wait, op.event == ops.READ)
-            return waited
-        return result  # type: ignore[return-value]
+            return self._gate.run(fn, args, op.event == _READ)
+        try:  # (the engine's attempt(), inlined: this is every call's hot path)
+            return fn(*args)
+        except e.WOULD_BLOCK as exc:
+            wait = e.verdict(self, op, args, exc)
+        if wait is None:  # EINTR: the rest of the attempt
+            result = e.attempt(self, op, fn, args)
+            if not isinstance(result, e.Wait):
+                return result
+            wait = result
+        waited: T = self._gate.run(self._wait, (op, fn, args, wait.event), op.event == _READ)
+        return waited
 
     def _wait(self, op: ops.Op, fn: Callable[..., T], args: tuple[Any, ...], event: int) -> T:
         return run(e.retry(WAITER, self, op, fn, args, event, e.deadline(WAITER, self._timeout)))
 
     def _drive(self, coro: Callable[[], Coroutine[Any, Any, T]]) -> T:
         """Run the engine coroutine ``coro()`` makes, through the gate."""
-        result: T = self._gate.run(self._sock, _run_made, (coro,), False)
+        result: T = self._gate.run(_run_made, (coro,), False)
         return result
 
     def _real_close(self) -> None:

@@ -5,7 +5,7 @@ Linux wakes a thread blocked in ``recv``/``accept``/``poll`` on ``shutdown()``,
 not on ``close()``; and a descriptor closed under a blocked thread could be
 reused by a new socket that the thread would then watch by mistake. So:
 
-1. every call that may block passes the gate (:meth:`Gate.run`), so ``close()``
+1. every call that may block passes the gate (:meth:`Gate.call`), so ``close()``
    knows whether a thread is inside;
 2. ``close()`` with threads inside detaches the descriptor (a woken thread finds
    ``fileno() == -1``), shuts it down (which wakes them) and leaves the OS close
@@ -20,6 +20,7 @@ import socket
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from ._ops import READ, Op
 from ._socket import RawSocket, close_fd
 from ._waiters.base import ebadf
 
@@ -42,9 +43,10 @@ class Gate:
         self._pending: list[int] = []  # a detached fd that the last thread out closes
         self.closing = False
 
-    def run(self, fn: Callable[..., T], args: tuple[Any, ...], reads: bool) -> T:
+    def call(self, op: Op | None, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)``, a call on the raw socket that may block; ``OSError(EBADF)`` if
-        :meth:`close` woke it. ``reads``: an empty result then means EBADF, not end of file."""
+        :meth:`close` woke it. For a read (``op.event == READ``) an empty result then means
+        EBADF, not end of file. (The sync face's blocking-mode calls are this, directly.)"""
         inside = self._inside
         inside.append(None)
         # Was the fd open as the call began? close() sets ``closing`` on an open fd only.
@@ -63,7 +65,7 @@ class Gate:
             inside.pop()
             if self.closing and not inside:
                 self._close_pending()
-        if reads and self.closing and was_open and _empty(result):
+        if self.closing and was_open and op is not None and op.event == READ and _empty(result):
             raise ebadf()  # the "end of file" a shutdown by close() produced
         return result
 

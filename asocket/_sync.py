@@ -13,16 +13,18 @@ from __future__ import annotations
 import socket
 from collections.abc import Callable, Coroutine, Iterable
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from . import _connect, _engine as e, _listeners, _ops as ops, _surface
 from ._gate import Gate
 from ._socket import RawSocket, SocketBase
 from ._waiters.poll import WAITER
 
-_READ = ops.READ
-
 T = TypeVar("T")
+
+
+class _Call(Protocol):
+    def __call__(self, op: ops.Op, fn: Callable[..., T], /, *args: Any) -> T: ...
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
@@ -47,9 +49,12 @@ class SyncSocket(SocketBase):
     ``socket.socket``; ``fileno`` adopts an existing descriptor.
     """
 
-    __slots__ = ("_gate",)
+    __slots__ = ("_call", "_gate")
 
     _gate: Gate
+    # How a one-step call runs in the current mode (set by _set_mode): in blocking mode
+    # the gate's call (the kernel waits), else the engine's attempt and wait.
+    _call: _Call
 
     def __init__(
         self,
@@ -59,29 +64,31 @@ class SyncSocket(SocketBase):
         fileno: int | None = None,
     ) -> None:
         super().__init__(family, type, proto, fileno)
-        self._gate = Gate(self._sock)
 
     # -- how this face waits --------------------------------------------------
 
     def _init_fd(self) -> None:
+        self._gate = Gate(self._sock)
         # As the stdlib's constructor: in blocking mode the flag is left alone (a new
         # descriptor is blocking, an adopted one keeps the flag its owner set; fromfd()'s
         # dup shares that flag with the original, which must not change).
         if self._timeout is not None:
             self._sock.settimeout(0.0)
-        elif self._sock.gettimeout() is not None:  # it met the stdlib's own default timeout
-            self._sock.settimeout(None)
+            self._call = self._call_nonblocking
+        else:
+            if self._sock.gettimeout() is not None:  # it met the stdlib's default timeout
+                self._sock.settimeout(None)
+            self._call = self._gate.call
 
     def _set_mode(self, timeout: float | None) -> None:
         # As the stdlib: blocking mode gets a blocking descriptor, the others O_NONBLOCK.
         self._timeout = timeout  # recorded even if the socket is closed (EBADF below)
+        self._call = self._gate.call if timeout is None else self._call_nonblocking
         self._sock.settimeout(None if timeout is None else 0.0)
 
-    def _call(self, op: ops.Op, fn: Callable[..., T], *args: Any) -> T:
-        """``fn(*args)`` in the socket's mode: in blocking mode the kernel waits; else the
-        engine's attempt, inline, then its wait."""
-        if self._timeout is None:  # a blocking descriptor: the kernel waits
-            return self._gate.run(fn, args, op.event == _READ)
+    def _call_nonblocking(self, op: ops.Op, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` on the O_NONBLOCK descriptor of timeout and non-blocking modes:
+        the engine's attempt, inline, then its wait (through the gate)."""
         try:  # (the engine's attempt(), inlined: this is every call's hot path)
             return fn(*args)
         except e.WOULD_BLOCK as exc:
@@ -91,7 +98,7 @@ class SyncSocket(SocketBase):
             if not isinstance(result, e.Wait):
                 return result
             wait = result
-        waited: T = self._gate.run(self._wait, (op, fn, args, wait.event), op.event == _READ)
+        waited: T = self._gate.call(op, self._wait, op, fn, args, wait.event)
         return waited
 
     def _wait(self, op: ops.Op, fn: Callable[..., T], args: tuple[Any, ...], event: int) -> T:
@@ -99,7 +106,7 @@ class SyncSocket(SocketBase):
 
     def _drive(self, coro: Callable[[], Coroutine[Any, Any, T]]) -> T:
         """Run the engine coroutine ``coro()`` makes, through the gate."""
-        result: T = self._gate.run(_run_made, (coro,), False)
+        result: T = self._gate.call(None, _run_made, coro)
         return result
 
     def _real_close(self) -> None:

@@ -12,17 +12,18 @@ from typing import Any
 import pytest
 
 from asocket._gate import Gate
+from asocket._ops import RECV
 
 WAIT = 5.0
 
 
 def blocked_in(gate: Gate, fn: Any, *args: Any) -> tuple[threading.Thread, list[Any]]:
-    """Run ``gate.run(fn, args)`` in a thread; wait until it is inside the gate."""
+    """Run ``gate.call(RECV, fn, *args)`` in a thread; wait until it is inside the gate."""
     out: list[Any] = []
 
     def target() -> None:
         try:
-            out.append(gate.run(fn, args, True))
+            out.append(gate.call(RECV, fn, *args))
         except BaseException as exc:
             out.append(exc)
 
@@ -75,7 +76,7 @@ def test_an_empty_read_after_close_is_the_stdlibs_not_ebadf() -> None:
     gate = Gate(b)
     with a:
         gate.close(b)
-        assert gate.run(b.recv, (0,), True) == b.recv(0) == b""  # as the closed stdlib
+        assert gate.call(RECV, b.recv, 0) == b.recv(0) == b""  # as the closed stdlib
 
 
 def test_a_call_entering_while_close_is_under_way_is_refused() -> None:
@@ -84,6 +85,6 @@ def test_a_call_entering_while_close_is_under_way_is_refused() -> None:
     with a, b:
         gate.closing = True  # close() has begun in another thread, fd still open
         with pytest.raises(OSError) as info:
-            gate.run(b.recv, (10,), True)
+            gate.call(RECV, b.recv, 10)
         assert info.value.errno == errno.EBADF
         assert gate._inside == []

@@ -1,7 +1,7 @@
 """asocket server benchmarks: echo servers under a load generator in another process.
 
     pip install '.[bench]'
-    python benchmarks/servers.py --quick     # about 40 seconds
+    python benchmarks/servers.py --quick     # about 45 seconds
     python benchmarks/servers.py             # about 3 minutes
     python benchmarks/servers.py --json results.json --chart ratios.png
 
@@ -157,7 +157,7 @@ class Plan:
 
 
 FULL = Plan(rounds=5, warmup=0.5, duration=2.0)
-QUICK = Plan(rounds=3, warmup=0.3, duration=0.7)
+QUICK = Plan(rounds=3, warmup=0.2, duration=0.5)
 
 
 # --- processes ---------------------------------------------------------------------------
@@ -570,6 +570,9 @@ def print_workload(work: Workload, rows: dict[str, Row]) -> None:
 def print_ratios(all_ratios: list[dict[str, Any]]) -> None:
     """The ratio table: per pair, median of per-round ratios, min, max, and the target."""
     print("\nasocket / peer, per round, then the median (above 1: asocket is faster)")
+    if not all_ratios:
+        print("  none: each ratio needs both of its servers")
+        return
     print(f"  {'pair':<46} {'median':>7} {'min':>6} {'max':>6} {'target':>7}")
     for r in all_ratios:
         met = "met" if r["met"] else "not met"
@@ -577,6 +580,65 @@ def print_ratios(all_ratios: list[dict[str, Any]]) -> None:
             f"  {r['label']:<46} {r['median']:>6.2f}x {r['min']:>5.2f}x {r['max']:>5.2f}x "
             f"{'>= ' + format(r['target'], '.2f'):>7} {met}"
         )
+
+
+NAMES = {
+    "asocket-asyncio": "asocket on asyncio",
+    "asocket-uvloop": "asocket on uvloop",
+    "asocket-sync": "asocket sync face (threads)",
+    "asyncio-streams": "asyncio streams",
+    "asyncio-protocol": "asyncio Protocol",
+    "uvloop-streams": "uvloop streams",
+    "uvloop-protocol": "uvloop Protocol",
+    "stdlib-threads": "stdlib threads",
+    "trio-serve_tcp": "trio serve_tcp",
+    "trio-socket": "trio.socket",
+    "c": "C server (epoll)",
+}
+
+
+def markdown(
+    tables: list[tuple[Workload, dict[str, Row]]], all_ratios: list[dict[str, Any]]
+) -> str:
+    """The ratio table (issue 11's layout) and one table per workload, as Markdown."""
+    stream_of = {work.key: work.stream for work, _ in tables}
+    title_of = {work.key: work.title for work, _ in tables}
+    lines = [
+        "| workload | asocket | peer | ratio: median (min-max) | target |",
+        "| --- | --- | --- | ---: | ---: |",
+    ]
+    for r in all_ratios:
+        st = stream_of[r["workload"]]
+        lines.append(
+            f"| {title_of[r['workload']]} | {NAMES[r['asocket']]} {_fmt(r['asocket_median'], st)} "
+            f"| {NAMES[r['peer']]} {_fmt(r['peer_median'], st)} "
+            f"| **{r['median']:.2f}x** ({r['min']:.2f}-{r['max']:.2f}) "
+            f"| {r['target']:.2f}x {'met' if r['met'] else 'not met'} |"
+        )
+    for work, rows in tables:
+        unit = "GB/s" if work.stream else "req/s"
+        lines += [
+            "",
+            f"**{work.title}** ({unit})",
+            "",
+            "| server | median | min | max | server CPU µs/req | server CPU | load gen. CPU |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for impl, row in rows.items():
+            sm = row.summary()
+            if not row.samples:
+                lines.append(f"| {NAMES[impl]} | failed | | | | | |")
+                continue
+            us = sm["server_cpu_us_per_request"]
+            srv, lg = sm["server_cpu_share"], sm["loadgen_cpu_share"]
+            lines.append(
+                f"| {NAMES[impl]} | {_fmt(sm['median'], work.stream)} "
+                f"| {_fmt(sm['min'], work.stream)} | {_fmt(sm['max'], work.stream)} "
+                f"| {'-' if us is None or work.stream else format(us, '.1f')} "
+                f"| {'-' if srv is None else format(srv, '.0%')} "
+                f"| {'-' if lg is None else format(lg, '.0%')} |"
+            )
+    return "\n".join(lines) + "\n"
 
 
 def write_chart(path: str, all_ratios: list[dict[str, Any]], title: str) -> str:
@@ -653,11 +715,11 @@ def main(argv: list[str] | None = None) -> int:
         description=(__doc__ or "").split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--quick", action="store_true", help="3 short rounds (about 40 s)")
+    parser.add_argument("--quick", action="store_true", help="3 short rounds (about 45 s)")
     parser.add_argument("--rounds", type=int, help="interleaved rounds (default 5; --quick 3)")
-    parser.add_argument("--duration", type=float, help="seconds counted per run (2.0; --quick 0.7)")
+    parser.add_argument("--duration", type=float, help="seconds counted per run (2.0; --quick 0.5)")
     parser.add_argument(
-        "--warmup", type=float, help="seconds not counted before (0.5; --quick 0.3)"
+        "--warmup", type=float, help="seconds not counted before (0.5; --quick 0.2)"
     )
     parser.add_argument(
         "--workloads", default="echo,pingpong,bulk", help="subset of echo,pingpong,bulk"
@@ -681,6 +743,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--json", metavar="PATH", help="write every figure as JSON")
     parser.add_argument("--chart", metavar="PATH", help="write a PNG chart of the ratios")
+    parser.add_argument("--markdown", metavar="PATH", help="write the tables as Markdown")
     args = parser.parse_args(argv)
 
     base = QUICK if args.quick else FULL
@@ -775,6 +838,10 @@ def main(argv: list[str] | None = None) -> int:
                 " (--quick)" if args.quick else ""
             )
             print(write_chart(args.chart, all_ratios, title))
+        if args.markdown:
+            with open(args.markdown, "w") as f:
+                f.write(markdown(tables, all_ratios))
+            print(f"Markdown tables written to {args.markdown}")
         if args.json:
             doc = {
                 "date": stamp,

@@ -431,7 +431,9 @@ class Progress:
 
     def show(self, text: str) -> None:
         """Print ``[done/total] text``."""
-        line = f"[{self.done:3d}/{self.total}] {time.monotonic() - self.started:5.1f}s {text}"
+        elapsed = time.monotonic() - self.started
+        eta = f", ~{elapsed / self.done * (self.total - self.done):.0f} s left" if self.done else ""
+        line = f"[{self.done:3d}/{self.total} runs, {elapsed:.0f} s{eta}] {text}"
         if self.tty:
             sys.stderr.write("\r\033[K" + line)
         else:

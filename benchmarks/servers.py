@@ -381,9 +381,23 @@ class Row:
     """One implementation in one workload: a sample per round."""
 
     impl: str
+    stream: bool = False  # bytes, not requests
     samples: list[float] = field(default_factory=list)  # req/s or bytes/s, one per round
     runs: list[dict[str, Any]] = field(default_factory=list)
     error: str = ""
+
+    def costs(self) -> list[float | None]:
+        """Per round: the server's CPU µs per request (per MB received, for a stream).
+
+        The server's CPU time over the whole run (warm-up included) divided
+        by everything it answered in it; None where it could not be read.
+        """
+        out: list[float | None] = []
+        for r in self.runs:
+            units = r["total_bytes"] / 1e6 if self.stream else r["total_requests"]
+            cpu = r.get("server_cpu")
+            out.append(cpu * 1e6 / units if cpu is not None and units else None)
+        return out
 
     def summary(self) -> dict[str, Any]:
         """Median, min and max over rounds, with CPU figures (medians)."""
@@ -394,12 +408,9 @@ class Row:
                 min=min(self.samples),
                 max=max(self.samples),
             )
-        cpu_per = [
-            r["server_cpu"] / r["total_requests"]
-            for r in self.runs
-            if r.get("server_cpu") is not None and r["total_requests"]
-        ]
-        out["server_cpu_us_per_request"] = statistics.median(cpu_per) * 1e6 if cpu_per else None
+        costs = [c for c in self.costs() if c is not None]
+        out["server_cpu_us"] = statistics.median(costs) if costs else None
+        out["server_cpu_us_per"] = "MB" if self.stream else "request"
         shares = [
             r["server_cpu"] / r["elapsed"]
             for r in self.runs
@@ -461,7 +472,7 @@ def run_workload(
     work: Workload, impls: list[str], plan: Plan, harness: Harness, progress: Progress
 ) -> dict[str, Row]:
     """Start the workload's servers, run the interleaved rounds, end the servers."""
-    rows = {impl: Row(impl) for impl in impls}
+    rows = {impl: Row(impl, work.stream) for impl in impls}
     bound = 60 + len(impls) * plan.rounds * (plan.warmup + plan.duration + 5)
     servers: dict[str, Server] = {}
     try:
@@ -521,8 +532,13 @@ def ratios(work: Workload, rows: dict[str, Row], rounds: int) -> list[dict[str, 
         if not per_round:
             continue
         med = statistics.median(per_round)
+        cpu = [y / x for x, y in zip(a.costs(), p.costs(), strict=False) if x and y]
         out.append(
             {
+                "cpu_ratios": cpu,
+                "cpu_median": statistics.median(cpu) if cpu else None,
+                "cpu_min": min(cpu) if cpu else None,
+                "cpu_max": max(cpu) if cpu else None,
                 "label": pair.label,
                 "workload": work.key,
                 "asocket": pair.asocket,
@@ -549,15 +565,15 @@ def print_workload(work: Workload, rows: dict[str, Row]) -> None:
     print(f"\n{work.title} ({unit}; median [min - max] over rounds)")
     print(
         f"  {'server':<18} {'median':>10} {'min':>10} {'max':>10} "
-        f"{'srv us/req':>10} {'srv CPU':>8} {'load CPU':>8}"
+        f"{'srv us/MB' if work.stream else 'srv us/req':>10} {'srv CPU':>8} {'load CPU':>8}"
     )
     for impl, row in rows.items():
         s = row.summary()
         if row.error and not row.samples:
             print(f"  {impl:<18} failed: {row.error.splitlines()[0]}")
             continue
-        us = s["server_cpu_us_per_request"]
-        us_txt = "-" if us is None or work.stream else f"{us:.1f}"
+        us = s["server_cpu_us"]
+        us_txt = "-" if us is None else f"{us:.1f}"
         srv = "-" if s["server_cpu_share"] is None else f"{s['server_cpu_share']:.0%}"
         lg = s["loadgen_cpu_share"]
         lg_txt = "-" if lg is None else f"{lg:.0%}" + ("*" if lg > 0.9 else "")
@@ -571,16 +587,25 @@ def print_workload(work: Workload, rows: dict[str, Row]) -> None:
 
 def print_ratios(all_ratios: list[dict[str, Any]]) -> None:
     """The ratio table: per pair, median of per-round ratios, min, max, and the target."""
-    print("\nasocket / peer, per round, then the median (above 1: asocket is faster)")
+    print(
+        "\nasocket / peer, per round, then the median, min and max (above 1: asocket is better)"
+        "\n  speed: asocket's req/s (GB/s) / the peer's;"
+        " CPU cost: the peer's server CPU per request (per MB) / asocket's"
+    )
     if not all_ratios:
         print("  none: each ratio needs both of its servers")
         return
-    print(f"  {'pair':<46} {'median':>7} {'min':>6} {'max':>6} {'target':>7}")
+    print(f"  {'pair':<46} {'speed':>19} {'CPU cost':>19} {'target':>8}")
     for r in all_ratios:
         met = "met" if r["met"] else "not met"
+        cpu = (
+            "-"
+            if r["cpu_median"] is None
+            else f"{r['cpu_median']:.2f}x ({r['cpu_min']:.2f}-{r['cpu_max']:.2f})"
+        )
         print(
-            f"  {r['label']:<46} {r['median']:>6.2f}x {r['min']:>5.2f}x {r['max']:>5.2f}x "
-            f"{'>= ' + format(r['target'], '.2f'):>7} {met}"
+            f"  {r['label']:<46} {r['median']:.2f}x ({r['min']:.2f}-{r['max']:.2f}) {cpu:>19} "
+            f"{'>= ' + format(r['target'], '.2f'):>8} {met}"
         )
 
 
@@ -606,8 +631,8 @@ def markdown(
     stream_of = {work.key: work.stream for work, _ in tables}
     title_of = {work.key: work.title for work, _ in tables}
     lines = [
-        "| workload | asocket | peer | ratio: median (min-max) | target |",
-        "| --- | --- | --- | ---: | ---: |",
+        "| workload | asocket | peer | speed ratio | CPU-cost ratio | target (speed) |",
+        "| --- | --- | --- | ---: | ---: | ---: |",
     ]
     for r in all_ratios:
         st = stream_of[r["workload"]]
@@ -615,7 +640,12 @@ def markdown(
             f"| {title_of[r['workload']]} | {NAMES[r['asocket']]} {_fmt(r['asocket_median'], st)} "
             f"| {NAMES[r['peer']]} {_fmt(r['peer_median'], st)} "
             f"| **{r['median']:.2f}x** ({r['min']:.2f}-{r['max']:.2f}) "
-            f"| {r['target']:.2f}x {'met' if r['met'] else 'not met'} |"
+            + (
+                "| - "
+                if r["cpu_median"] is None
+                else f"| {r['cpu_median']:.2f}x ({r['cpu_min']:.2f}-{r['cpu_max']:.2f}) "
+            )
+            + f"| {r['target']:.2f}x {'met' if r['met'] else 'not met'} |"
         )
     for work, rows in tables:
         unit = "GB/s" if work.stream else "req/s"
@@ -623,7 +653,8 @@ def markdown(
             "",
             f"**{work.title}** ({unit})",
             "",
-            "| server | median | min | max | server CPU µs/req | server CPU | load gen. CPU |",
+            f"| server | median | min | max | server CPU µs/{'MB' if work.stream else 'req'} "
+            "| server CPU | load gen. CPU |",
             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
         ]
         for impl, row in rows.items():
@@ -631,12 +662,12 @@ def markdown(
             if not row.samples:
                 lines.append(f"| {NAMES[impl]} | failed | | | | | |")
                 continue
-            us = sm["server_cpu_us_per_request"]
+            us = sm["server_cpu_us"]
             srv, lg = sm["server_cpu_share"], sm["loadgen_cpu_share"]
             lines.append(
                 f"| {NAMES[impl]} | {_fmt(sm['median'], work.stream)} "
                 f"| {_fmt(sm['min'], work.stream)} | {_fmt(sm['max'], work.stream)} "
-                f"| {'-' if us is None or work.stream else format(us, '.1f')} "
+                f"| {'-' if us is None else format(us, '.1f')} "
                 f"| {'-' if srv is None else format(srv, '.0%')} "
                 f"| {'-' if lg is None else format(lg, '.0%')} |"
             )
@@ -644,7 +675,8 @@ def markdown(
 
 
 def write_chart(path: str, all_ratios: list[dict[str, Any]], title: str) -> str:
-    """A horizontal bar chart of the median ratios, min-max whiskers, targets marked."""
+    """Per pair, two bars: the speed ratio and the CPU-cost ratio (medians, min-max
+    whiskers), the target marked; written as a PNG."""
     try:
         import matplotlib
 
@@ -654,27 +686,46 @@ def write_chart(path: str, all_ratios: list[dict[str, Any]], title: str) -> str:
         return "chart skipped: matplotlib is not installed (pip install '.[bench]')"
     if not all_ratios:
         return "chart skipped: no ratio was measured"
-    labels = [r["label"] for r in all_ratios][::-1]
-    med = [r["median"] for r in all_ratios][::-1]
-    lo = [r["median"] - r["min"] for r in all_ratios][::-1]
-    hi = [r["max"] - r["median"] for r in all_ratios][::-1]
-    fig, ax = plt.subplots(figsize=(8, 0.45 * len(labels) + 1.4), dpi=100)
-    ys = list(range(len(labels)))
-    colors = ["#2a9d8f" if r["met"] else "#e76f51" for r in all_ratios][::-1]
-    ax.barh(ys, med, xerr=[lo, hi], color=colors, capsize=3, height=0.6)
-    for y, r in zip(ys, all_ratios[::-1], strict=True):
-        ax.plot([r["target"]] * 2, [y - 0.38, y + 0.38], color="black", linewidth=2)
-        ax.text(r["max"] + 0.01, y, f"{r['median']:.2f}x", va="center", fontsize=8)
+    rows = all_ratios[::-1]  # first pair on top
+    fig, ax = plt.subplots(figsize=(8, 0.62 * len(rows) + 1.6), dpi=100)
+    top = 1.3
+    for y, r in enumerate(rows):
+        bars = [("", r["median"], r["min"], r["max"], 0.17)]
+        if r["cpu_median"] is not None:
+            bars.append(("cpu_", r["cpu_median"], r["cpu_min"], r["cpu_max"], -0.17))
+        for kind, med, lo, hi, dy in bars:
+            color = ("#2a9d8f" if med >= r["target"] else "#e76f51") if not kind else "#8d99ae"
+            ax.barh(y + dy, med, xerr=[[med - lo], [hi - med]], color=color, capsize=2, height=0.32)
+            ax.text(hi + 0.02, y + dy, f"{med:.2f}x", va="center", fontsize=7)
+            top = max(top, hi + 0.2)
+        ax.plot([r["target"]] * 2, [y - 0.4, y + 0.4], color="black", linewidth=2)
     ax.axvline(1.0, color="grey", linestyle="--", linewidth=1)
-    ax.set_yticks(ys)
-    ax.set_yticklabels(labels, fontsize=8)
+    ax.set_yticks(range(len(rows)))
+    ax.set_yticklabels([r["label"] for r in rows], fontsize=8)
+    ax.set_xlim(0, top)
     ax.set_xlabel(
-        "asocket / peer (median of per-round ratios; whiskers: min-max; black tick: target)"
+        "asocket / peer: median of the per-round ratios, whiskers min-max "
+        "(above 1: asocket is better)",
+        fontsize=8,
     )
-    ax.set_xlim(0, max(1.3, *(r["max"] + 0.15 for r in all_ratios)))
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    ax.legend(
+        handles=[
+            Patch(color="#2a9d8f", label="speed, target met"),
+            Patch(color="#e76f51", label="speed, target not met"),
+            Patch(color="#8d99ae", label="CPU cost per request (peer / asocket)"),
+            Line2D([], [], color="black", linewidth=2, label="target (speed)"),
+        ],
+        fontsize=7,
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.08 - 0.3 / len(rows)),
+        ncol=2,
+    )
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    fig.savefig(path)
+    fig.savefig(path, bbox_inches="tight")
     plt.close(fig)
     return f"chart written to {path}"
 

@@ -390,13 +390,14 @@ class Row:
         """Per round: the server's CPU µs per request (per MB received, for a stream).
 
         The server's CPU time over the whole run (warm-up included) divided
-        by everything it answered in it; None where it could not be read.
+        by everything it answered in it; None where it could not be measured.
         """
         out: list[float | None] = []
         for r in self.runs:
             units = r["total_bytes"] / 1e6 if self.stream else r["total_requests"]
             cpu = r.get("server_cpu")
-            out.append(cpu * 1e6 / units if cpu is not None and units else None)
+            # 0: under the clock tick (10 ms, usually) of a very short run: unknown
+            out.append(cpu * 1e6 / units if cpu and units else None)
         return out
 
     def summary(self) -> dict[str, Any]:

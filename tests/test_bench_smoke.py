@@ -86,8 +86,9 @@ def test_servers_c_loadgen(tmp_path: Path) -> None:
     }
     for r in doc["ratios"]:
         assert len(r["ratios"]) == 2 and r["min"] <= r["median"] <= r["max"]
-        if sys.platform.startswith("linux"):  # the servers' CPU time, from /proc
-            assert len(r["cpu_ratios"]) == 2 and r["cpu_min"] <= r["cpu_median"] <= r["cpu_max"]
+        assert len(r["cpu_ratios"]) <= 2  # a run shorter than a clock tick has none
+        if r["cpu_ratios"]:
+            assert r["cpu_min"] <= r["cpu_median"] <= r["cpu_max"]
     assert "asocket / peer" in stdout
     if HAS_MATPLOTLIB:
         assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -731,6 +731,52 @@ def write_chart(path: str, all_ratios: list[dict[str, Any]], title: str) -> str:
     return f"chart written to {path}"
 
 
+def report(
+    tables: list[tuple[Workload, dict[str, Row]]],
+    all_ratios: list[dict[str, Any]],
+    chart: str | None,
+    md: str | None,
+    title: str,
+) -> None:
+    """Print the tables and the ratios; write the chart and the Markdown if asked."""
+    for work, rows in tables:
+        print_workload(work, rows)
+    if any(
+        (r.summary()["loadgen_cpu_share"] or 0) > 0.9 for _, rows in tables for r in rows.values()
+    ):
+        print("* load generator busy over 90% of its CPU: that figure may be its limit")
+    print_ratios(all_ratios)
+    print()
+    if chart:
+        print(write_chart(chart, all_ratios, title))
+    if md:
+        with open(md, "w") as f:
+            f.write(markdown(tables, all_ratios))
+        print(f"Markdown tables written to {md}")
+
+
+def from_json(path: str, chart: str | None, md: str | None) -> None:
+    """Report a run saved with ``--json`` again: tables, ratios, chart, Markdown."""
+    with open(path) as f:
+        doc = json.load(f)
+    conns = doc["workloads"].get("echo", {}).get("connections", 100)
+    by_key = {w.key: w for w in workloads(conns)}
+    tables: list[tuple[Workload, dict[str, Row]]] = []
+    all_ratios: list[dict[str, Any]] = []
+    for key, saved in doc["workloads"].items():
+        work = by_key[key]
+        rows = {
+            impl: Row(impl, work.stream, list(r["samples"]), list(r["runs"]), r["error"])
+            for impl, r in saved["rows"].items()
+        }
+        tables.append((work, rows))
+        all_ratios += ratios(work, rows, doc["plan"]["rounds"])
+    print(f"run of {doc['date']}: {doc['command']}")
+    quick = " (--quick)" if "--quick" in doc["command"].split() else ""
+    title = f"asocket server benchmarks, {doc['date']}, {doc['machine']['cpus']} CPUs{quick}"
+    report(tables, all_ratios, chart, md, title)
+
+
 def machine() -> dict[str, Any]:
     """What the figures were measured on."""
     model = ""
@@ -798,7 +844,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", metavar="PATH", help="write every figure as JSON")
     parser.add_argument("--chart", metavar="PATH", help="write a PNG chart of the ratios")
     parser.add_argument("--markdown", metavar="PATH", help="write the tables as Markdown")
+    parser.add_argument(
+        "--from-json",
+        metavar="PATH",
+        help="run nothing: report the run saved in PATH (with --json) again, "
+        "with --chart and --markdown if given",
+    )
     args = parser.parse_args(argv)
+    if args.from_json:
+        from_json(args.from_json, args.chart, args.markdown)
+        return 0
 
     base = QUICK if args.quick else FULL
     plan = Plan(
@@ -874,28 +929,13 @@ def main(argv: list[str] | None = None) -> int:
                 }
         finally:
             progress.end()
-        for work, rows in tables:
-            print_workload(work, rows)
-        if any(
-            (r.summary()["loadgen_cpu_share"] or 0) > 0.9
-            for _, rows in tables
-            for r in rows.values()
-        ):
-            print("* load generator busy over 90% of its CPU: that figure may be its limit")
-        print_ratios(all_ratios)
         elapsed = time.monotonic() - started
-        print(f"\ntotal time {elapsed:.1f} s")
-
         stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
-        if args.chart:
-            title = f"asocket server benchmarks, {stamp}, {info['cpus']} CPUs" + (
-                " (--quick)" if args.quick else ""
-            )
-            print(write_chart(args.chart, all_ratios, title))
-        if args.markdown:
-            with open(args.markdown, "w") as f:
-                f.write(markdown(tables, all_ratios))
-            print(f"Markdown tables written to {args.markdown}")
+        title = f"asocket server benchmarks, {stamp}, {info['cpus']} CPUs" + (
+            " (--quick)" if args.quick else ""
+        )
+        report(tables, all_ratios, args.chart, args.markdown, title)
+        print(f"total time {elapsed:.1f} s")
         if args.json:
             doc = {
                 "date": stamp,

@@ -108,6 +108,23 @@ def test_servers_python_loadgen(tmp_path: Path) -> None:
             "bulk": {"asocket-sync", "stdlib-threads"},
         },
     )
+    # The saved run, reported again without running anything.
+    md = tmp_path / "tables.md"
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(BENCHMARKS / "servers.py"),
+            f"--from-json={tmp_path / 'results.json'}",
+            f"--markdown={md}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "bulk: sync face / stdlib" in done.stdout
+    assert md.read_text().startswith("| workload | asocket | peer |")
 
 
 @pytest.mark.skipif(

@@ -37,7 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -49,12 +49,13 @@ LOADGEN_PY = HERE / "_loadgen.py"
 
 @dataclass(frozen=True)
 class Pair:
-    """asocket's row against the peer a user would otherwise pick, with the issue's target."""
+    """asocket's row against the peer a user would otherwise pick, with the issue's target
+    (None: no target, as for asocket against another checkout of itself)."""
 
     label: str
     asocket: str
     peer: str
-    target: float
+    target: float | None
 
 
 @dataclass(frozen=True)
@@ -145,6 +146,38 @@ def workloads(echo_conns: int) -> list[Workload]:
             stream=True,
         ),
     ]
+
+
+SHORT = {"echo": "echo", "pingpong": "ping-pong", "bulk": "bulk"}
+OTHER = ":other"  # suffix of the rows running the --compare checkout's asocket
+
+
+def base_impl(impl: str) -> str:
+    """The server's name in _echo_servers.py (without the --compare suffix)."""
+    return impl.removesuffix(OTHER)
+
+
+def with_compare(works: list[Workload]) -> list[Workload]:
+    """Add, right after each asocket row, the same server on the --compare checkout,
+    and a pair (this asocket / the other) per asocket row."""
+    out = []
+    for work in works:
+        impls: list[str] = []
+        pairs = list(work.pairs)
+        for impl in work.impls:
+            impls.append(impl)
+            if impl.startswith("asocket-"):
+                impls.append(impl + OTHER)
+                pairs.append(
+                    Pair(f"{SHORT[work.key]}: {NAMES[impl]} / --compare", impl, impl + OTHER, None)
+                )
+        out.append(replace(work, impls=tuple(impls), pairs=tuple(pairs)))
+    return out
+
+
+def name(impl: str) -> str:
+    """A row's name in the Markdown tables."""
+    return NAMES[base_impl(impl)] + (" (--compare)" if impl.endswith(OTHER) else "")
 
 
 @dataclass(frozen=True)
@@ -255,6 +288,7 @@ class Harness:
         self.env["PYTHONPATH"] = os.pathsep.join(
             p for p in (asocket_root, os.environ.get("PYTHONPATH", "")) if p
         )
+        self.other_env: dict[str, str] | None = None
         self.compile_note = ""
         if loadgen in ("auto", "c"):
             self._compile()
@@ -310,14 +344,25 @@ class Harness:
         """``c`` or ``python``."""
         return "c" if self.native is not None else "python"
 
+    def compare_with(self, checkout: str) -> None:
+        """Run the ``:other`` rows with the asocket of ``checkout`` (holding asocket/)."""
+        self.other_env = dict(self.env)
+        self.other_env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (checkout, os.environ.get("PYTHONPATH", "")) if p
+        )
+
     def start(self, impl: str, work: Workload, max_seconds: float) -> Server:
         """Start one echo server process (pinned to the server CPU); it announces its port."""
         stream, block = work.stream, work.size
+        env = self.env
+        if impl.endswith(OTHER):
+            assert self.other_env is not None
+            env = self.other_env
         if impl == "c":
             assert self.native is not None
             cmd = [str(self.native), "server", str(int(max_seconds))]
         else:
-            cmd = [sys.executable, str(SERVERS), impl, "--max-seconds", str(max_seconds)]
+            cmd = [sys.executable, str(SERVERS), base_impl(impl), "--max-seconds", str(max_seconds)]
             if stream:
                 cmd += ["--mode", "stream", "--block", str(block)]
         log = self.tmp / f"{impl}.log"
@@ -327,7 +372,7 @@ class Harness:
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=err,
-                env=self.env,
+                env=env,
                 preexec_fn=_pinner(self.placement(work)[0]),
             )
         self.children.append(proc)
@@ -461,6 +506,7 @@ class Progress:
 
 def available(impl: str, harness: Harness) -> str:
     """Why ``impl`` cannot run here ("" if it can)."""
+    impl = base_impl(impl)
     if impl == "c":
         return "" if harness.native is not None else "no C compiler"
     for module in ("uvloop", "trio"):
@@ -551,7 +597,7 @@ def ratios(work: Workload, rows: dict[str, Row], rounds: int) -> list[dict[str, 
                 "min": min(per_round),
                 "max": max(per_round),
                 "target": pair.target,
-                "met": med >= pair.target,
+                "met": None if pair.target is None else med >= pair.target,
             }
         )
     return out
@@ -565,13 +611,13 @@ def print_workload(work: Workload, rows: dict[str, Row]) -> None:
     unit = "GB/s" if work.stream else "req/s"
     print(f"\n{work.title} ({unit}; median [min - max] over rounds)")
     print(
-        f"  {'server':<18} {'median':>10} {'min':>10} {'max':>10} "
+        f"  {'server':<22} {'median':>10} {'min':>10} {'max':>10} "
         f"{'srv us/MB' if work.stream else 'srv us/req':>10} {'srv CPU':>8} {'load CPU':>8}"
     )
     for impl, row in rows.items():
         s = row.summary()
         if row.error and not row.samples:
-            print(f"  {impl:<18} failed: {row.error.splitlines()[0]}")
+            print(f"  {impl:<22} failed: {row.error.splitlines()[0]}")
             continue
         us = s["server_cpu_us"]
         us_txt = "-" if us is None else f"{us:.1f}"
@@ -580,7 +626,7 @@ def print_workload(work: Workload, rows: dict[str, Row]) -> None:
         lg_txt = "-" if lg is None else f"{lg:.0%}" + ("*" if lg > 0.9 else "")
         lost = sum(r["errors"] for r in row.runs)
         print(
-            f"  {impl:<18} {_fmt(s['median'], work.stream):>10} {_fmt(s['min'], work.stream):>10} "
+            f"  {impl:<22} {_fmt(s['median'], work.stream):>10} {_fmt(s['min'], work.stream):>10} "
             f"{_fmt(s['max'], work.stream):>10} {us_txt:>10} {srv:>8} {lg_txt:>8}"
             + (f"  ({lost} connection(s) ended early)" if lost else "")
         )
@@ -596,17 +642,17 @@ def print_ratios(all_ratios: list[dict[str, Any]]) -> None:
     if not all_ratios:
         print("  none: each ratio needs both of its servers")
         return
-    print(f"  {'pair':<46} {'speed':>19} {'CPU cost':>19} {'target':>8}")
+    print(f"  {'pair':<50} {'speed':>19} {'CPU cost':>19} {'target':>8}")
     for r in all_ratios:
-        met = "met" if r["met"] else "not met"
+        met = {True: "met", False: "not met", None: ""}[r["met"]]
         cpu = (
             "-"
             if r["cpu_median"] is None
             else f"{r['cpu_median']:.2f}x ({r['cpu_min']:.2f}-{r['cpu_max']:.2f})"
         )
         print(
-            f"  {r['label']:<46} {r['median']:.2f}x ({r['min']:.2f}-{r['max']:.2f}) {cpu:>19} "
-            f"{'>= ' + format(r['target'], '.2f'):>8} {met}"
+            f"  {r['label']:<50} {r['median']:.2f}x ({r['min']:.2f}-{r['max']:.2f}) {cpu:>19} "
+            f"{'-' if r['target'] is None else '>= ' + format(r['target'], '.2f'):>8} {met}"
         )
 
 
@@ -638,15 +684,19 @@ def markdown(
     for r in all_ratios:
         st = stream_of[r["workload"]]
         lines.append(
-            f"| {title_of[r['workload']]} | {NAMES[r['asocket']]} {_fmt(r['asocket_median'], st)} "
-            f"| {NAMES[r['peer']]} {_fmt(r['peer_median'], st)} "
+            f"| {title_of[r['workload']]} | {name(r['asocket'])} {_fmt(r['asocket_median'], st)} "
+            f"| {name(r['peer'])} {_fmt(r['peer_median'], st)} "
             f"| **{r['median']:.2f}x** ({r['min']:.2f}-{r['max']:.2f}) "
             + (
                 "| - "
                 if r["cpu_median"] is None
                 else f"| {r['cpu_median']:.2f}x ({r['cpu_min']:.2f}-{r['cpu_max']:.2f}) "
             )
-            + f"| {r['target']:.2f}x {'met' if r['met'] else 'not met'} |"
+            + (
+                "| - |"
+                if r["target"] is None
+                else f"| {r['target']:.2f}x {'met' if r['met'] else 'not met'} |"
+            )
         )
     for work, rows in tables:
         unit = "GB/s" if work.stream else "req/s"
@@ -661,12 +711,12 @@ def markdown(
         for impl, row in rows.items():
             sm = row.summary()
             if not row.samples:
-                lines.append(f"| {NAMES[impl]} | failed | | | | | |")
+                lines.append(f"| {name(impl)} | failed | | | | | |")
                 continue
             us = sm["server_cpu_us"]
             srv, lg = sm["server_cpu_share"], sm["loadgen_cpu_share"]
             lines.append(
-                f"| {NAMES[impl]} | {_fmt(sm['median'], work.stream)} "
+                f"| {name(impl)} | {_fmt(sm['median'], work.stream)} "
                 f"| {_fmt(sm['min'], work.stream)} | {_fmt(sm['max'], work.stream)} "
                 f"| {'-' if us is None else format(us, '.1f')} "
                 f"| {'-' if srv is None else format(srv, '.0%')} "
@@ -695,11 +745,17 @@ def write_chart(path: str, all_ratios: list[dict[str, Any]], title: str) -> str:
         if r["cpu_median"] is not None:
             bars.append(("cpu_", r["cpu_median"], r["cpu_min"], r["cpu_max"], -0.17))
         for kind, med, lo, hi, dy in bars:
-            color = ("#2a9d8f" if med >= r["target"] else "#e76f51") if not kind else "#8d99ae"
+            if kind:
+                color = "#8d99ae"
+            elif r["target"] is None:
+                color = "#457b9d"
+            else:
+                color = "#2a9d8f" if med >= r["target"] else "#e76f51"
             ax.barh(y + dy, med, xerr=[[med - lo], [hi - med]], color=color, capsize=2, height=0.32)
             ax.text(hi + 0.02, y + dy, f"{med:.2f}x", va="center", fontsize=7)
             top = max(top, hi + 0.2)
-        ax.plot([r["target"]] * 2, [y - 0.4, y + 0.4], color="black", linewidth=2)
+        if r["target"] is not None:
+            ax.plot([r["target"]] * 2, [y - 0.4, y + 0.4], color="black", linewidth=2)
     ax.axvline(1.0, color="grey", linestyle="--", linewidth=1)
     ax.set_yticks(range(len(rows)))
     ax.set_yticklabels([r["label"] for r in rows], fontsize=8)
@@ -760,7 +816,8 @@ def from_json(path: str, chart: str | None, md: str | None) -> None:
     with open(path) as f:
         doc = json.load(f)
     conns = doc["workloads"].get("echo", {}).get("connections", 100)
-    by_key = {w.key: w for w in workloads(conns)}
+    works = workloads(conns)
+    by_key = {w.key: w for w in (with_compare(works) if doc.get("compare") else works)}
     tables: list[tuple[Workload, dict[str, Row]]] = []
     all_ratios: list[dict[str, Any]] = []
     for key, saved in doc["workloads"].items():
@@ -845,6 +902,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chart", metavar="PATH", help="write a PNG chart of the ratios")
     parser.add_argument("--markdown", metavar="PATH", help="write the tables as Markdown")
     parser.add_argument(
+        "--compare",
+        metavar="CHECKOUT",
+        help="also run each asocket server with the asocket of CHECKOUT (a directory "
+        "holding asocket/), next to this one, with a ratio per round",
+    )
+    parser.add_argument(
         "--from-json",
         metavar="PATH",
         help="run nothing: report the run saved in PATH (with --json) again, "
@@ -863,6 +926,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     keys = [k.strip() for k in args.workloads.split(",") if k.strip()]
     works = [w for w in workloads(args.echo_conns) if w.key in keys]
+    compare = None
+    if args.compare:
+        compare = str(Path(args.compare).resolve())
+        if not (Path(compare) / "asocket" / "__init__.py").exists():
+            parser.error(f"--compare: no asocket/__init__.py in {compare}")
+        works = with_compare(works)
     unknown = set(keys) - {w.key for w in workloads(1)}
     if unknown:
         parser.error(f"unknown workloads: {', '.join(sorted(unknown))}")
@@ -872,11 +941,15 @@ def main(argv: list[str] | None = None) -> int:
 
     root = str(Path(asocket.__file__).resolve().parent.parent)
     harness = Harness(args.loadgen, args.pin, root)
+    if compare:
+        harness.compare_with(compare)
     try:
         info = machine()
         versions = _versions()
         quick = " (--quick)" if args.quick else ""
         print(f"asocket {asocket.__version__} from {root}; server benchmarks{quick}")
+        if compare:
+            print(f"--compare: the rows marked {OTHER} import asocket from {compare}")
         print(
             f"Python {info['python']}, uvloop {versions['uvloop']}, trio {versions['trio']}; "
             f"{info['system']}, {info['cpus']} CPUs ({info['cpu_model']})"
@@ -901,7 +974,9 @@ def main(argv: list[str] | None = None) -> int:
         for work in works:
             impls = []
             for impl in work.impls:
-                if only and not any(t == impl or (t not in IMPL_NAMES and t in impl) for t in only):
+                if only and not any(
+                    t == base_impl(impl) or (t not in IMPL_NAMES and t in impl) for t in only
+                ):
                     continue
                 why = available(impl, harness)
                 if why:
@@ -943,6 +1018,7 @@ def main(argv: list[str] | None = None) -> int:
                 "machine": info,
                 "versions": versions,
                 "asocket_from": root,
+                "compare": compare,
                 "loadgen": harness.loadgen_name,
                 "pin": args.pin,
                 "placement": {w.key: harness.placement(w) for w in works},

@@ -143,3 +143,21 @@ def test_bench_in_process_smoke() -> None:
     assert "failed" not in done.stdout, done.stdout
     for title in ("1. recv", "2. 1-byte ping-pong", "3. bulk"):
         assert title in done.stdout
+
+
+def test_servers_compare(tmp_path: Path) -> None:
+    """--compare runs each asocket server a second time with another checkout's asocket
+    (here: this one) and reports their ratio per round."""
+    doc, stdout = run_servers(
+        tmp_path,
+        "--workloads=pingpong",
+        "--only=asocket-sync",
+        f"--compare={BENCHMARKS.parent}",
+    )
+    check_rows(doc, {"pingpong": {"asocket-sync", "asocket-sync:other"}})
+    assert doc["compare"] == str(BENCHMARKS.parent)
+    [ratio] = doc["ratios"]
+    assert ratio["label"] == "ping-pong: asocket sync face (threads) / --compare"
+    assert ratio["target"] is None and ratio["met"] is None
+    assert len(ratio["ratios"]) == 2
+    assert "asocket-sync:other" in stdout

@@ -86,6 +86,23 @@ def _threads(module: ModuleType, mode: str, block: int) -> None:
         threading.Thread(target=target, args=(conn,), daemon=True).start()
 
 
+def _sync_serve_tcp() -> None:
+    """asocket.sync.serve_tcp: the sync face's own server helper (a thread per connection)."""
+    import asocket.sync
+
+    def echo(conn: asocket.sync.socket, address: Any) -> None:
+        conn.setsockopt(asocket.sync.IPPROTO_TCP, asocket.sync.TCP_NODELAY, 1)
+        try:
+            while data := conn.recv(RECV):
+                conn.sendall(data)
+        except OSError:
+            pass
+
+    server = asocket.sync.serve_tcp(echo, HOST, 0, backlog=BACKLOG)
+    _announce(server.sockets[0].getsockname()[1])
+    server.serve_forever()
+
+
 # --- asocket on an event loop ----------------------------------------------------------
 
 
@@ -218,6 +235,7 @@ IMPLS: dict[str, tuple[tuple[str, ...], Callable[[str, int], None]]] = {
     "asocket-asyncio": (("echo",), lambda m, b: _run_asyncio(_asocket_main, uvloop=False)),
     "asocket-uvloop": (("echo",), lambda m, b: _run_asyncio(_asocket_main, uvloop=True)),
     "asocket-sync": (("echo", "stream"), lambda m, b: _threads(_sync_module(), m, b)),
+    "asocket-sync-serve_tcp": (("echo",), lambda m, b: _sync_serve_tcp()),
     "asyncio-streams": (("echo",), lambda m, b: _run_asyncio(_streams_main, uvloop=False)),
     "asyncio-protocol": (("echo",), lambda m, b: _run_asyncio(_protocol_main, uvloop=False)),
     "uvloop-streams": (("echo",), lambda m, b: _run_asyncio(_streams_main, uvloop=True)),

@@ -958,6 +958,11 @@ def main(argv: list[str] | None = None) -> int:
         )
         if info["load_average"]:
             print("Load average before the run: {:.2f} {:.2f} {:.2f}".format(*info["load_average"]))
+            if info["load_average"][0] > 0.5 * (info["cpus"] or 1):
+                print(
+                    "NOTE: the machine is busy: the servers may not get a whole CPU, and "
+                    "req/s will vary between rounds (the CPU-cost ratios vary less)"
+                )
         print(f"load generator: {harness.compile_note if harness.native else 'Python'}")
         for work in works:
             srv, lg = harness.placement(work)

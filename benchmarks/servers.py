@@ -11,7 +11,8 @@ connection; trio; a C server as a reference) runs in its own process,
 driven by a load generator in another process: C, compiled now with the
 system's ``cc`` (a Python fallback, with a note, without one). Where there
 are two CPUs or more, the server and the load generator are pinned to
-different ones. Workloads: 100 connections echoing 1 KiB requests, one
+different ones (to the same one for the 1-connection ping-pong: see
+``--pin``). Workloads: 100 connections echoing 1 KiB requests, one
 connection ping-ponging 64 B, and one connection receiving 64 KiB
 ``sendall``s. Rows run interleaved (A, B, C, A, B, C, ...); each figure is
 the median over rounds with its min and max, and each asocket/peer ratio is
@@ -569,12 +570,16 @@ def run_workload(
     return rows
 
 
-def ratios(work: Workload, rows: dict[str, Row], rounds: int) -> list[dict[str, Any]]:
-    """Per pair: the asocket/peer ratio of each round, then their median, min and max."""
+def ratios(work: Workload, rows: dict[str, Row]) -> list[dict[str, Any]]:
+    """Per pair: the asocket/peer ratio of each round, then their median, min and max.
+
+    A row that failed has samples for the rounds before its failure only:
+    the ratios then cover the rounds both rows ran.
+    """
     out = []
     for pair in work.pairs:
         a, p = rows.get(pair.asocket), rows.get(pair.peer)
-        if a is None or p is None or a.error or p.error:
+        if a is None or p is None or not a.samples or not p.samples:
             continue
         per_round = [x / y for x, y in zip(a.samples, p.samples, strict=False) if y]
         if not per_round:
@@ -630,6 +635,7 @@ def print_workload(work: Workload, rows: dict[str, Row]) -> None:
             f"  {impl:<22} {_fmt(s['median'], work.stream):>10} {_fmt(s['min'], work.stream):>10} "
             f"{_fmt(s['max'], work.stream):>10} {us_txt:>10} {srv:>8} {lg_txt:>8}"
             + (f"  ({lost} connection(s) ended early)" if lost else "")
+            + (f"  (then failed: {row.error.splitlines()[0]})" if row.error else "")
         )
 
 
@@ -651,8 +657,9 @@ def print_ratios(all_ratios: list[dict[str, Any]]) -> None:
             if r["cpu_median"] is None
             else f"{r['cpu_median']:.2f}x ({r['cpu_min']:.2f}-{r['cpu_max']:.2f})"
         )
+        speed = f"{r['median']:.2f}x ({r['min']:.2f}-{r['max']:.2f})"
         print(
-            f"  {r['label']:<50} {r['median']:.2f}x ({r['min']:.2f}-{r['max']:.2f}) {cpu:>19} "
+            f"  {r['label']:<50} {speed:>19} {cpu:>19} "
             f"{'-' if r['target'] is None else '>= ' + format(r['target'], '.2f'):>8} {met}"
         )
 
@@ -829,7 +836,7 @@ def from_json(path: str, chart: str | None, md: str | None) -> None:
             for impl, r in saved["rows"].items()
         }
         tables.append((work, rows))
-        all_ratios += ratios(work, rows, doc["plan"]["rounds"])
+        all_ratios += ratios(work, rows)
     print(f"run of {doc['date']}: {doc['command']}")
     quick = " (--quick)" if "--quick" in doc["command"].split() else ""
     title = f"asocket server benchmarks, {doc['date']}, {doc['machine']['cpus']} CPUs{quick}"
@@ -1001,7 +1008,7 @@ def main(argv: list[str] | None = None) -> int:
             for work, impls in plans:
                 rows = run_workload(work, impls, plan, harness, progress)
                 tables.append((work, rows))
-                all_ratios += ratios(work, rows, plan.rounds)
+                all_ratios += ratios(work, rows)
                 results[work.key] = {
                     "title": work.title,
                     "connections": work.conns,

@@ -2,7 +2,7 @@
 
     pip install '.[bench]'
     python benchmarks/servers.py --quick     # about 45 seconds
-    python benchmarks/servers.py             # about 3 minutes
+    python benchmarks/servers.py             # about 5 minutes
     python benchmarks/servers.py --json results.json --chart ratios.png
 
 Each implementation's echo server (asocket on asyncio, on uvloop and its sync

@@ -617,13 +617,13 @@ def print_workload(work: Workload, rows: dict[str, Row]) -> None:
     unit = "GB/s" if work.stream else "req/s"
     print(f"\n{work.title} ({unit}; median [min - max] over rounds)")
     print(
-        f"  {'server':<22} {'median':>10} {'min':>10} {'max':>10} "
+        f"  {'server':<28} {'median':>10} {'min':>10} {'max':>10} "
         f"{'srv us/MB' if work.stream else 'srv us/req':>10} {'srv CPU':>8} {'load CPU':>8}"
     )
     for impl, row in rows.items():
         s = row.summary()
         if row.error and not row.samples:
-            print(f"  {impl:<22} failed: {row.error.splitlines()[0]}")
+            print(f"  {impl:<28} failed: {row.error.splitlines()[0]}")
             continue
         us = s["server_cpu_us"]
         us_txt = "-" if us is None else f"{us:.1f}"
@@ -632,7 +632,7 @@ def print_workload(work: Workload, rows: dict[str, Row]) -> None:
         lg_txt = "-" if lg is None else f"{lg:.0%}" + ("*" if lg > 0.9 else "")
         lost = sum(r["errors"] for r in row.runs)
         print(
-            f"  {impl:<22} {_fmt(s['median'], work.stream):>10} {_fmt(s['min'], work.stream):>10} "
+            f"  {impl:<28} {_fmt(s['median'], work.stream):>10} {_fmt(s['min'], work.stream):>10} "
             f"{_fmt(s['max'], work.stream):>10} {us_txt:>10} {srv:>8} {lg_txt:>8}"
             + (f"  ({lost} connection(s) ended early)" if lost else "")
             + (f"  (then failed: {row.error.splitlines()[0]})" if row.error else "")

@@ -1,0 +1,760 @@
+"""Buffered files on the async face: ``sock.makefile("rb" | "wb" | "rwb")``.
+
+Two layers, as everywhere in asocket:
+
+* :class:`ReadBuffer`, the sans-IO core: a reused ``bytearray`` that the
+  socket receives into (``recv_into`` its free tail, through a cached
+  ``memoryview``), searched with ``bytearray.find`` from the last offset
+  already scanned (no rescans while a long line arrives), compacted or grown
+  only when its tail runs short. It knows nothing of sockets or loops and is
+  tested with fakes.
+* :class:`AsyncSocketFile`, the awaitable file: each method is one coroutine
+  whose fast path (the answer is already buffered) never leaves the buffer;
+  its slow path receives through the engine with one deadline for the whole
+  call, so the socket's mode (blocking, non-blocking, timeout) applies per
+  call and a timeout, a ``BlockingIOError`` or a cancellation leaves every
+  received byte in the buffer for the next call.
+
+Receiving goes through ``recv_into`` of the socket's raw ``_sock`` only, so a
+TLS socket (whose ``_sock`` is an ``ssl.SSLSocket``) works unchanged.
+"""
+
+from __future__ import annotations
+
+import io
+import socket
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Final, Protocol, Self, TypeVar
+
+from ._waiter import RECV_INTO, SEND, Op, Waiter
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
+else:
+    Buffer = Any
+
+T = TypeVar("T")
+
+DEFAULT_BUFFER_SIZE: Final = 65536
+"""The read buffer's size when ``buffering`` is not given (it grows for longer lines or frames)."""
+
+DEFAULT_MAX_BYTES: Final = 65536
+"""``readuntil()``'s default ``max_bytes``."""
+
+_NL: Final = b"\n"
+_TEXT_MODE = (
+    "asocket's async makefile() is binary only: use mode 'rb', 'wb' or 'rwb' "
+    "and decode what you read (line.decode()); encode what you write"
+)
+
+
+class IncompleteReadError(EOFError):
+    """End of file before ``readexactly()`` or ``readuntil()`` could complete.
+
+    ``partial``: the bytes read before the end of file (taken from the buffer);
+    ``expected``: how many bytes were asked for (``None`` for ``readuntil``).
+    """
+
+    def __init__(self, partial: bytes, expected: int | None) -> None:
+        wanted = "undefined" if expected is None else repr(expected)
+        super().__init__(f"{len(partial)} bytes read on a total of {wanted} expected bytes")
+        self.partial = partial
+        self.expected = expected
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (self.partial, self.expected)
+
+
+class LimitOverrunError(ValueError):
+    """``readuntil()`` found no separator within ``max_bytes``; nothing was consumed.
+
+    ``consumed``: how many bytes the buffer held when the limit was reached.
+    """
+
+    def __init__(self, message: str, consumed: int) -> None:
+        super().__init__(message)
+        self.consumed = consumed
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (self.args[0], self.consumed)
+
+
+# -- the sans-IO core -----------------------------------------------------------
+
+
+class ReadBuffer:
+    """A receive buffer: bytes ``[start, end)`` of a reused ``bytearray`` are unread.
+
+    ``space()`` gives the free tail to receive into, ``received(n)`` records
+    what arrived there; the ``take*``/``line``/``until`` methods return unread
+    bytes and consume them. Consuming never moves the unread bytes (so a tail
+    handed to a receive stays valid); only ``space()`` compacts or grows.
+    """
+
+    __slots__ = ("_buf", "_end", "_key", "_scan", "_size", "_start", "_view")
+
+    def __init__(self, size: int = DEFAULT_BUFFER_SIZE) -> None:
+        if size < 1:
+            raise ValueError("buffer size must be positive")
+        self._size = size
+        self._buf = bytearray(size)
+        self._view = memoryview(self._buf)
+        self._start = 0
+        self._end = 0
+        self._scan = 0  # [start, scan) holds no separator of _key
+        self._key: object = None
+
+    def __len__(self) -> int:
+        return self._end - self._start
+
+    @property
+    def capacity(self) -> int:
+        """The buffer's current size in bytes."""
+        return len(self._buf)
+
+    # -- receiving ------------------------------------------------------------
+
+    def space(self, need: int = 1) -> memoryview:
+        """The free tail to receive into: at least ``need`` bytes and a quarter of the buffer.
+
+        Compacts the unread bytes to the front, or grows the buffer, when the tail
+        is shorter. A view handed out earlier must not be in use any more.
+        """
+        start, end = self._start, self._end
+        cap = len(self._buf)
+        if start == end:
+            if start:
+                self._start = self._end = self._scan = 0
+                end = 0
+            if cap > self._size and need <= self._size:  # shrink back after a big frame
+                self._buf = bytearray(self._size)
+                self._view = memoryview(self._buf)
+                cap = self._size
+        want = max(need, cap >> 2)
+        if cap - end >= want:
+            return self._view[end:]
+        n = end - start
+        if cap - n >= want:  # compact: move the unread bytes to the front
+            self._view[:n] = self._view[start:end]
+        else:  # grow
+            grown = bytearray(max(cap * 2, n + need))
+            grown[:n] = self._view[start:end]
+            self._buf = grown
+            self._view = memoryview(grown)
+        self._start = 0
+        self._end = n
+        self._scan -= start
+        return self._view[n:]
+
+    def received(self, n: int) -> None:
+        """Record that ``n`` bytes were received into the tail ``space()`` returned."""
+        self._end += n
+
+    def unread(self, data: Buffer) -> None:
+        """Put ``data`` back in front of the unread bytes (it will be read first)."""
+        with memoryview(data) as view, view.cast("B") as view:
+            n = len(view)
+            if not n:
+                return
+            have = self._end - self._start
+            if self._start >= n:
+                self._start -= n
+                self._view[self._start : self._start + n] = view
+            else:
+                grown = bytearray(max(len(self._buf), n + have))
+                grown[:n] = view
+                grown[n : n + have] = self._view[self._start : self._end]
+                self._buf = grown
+                self._view = memoryview(grown)
+                self._start = 0
+                self._end = n + have
+            self._scan = self._start
+            self._key = None
+
+    # -- consuming ------------------------------------------------------------
+
+    def take(self, n: int) -> bytes:
+        """Remove and return up to ``n`` unread bytes."""
+        start = self._start
+        stop = min(start + n, self._end)
+        self._start = stop
+        if self._scan < stop:
+            self._scan = stop
+        return self._view[start:stop].tobytes()
+
+    def take_all(self) -> bytes:
+        """Remove and return every unread byte."""
+        return self.take(self._end - self._start)
+
+    def peek(self) -> bytes:
+        """Every unread byte, left unread."""
+        return self._view[self._start : self._end].tobytes()
+
+    def take_into(self, target: memoryview) -> int:
+        """Move up to ``len(target)`` unread bytes into ``target``; return the count."""
+        start = self._start
+        n = min(len(target), self._end - start)
+        target[:n] = self._view[start : start + n]
+        self._start = start + n
+        if self._scan < self._start:
+            self._scan = self._start
+        return n
+
+    def line(self, size: int = -1) -> bytes | None:
+        """Remove and return a line (through ``b"\\n"``), or ``size`` bytes if ``size >= 0``
+        and no line ends sooner; ``None`` if more must be received first."""
+        start = self._start
+        end = self._end
+        if size == 0:
+            return b""
+        if self._key is not _NL:
+            self._key = _NL
+            self._scan = start
+        scan = self._scan
+        if size >= 0 and start + size < end:
+            end = start + size
+            i = self._buf.find(_NL, scan, end)
+            if i < 0:
+                return self.take(size)
+        else:
+            i = self._buf.find(_NL, scan, end)
+            if i < 0:
+                self._scan = end
+                return None
+        i += 1
+        self._start = self._scan = i
+        return self._view[start:i].tobytes()
+
+    def until(self, seps: tuple[bytes, ...], longest: int, max_bytes: int) -> bytes | None:
+        """Remove and return the bytes through the first of ``seps`` to end (the shortest
+        such prefix); ``None`` if more must be received first.
+
+        ``longest``: the longest separator's length. Raises :class:`LimitOverrunError`
+        (consuming nothing) when ``max_bytes`` bytes are buffered and no separator
+        ends within them.
+        """
+        start = self._start
+        end = self._end
+        key = seps[0] if len(seps) == 1 else seps
+        if self._key != key:
+            self._key = key
+            self._scan = start
+        stop = min(end, start + max_bytes)
+        scan = self._scan
+        buf = self._buf
+        best = -1
+        for sep in seps:
+            i = buf.find(sep, scan, stop)
+            if i >= 0:
+                i += len(sep)
+                if best < 0 or i < best:
+                    best = i
+        if best >= 0:
+            self._start = self._scan = best
+            return self._view[start:best].tobytes()
+        self._scan = max(scan, stop - longest + 1)
+        if end - start >= max_bytes:
+            raise LimitOverrunError(
+                f"no separator found within max_bytes={max_bytes} bytes "
+                "(the buffer keeps them; pass a larger max_bytes to allow longer)",
+                end - start,
+            )
+        return None
+
+
+def separators(separator: Any) -> tuple[tuple[bytes, ...], int]:
+    """``readuntil``'s ``separator`` (bytes-like or a tuple of them) as a tuple of bytes,
+    and the longest one's length. Raises ``ValueError`` for an empty one."""
+    if isinstance(separator, tuple):
+        seps = tuple(bytes(s) for s in separator)
+        if not seps:
+            raise ValueError("Separator should contain at least one element")
+    else:
+        seps = (bytes(separator),)
+    if not all(seps):
+        raise ValueError("Separator should be at least one-byte string")
+    return seps, max(map(len, seps))
+
+
+# -- the I/O shell -----------------------------------------------------------------
+
+
+class _FileSocket(Protocol):
+    """What a file needs of its socket (``asocket.socket`` or ``asocket.SSLSocket``)."""
+
+    _sock: socket.socket
+    _timeout: float | None
+
+    def _waiter(self) -> Waiter: ...
+    def _fd(self) -> int: ...
+    def _decref_socketios(self) -> None: ...
+    def fileno(self) -> int: ...
+
+
+async def io_until(
+    waiter: Waiter, s: _FileSocket, op: Op, deadline: float | None, fn: Callable[..., T], *args: Any
+) -> T:
+    """Call ``fn(*args)``; while it would block, wait for ``op.event`` until ``deadline``
+    and retry (non-blocking mode raises ``BlockingIOError`` at once)."""
+    while True:
+        try:
+            return fn(*args)
+        except InterruptedError:
+            continue
+        except BlockingIOError:
+            if s._timeout == 0.0:
+                raise
+        break
+    if waiter.has_twin(op, args):
+        result: T = await waiter.complete(op, s._sock, args, deadline)
+        return result
+    while True:
+        await waiter.wait(s._fd(), op.event, deadline)
+        while True:
+            try:
+                return fn(*args)
+            except InterruptedError:
+                continue
+            except BlockingIOError:
+                break
+
+
+def _closed_file() -> ValueError:
+    return ValueError("I/O operation on closed file.")
+
+
+class AsyncSocketFile:
+    """An awaitable binary file on a socket, made by ``sock.makefile("rb" | "wb" | "rwb")``.
+
+    Reads come from a buffer the socket receives into; writes are buffered
+    until ``flush()`` (or until the buffer fills). Each call applies the
+    socket's mode with one deadline for the whole call: non-blocking mode raises
+    ``BlockingIOError``, timeout mode ``TimeoutError('timed out')``; either way,
+    and on cancellation, what was received stays buffered for the next call.
+    One task reads at a time (a second waiting reader raises ``RuntimeError``).
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_closed",
+        "_filling",
+        "_rb",
+        "_reading",
+        "_s",
+        "_wchunks",
+        "_wdata",
+        "_wlimit",
+        "_wpos",
+        "_writing",
+        "_wsize",
+        "mode",
+    )
+
+    def __init__(
+        self,
+        sock: Any,
+        mode: str = "rb",
+        buffering: int | None = None,
+        *,
+        text: tuple[str | None, str | None, str | None] = (None, None, None),
+    ) -> None:
+        if not set(mode) <= {"r", "w", "b"}:
+            raise ValueError(f"invalid mode {mode!r} (only r, w, b allowed)")
+        if "b" not in mode or text != (None, None, None):
+            raise ValueError(_TEXT_MODE)
+        self._reading = "r" in mode
+        self._writing = "w" in mode
+        if not (self._reading or self._writing):
+            raise ValueError(f"invalid mode {mode!r}: 'r', 'w' or both")
+        if buffering is None or buffering < 0:
+            size, wlimit = DEFAULT_BUFFER_SIZE, DEFAULT_BUFFER_SIZE
+        elif buffering == 0:
+            size, wlimit = DEFAULT_BUFFER_SIZE, 0
+        else:
+            size, wlimit = buffering, buffering
+        self.mode = ("r" if self._reading else "") + ("w" if self._writing else "") + "b"
+        self._s: _FileSocket = sock
+        self._rb = ReadBuffer(size) if self._reading else ReadBuffer(1)
+        self._filling = False
+        self._wchunks: list[bytes] = []
+        self._wsize = 0
+        self._wlimit = wlimit
+        self._wdata = b""
+        self._wpos = 0
+        self._closed = False
+        sock._io_refs += 1
+
+    # -- the file's state ------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        """True once ``close()`` was called."""
+        return self._closed
+
+    @property
+    def name(self) -> int:
+        """The socket's descriptor (``-1`` once closed), as the stdlib's ``SocketIO.name``."""
+        return -1 if self._closed else self._s.fileno()
+
+    def fileno(self) -> int:
+        """The socket's descriptor; ``ValueError`` once the file is closed."""
+        if self._closed:
+            raise _closed_file()
+        return self._s.fileno()
+
+    def readable(self) -> bool:
+        """True if the file was opened for reading."""
+        if self._closed:
+            raise _closed_file()
+        return self._reading
+
+    def writable(self) -> bool:
+        """True if the file was opened for writing."""
+        if self._closed:
+            raise _closed_file()
+        return self._writing
+
+    def seekable(self) -> bool:
+        """False: a socket cannot seek."""
+        if self._closed:
+            raise _closed_file()
+        return False
+
+    def __repr__(self) -> str:
+        state = " closed" if self._closed else ""
+        return f"<asocket.AsyncSocketFile mode={self.mode!r} fd={self.name}{state}>"
+
+    # -- receiving -------------------------------------------------------------
+
+    def _check_read(self) -> None:
+        if self._closed:
+            raise _closed_file()
+        if not self._reading:
+            raise io.UnsupportedOperation("File not open for reading")
+
+    def _begin(self) -> tuple[Waiter, float | None]:
+        """Start the slow path of a call: the waiter and the call's one deadline."""
+        self._check_read()
+        if self._filling:
+            raise RuntimeError("another task is already waiting to read this file")
+        s = self._s
+        waiter = s._waiter()
+        timeout = s._timeout
+        return waiter, None if timeout is None or timeout == 0.0 else waiter.clock() + timeout
+
+    async def _fill(self, waiter: Waiter, deadline: float | None, need: int = 1) -> int:
+        """Receive once into the buffer (at least ``need`` bytes of room); 0 at end of file."""
+        rb = self._rb
+        view = rb.space(need)
+        s = self._s
+        self._filling = True
+        try:
+            n: int = await io_until(
+                waiter, s, RECV_INTO, deadline, s._sock.recv_into, view, len(view)
+            )
+        finally:
+            self._filling = False
+        rb.received(n)
+        return n
+
+    async def read(self, n: int | None = -1) -> bytes:
+        """Read ``n`` bytes, fewer only at end of file (``n < 0`` or None: until end of file).
+
+        Returns ``b""`` at end of file. Raises ``BlockingIOError`` / ``TimeoutError``
+        (per the socket's mode) with nothing consumed.
+        """
+        rb = self._rb
+        if n is not None and n >= 0 and rb._end - rb._start >= n and self._reading:
+            return rb.take(n)
+        waiter, deadline = self._begin()
+        if n is None or n < 0:
+            while await self._fill(waiter, deadline):
+                pass
+            return rb.take_all()
+        while rb._end - rb._start < n:
+            if not await self._fill(waiter, deadline, n - (rb._end - rb._start)):
+                break
+        return rb.take(n)
+
+    async def read1(self, n: int = -1) -> bytes:
+        """Read up to ``n`` bytes (``n < 0``: any number) with at most one receive.
+
+        Returns what the buffer holds if it holds any, else what one receive
+        brings; ``b""`` at end of file.
+        """
+        rb = self._rb
+        if rb._end > rb._start and self._reading:
+            return rb.take(n if n >= 0 else rb._end - rb._start)
+        if n == 0:
+            self._check_read()
+            return b""
+        waiter, deadline = self._begin()
+        await self._fill(waiter, deadline)
+        return rb.take(n if n >= 0 else rb._end - rb._start)
+
+    async def readinto(self, b: Buffer) -> int:
+        """Read into ``b`` until it is full or end of file; return the count.
+
+        Receives straight into ``b`` once the buffer is empty; on a timeout, a
+        ``BlockingIOError`` or a cancellation the bytes already in ``b`` go back
+        into the buffer, so nothing is lost.
+        """
+        self._check_read()
+        with memoryview(b) as mv, mv.cast("B") as view:
+            rb = self._rb
+            want = len(view)
+            got = rb.take_into(view)
+            if got == want:
+                return got
+            waiter, deadline = self._begin()
+            s = self._s
+            recv_into = s._sock.recv_into
+            self._filling = True
+            try:
+                while got < want:
+                    part = view[got:]
+                    n: int = await io_until(
+                        waiter, s, RECV_INTO, deadline, recv_into, part, len(part)
+                    )
+                    if not n:
+                        break
+                    got += n
+            except BaseException:
+                rb.unread(view[:got])
+                raise
+            finally:
+                self._filling = False
+            return got
+
+    async def readinto1(self, b: Buffer) -> int:
+        """Read into ``b`` with at most one receive (as ``read1``); return the count."""
+        self._check_read()
+        with memoryview(b) as mv, mv.cast("B") as view:
+            rb = self._rb
+            if rb._end > rb._start or not len(view):
+                return rb.take_into(view)
+            waiter, deadline = self._begin()
+            s = self._s
+            self._filling = True
+            try:
+                n: int = await io_until(
+                    waiter, s, RECV_INTO, deadline, s._sock.recv_into, view, len(view)
+                )
+            finally:
+                self._filling = False
+            return n
+
+    async def readline(self, size: int | None = -1) -> bytes:
+        """Read one line, through ``b"\\n"`` (at most ``size`` bytes if ``size >= 0``).
+
+        Returns the last, unterminated line at end of file, then ``b""``. No
+        length limit without ``size``, as the stdlib's; ``readuntil`` has one.
+        """
+        if size is None:
+            size = -1
+        line = self._rb.line(size) if self._reading else None
+        if line is not None:
+            return line
+        waiter, deadline = self._begin()
+        rb = self._rb
+        while True:
+            if not await self._fill(waiter, deadline):
+                return rb.take_all()
+            line = rb.line(size)
+            if line is not None:
+                return line
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> bytes:
+        """The next line (``readline()``); ``StopAsyncIteration`` at end of file."""
+        line = self._rb.line() if self._reading else None
+        if line is not None:
+            return line
+        waiter, deadline = self._begin()
+        rb = self._rb
+        while True:
+            if not await self._fill(waiter, deadline):
+                line = rb.take_all()
+                if not line:
+                    raise StopAsyncIteration
+                return line
+            line = rb.line()
+            if line is not None:
+                return line
+
+    async def readexactly(self, n: int) -> bytes:
+        """Read exactly ``n`` bytes.
+
+        Raises :class:`IncompleteReadError` at end of file (its ``partial`` holds
+        the bytes read, which are consumed), ``ValueError`` if ``n < 0``.
+        """
+        rb = self._rb
+        if rb._end - rb._start >= n >= 0 and self._reading:
+            return rb.take(n)
+        if n < 0:
+            raise ValueError("readexactly size can not be less than zero")
+        waiter, deadline = self._begin()
+        while rb._end - rb._start < n:
+            if not await self._fill(waiter, deadline, n - (rb._end - rb._start)):
+                raise IncompleteReadError(rb.take_all(), n)
+        return rb.take(n)
+
+    async def readuntil(
+        self, separator: Buffer | tuple[Buffer, ...] = b"\n", max_bytes: int = DEFAULT_MAX_BYTES
+    ) -> bytes:
+        """Read through ``separator`` (or the first to end of a tuple of separators).
+
+        ``max_bytes`` counts the separator: if that many bytes are buffered with
+        no separator ending within them, :class:`LimitOverrunError` (a
+        ``ValueError``) is raised at once and the bytes stay buffered. At end of
+        file, :class:`IncompleteReadError` with the bytes read (consumed).
+        """
+        seps: tuple[bytes, ...]
+        if separator is _NL or separator == _NL:
+            seps, longest = (_NL,), 1
+        else:
+            seps, longest = separators(separator)
+        rb = self._rb
+        if not self._reading:
+            self._check_read()
+        data = rb.until(seps, longest, max_bytes)
+        if data is not None:
+            return data
+        waiter, deadline = self._begin()
+        while True:
+            if not await self._fill(waiter, deadline):
+                raise IncompleteReadError(rb.take_all(), None)
+            data = rb.until(seps, longest, max_bytes)
+            if data is not None:
+                return data
+
+    async def peek(self, n: int = 0) -> bytes:
+        """The buffered bytes, left unread; if none, what one receive brings (``b""`` at
+        end of file). May be more or fewer than ``n`` bytes, as ``io.BufferedReader.peek``."""
+        rb = self._rb
+        if rb._end == rb._start:
+            waiter, deadline = self._begin()
+            await self._fill(waiter, deadline)
+        elif not self._reading:
+            self._check_read()
+        return rb.peek()
+
+    def take_buffered(self) -> bytes:
+        """Remove and return every byte the read buffer holds, without receiving.
+
+        For a protocol upgrade (STARTTLS) or to hand the connection to another
+        parser: the socket's next receive continues right after these bytes.
+        """
+        self._check_read()
+        return self._rb.take_all()
+
+    # -- sending -----------------------------------------------------------------
+
+    def _check_write(self) -> None:
+        if self._closed:
+            raise _closed_file()
+        if not self._writing:
+            raise io.UnsupportedOperation("File not open for writing")
+
+    async def write(self, b: Buffer) -> int:
+        """Buffer ``b``; send the buffer once it holds ``buffering`` bytes. Returns ``len(b)``.
+
+        ``b`` is accepted (buffered) even if sending then fails: a timeout, a
+        ``BlockingIOError`` or a cancellation leaves the unsent bytes buffered
+        for the next ``flush()``.
+        """
+        self._check_write()
+        data = bytes(b)
+        n = len(data)
+        if not n:
+            return 0
+        self._wchunks.append(data)
+        self._wsize += n
+        if self._wsize >= self._wlimit:
+            try:
+                await self.flush()
+            except BlockingIOError as exc:
+                exc.characters_written = n
+                raise
+        return n
+
+    async def writelines(self, lines: Any) -> None:
+        """Write each bytes-like object of ``lines`` (no separators are added)."""
+        for line in lines:
+            await self.write(line)
+
+    async def flush(self) -> None:
+        """Send every buffered byte, with one deadline for the whole call.
+
+        On a timeout, ``BlockingIOError`` or cancellation, the bytes not yet sent
+        stay buffered (the sent ones are gone), so ``flush()`` can be called again.
+        """
+        self._check_write()
+        if self._wchunks:
+            rest = self._wdata[self._wpos :] if self._wpos < len(self._wdata) else b""
+            chunks = self._wchunks
+            self._wdata = rest + (chunks[0] if len(chunks) == 1 else b"".join(chunks))
+            self._wpos = 0
+            chunks.clear()
+            self._wsize = len(self._wdata)
+        data = self._wdata
+        pos = self._wpos
+        total = len(data)
+        if pos >= total:
+            return
+        s = self._s
+        waiter = s._waiter()
+        timeout = s._timeout
+        deadline = None if timeout is None or timeout == 0.0 else waiter.clock() + timeout
+        send = s._sock.send
+        with memoryview(data) as view:
+            while pos < total:
+                pos += await io_until(waiter, s, SEND, deadline, send, view[pos:])
+                self._wpos = pos
+                self._wsize = total - pos
+        self._wdata = b""
+        self._wpos = 0
+
+    # -- closing -------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the file without flushing (unsent bytes are dropped). The socket's
+        descriptor closes once the socket and every file made from it are closed."""
+        if self._closed:
+            return
+        self._closed = True
+        self._reading = self._writing = False
+        self._rb = ReadBuffer(1)
+        self._wchunks.clear()
+        self._wdata = b""
+        self._wsize = self._wpos = 0
+        self._s._decref_socketios()
+
+    async def aclose(self) -> None:
+        """Flush (if writable), then close; closes even if the flush fails."""
+        if self._closed:
+            return
+        try:
+            if self._writing:
+                await self.flush()
+        finally:
+            self.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    def __del__(self) -> None:
+        if not getattr(self, "_closed", True):
+            self.close()
+
+    def __getstate__(self) -> Any:
+        raise TypeError(f"cannot pickle {type(self).__name__!r} object")
+
+
+# The name users see (asocket.AsyncSocketFile).
+AsyncSocketFile.__module__ = "asocket"

@@ -26,7 +26,7 @@ import socket
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final, Protocol, Self, TypeVar
 
-from ._waiter import RECV_INTO, SEND, Op, Waiter
+from ._waiter import RECV, RECV_INTO, SEND, Op, Waiter
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer
@@ -42,6 +42,7 @@ DEFAULT_MAX_BYTES: Final = 65536
 """``readuntil()``'s default ``max_bytes``."""
 
 _NL: Final = b"\n"
+_DIRECT: Final = 16384  # read(n) of at least this much, nothing buffered: recv(n) directly
 _TEXT_MODE = (
     "asocket's async makefile() is binary only: use mode 'rb', 'wb' or 'rwb' "
     "and decode what you read (line.decode()); encode what you write"
@@ -101,7 +102,7 @@ class ReadBuffer:
         self._view = memoryview(self._buf)
         self._start = 0
         self._end = 0
-        self._scan = 0  # [start, scan) holds no separator of _key
+        self._scan = 0  # [start, scan) holds no separator of _key (if scan > start)
         self._key: object = None
 
     def __len__(self) -> int:
@@ -156,19 +157,26 @@ class ReadBuffer:
             n = len(view)
             if not n:
                 return
-            have = self._end - self._start
-            if self._start >= n:
-                self._start -= n
-                self._view[self._start : self._start + n] = view
+            start, end = self._start, self._end
+            if start == end:
+                start = end = 0
+            have = end - start
+            if start >= n:  # room in front
+                start -= n
+                self._view[start : start + n] = view
+            elif len(self._buf) >= n + have:  # room behind: shift the unread bytes
+                self._view[n : n + have] = self._view[start:end]
+                self._view[:n] = view
+                start, end = 0, n + have
             else:
-                grown = bytearray(max(len(self._buf), n + have))
+                grown = bytearray(max(len(self._buf) * 2, n + have))
                 grown[:n] = view
-                grown[n : n + have] = self._view[self._start : self._end]
+                grown[n : n + have] = self._view[start:end]
                 self._buf = grown
                 self._view = memoryview(grown)
-                self._start = 0
-                self._end = n + have
-            self._scan = self._start
+                start, end = 0, n + have
+            self._start, self._end = start, end
+            self._scan = start
             self._key = None
 
     # -- consuming ------------------------------------------------------------
@@ -176,10 +184,10 @@ class ReadBuffer:
     def take(self, n: int) -> bytes:
         """Remove and return up to ``n`` unread bytes."""
         start = self._start
-        stop = min(start + n, self._end)
+        stop = start + n
+        if stop > self._end:
+            stop = self._end
         self._start = stop
-        if self._scan < stop:
-            self._scan = stop
         return self._view[start:stop].tobytes()
 
     def take_all(self) -> bytes:
@@ -196,8 +204,6 @@ class ReadBuffer:
         n = min(len(target), self._end - start)
         target[:n] = self._view[start : start + n]
         self._start = start + n
-        if self._scan < self._start:
-            self._scan = self._start
         return n
 
     def line(self, size: int = -1) -> bytes | None:
@@ -207,10 +213,10 @@ class ReadBuffer:
         end = self._end
         if size == 0:
             return b""
-        if self._key is not _NL:
-            self._key = _NL
-            self._scan = start
         scan = self._scan
+        if scan < start or self._key is not _NL:
+            self._key = _NL
+            scan = start
         if size >= 0 and start + size < end:
             end = start + size
             i = self._buf.find(_NL, scan, end)
@@ -236,11 +242,11 @@ class ReadBuffer:
         start = self._start
         end = self._end
         key = seps[0] if len(seps) == 1 else seps
-        if self._key != key:
-            self._key = key
-            self._scan = start
-        stop = min(end, start + max_bytes)
         scan = self._scan
+        if scan < start or self._key != key:
+            self._key = key
+            scan = start
+        stop = min(end, start + max_bytes)
         buf = self._buf
         best = -1
         for sep in seps:
@@ -319,6 +325,14 @@ async def io_until(
                 break
 
 
+def _dead() -> ReadBuffer:
+    """The read buffer of a file that cannot read (write-only or closed): it claims
+    ``-1`` bytes, so every fast path fails and the slow path raises."""
+    rb = ReadBuffer(1)
+    rb._end = -1
+    return rb
+
+
 def _closed_file() -> ValueError:
     return ValueError("I/O operation on closed file.")
 
@@ -374,7 +388,7 @@ class AsyncSocketFile:
             size, wlimit = buffering, buffering
         self.mode = ("r" if self._reading else "") + ("w" if self._writing else "") + "b"
         self._s: _FileSocket = sock
-        self._rb = ReadBuffer(size) if self._reading else ReadBuffer(1)
+        self._rb = ReadBuffer(size) if self._reading else _dead()
         self._filling = False
         self._wchunks: list[bytes] = []
         self._wsize = 0
@@ -464,13 +478,29 @@ class AsyncSocketFile:
         (per the socket's mode) with nothing consumed.
         """
         rb = self._rb
-        if n is not None and n >= 0 and rb._end - rb._start >= n and self._reading:
-            return rb.take(n)
+        if n is not None:
+            start = rb._start
+            stop = start + n
+            if start <= stop <= rb._end:  # buffered (never for a closed file: end < 0)
+                rb._start = stop
+                return rb._view[start:stop].tobytes()
         waiter, deadline = self._begin()
         if n is None or n < 0:
             while await self._fill(waiter, deadline):
                 pass
             return rb.take_all()
+        if rb._start == rb._end and n >= _DIRECT:
+            # Nothing buffered and a big read: receive into a new bytes object, which is
+            # the result itself when the whole of it arrives at once (no copy).
+            s = self._s
+            self._filling = True
+            try:
+                data: bytes = await io_until(waiter, s, RECV, deadline, s._sock.recv, n)
+            finally:
+                self._filling = False
+            if len(data) == n or not data:
+                return data
+            rb.unread(data)
         while rb._end - rb._start < n:
             if not await self._fill(waiter, deadline, n - (rb._end - rb._start)):
                 break
@@ -483,7 +513,7 @@ class AsyncSocketFile:
         brings; ``b""`` at end of file.
         """
         rb = self._rb
-        if rb._end > rb._start and self._reading:
+        if rb._end > rb._start:
             return rb.take(n if n >= 0 else rb._end - rb._start)
         if n == 0:
             self._check_read()
@@ -552,7 +582,7 @@ class AsyncSocketFile:
         """
         if size is None:
             size = -1
-        line = self._rb.line(size) if self._reading else None
+        line = self._rb.line(size)
         if line is not None:
             return line
         waiter, deadline = self._begin()
@@ -569,7 +599,7 @@ class AsyncSocketFile:
 
     async def __anext__(self) -> bytes:
         """The next line (``readline()``); ``StopAsyncIteration`` at end of file."""
-        line = self._rb.line() if self._reading else None
+        line = self._rb.line()
         if line is not None:
             return line
         waiter, deadline = self._begin()
@@ -591,8 +621,11 @@ class AsyncSocketFile:
         the bytes read, which are consumed), ``ValueError`` if ``n < 0``.
         """
         rb = self._rb
-        if rb._end - rb._start >= n >= 0 and self._reading:
-            return rb.take(n)
+        start = rb._start
+        stop = start + n
+        if start <= stop <= rb._end:  # buffered (never for a closed file: end < 0)
+            rb._start = stop
+            return rb._view[start:stop].tobytes()
         if n < 0:
             raise ValueError("readexactly size can not be less than zero")
         waiter, deadline = self._begin()
@@ -726,7 +759,7 @@ class AsyncSocketFile:
             return
         self._closed = True
         self._reading = self._writing = False
-        self._rb = ReadBuffer(1)
+        self._rb = _dead()
         self._wchunks.clear()
         self._wdata = b""
         self._wsize = self._wpos = 0

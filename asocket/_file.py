@@ -21,8 +21,11 @@ TLS socket (whose ``_sock`` is an ``ssl.SSLSocket``) works unchanged.
 
 from __future__ import annotations
 
+import errno
 import io
+import os
 import socket
+import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final, Protocol, Self, TypeVar
 
@@ -297,11 +300,27 @@ class _FileSocket(Protocol):
     def fileno(self) -> int: ...
 
 
-async def io_until(
+async def _io(
     waiter: Waiter, s: _FileSocket, op: Op, deadline: float | None, fn: Callable[..., T], *args: Any
 ) -> T:
     """Call ``fn(*args)``; while it would block, wait for ``op.event`` until ``deadline``
-    and retry (non-blocking mode raises ``BlockingIOError`` at once)."""
+    and retry. Non-blocking mode raises ``BlockingIOError`` at once, on a TLS socket
+    too (where the stdlib raises ``SSLWantReadError``/``SSLWantWriteError``)."""
+    try:
+        return await _io_until(waiter, s, op, deadline, fn, *args)
+    except BlockingIOError:
+        raise
+    except OSError as exc:
+        ssl = sys.modules.get("ssl")  # an SSL error needs the ssl module loaded
+        if ssl is not None and isinstance(exc, (ssl.SSLWantReadError, ssl.SSLWantWriteError)):
+            raise BlockingIOError(errno.EAGAIN, os.strerror(errno.EAGAIN)) from exc
+        raise
+
+
+async def _io_until(
+    waiter: Waiter, s: _FileSocket, op: Op, deadline: float | None, fn: Callable[..., T], *args: Any
+) -> T:
+    """The engine's retry loop with an explicit deadline (prototype until the engine lands)."""
     while True:
         try:
             return fn(*args)
@@ -463,9 +482,7 @@ class AsyncSocketFile:
         s = self._s
         self._filling = True
         try:
-            n: int = await io_until(
-                waiter, s, RECV_INTO, deadline, s._sock.recv_into, view, len(view)
-            )
+            n: int = await _io(waiter, s, RECV_INTO, deadline, s._sock.recv_into, view, len(view))
         finally:
             self._filling = False
         rb.received(n)
@@ -495,7 +512,7 @@ class AsyncSocketFile:
             s = self._s
             self._filling = True
             try:
-                data: bytes = await io_until(waiter, s, RECV, deadline, s._sock.recv, n)
+                data: bytes = await _io(waiter, s, RECV, deadline, s._sock.recv, n)
             finally:
                 self._filling = False
             if len(data) == n or not data:
@@ -543,9 +560,7 @@ class AsyncSocketFile:
             try:
                 while got < want:
                     part = view[got:]
-                    n: int = await io_until(
-                        waiter, s, RECV_INTO, deadline, recv_into, part, len(part)
-                    )
+                    n: int = await _io(waiter, s, RECV_INTO, deadline, recv_into, part, len(part))
                     if not n:
                         break
                     got += n
@@ -567,7 +582,7 @@ class AsyncSocketFile:
             s = self._s
             self._filling = True
             try:
-                n: int = await io_until(
+                n: int = await _io(
                     waiter, s, RECV_INTO, deadline, s._sock.recv_into, view, len(view)
                 )
             finally:
@@ -580,13 +595,20 @@ class AsyncSocketFile:
         Returns the last, unterminated line at end of file, then ``b""``. No
         length limit without ``size``, as the stdlib's; ``readuntil`` has one.
         """
-        if size is None:
-            size = -1
-        line = self._rb.line(size)
-        if line is not None:
-            return line
-        waiter, deadline = self._begin()
         rb = self._rb
+        if size is None or size < 0:
+            size = -1
+            start = rb._start
+            i = rb._buf.find(_NL, start, rb._end)
+            if i >= 0:  # a whole line is buffered (never for a closed file: end < 0)
+                i += 1
+                rb._start = i
+                return rb._view[start:i].tobytes()
+        else:
+            line = rb.line(size)
+            if line is not None:
+                return line
+        waiter, deadline = self._begin()
         while True:
             if not await self._fill(waiter, deadline):
                 return rb.take_all()
@@ -599,11 +621,14 @@ class AsyncSocketFile:
 
     async def __anext__(self) -> bytes:
         """The next line (``readline()``); ``StopAsyncIteration`` at end of file."""
-        line = self._rb.line()
-        if line is not None:
-            return line
-        waiter, deadline = self._begin()
         rb = self._rb
+        start = rb._start
+        i = rb._buf.find(_NL, start, rb._end)
+        if i >= 0:  # a whole line is buffered (never for a closed file: end < 0)
+            i += 1
+            rb._start = i
+            return rb._view[start:i].tobytes()
+        waiter, deadline = self._begin()
         while True:
             if not await self._fill(waiter, deadline):
                 line = rb.take_all()
@@ -744,7 +769,7 @@ class AsyncSocketFile:
         send = s._sock.send
         with memoryview(data) as view:
             while pos < total:
-                pos += await io_until(waiter, s, SEND, deadline, send, view[pos:])
+                pos += await _io(waiter, s, SEND, deadline, send, view[pos:])
                 self._wpos = pos
                 self._wsize = total - pos
         self._wdata = b""

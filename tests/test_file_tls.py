@@ -1,0 +1,162 @@
+"""Buffered files on TLS sockets (``asocket.SSLSocket.makefile``), on the loop matrix.
+
+The peer is a thread running the stdlib's blocking ``ssl`` server on the other
+end of a loopback TCP connection. Skipped until asocket has ``wrap_socket``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import ssl
+import threading
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+import asocket
+
+trustme = pytest.importorskip("trustme")
+pytestmark = [
+    pytest.mark.asyncio,
+    pytest.mark.skipif(not hasattr(asocket, "wrap_socket"), reason="asocket has no TLS yet"),
+]
+WAIT = 10.0
+
+
+@pytest.fixture(scope="module")
+def contexts() -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    ca = trustme.CA()
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost", "127.0.0.1").configure_cert(server)
+    client = ssl.create_default_context()
+    ca.configure_trust(client)
+    return server, client
+
+
+class Peer:
+    """A blocking TLS server thread on one connection: runs ``script(tls_sock)``."""
+
+    def __init__(self, ctx: ssl.SSLContext, script: Callable[[ssl.SSLSocket], None]) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.address = self.listener.getsockname()
+        self.ctx = ctx
+        self.script = script
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.listener.settimeout(WAIT)
+            conn, _ = self.listener.accept()
+            conn.settimeout(WAIT)
+            with self.ctx.wrap_socket(conn, server_side=True) as tls:
+                self.script(tls)
+        except BaseException as exc:  # reported by join()
+            self.error = exc
+        finally:
+            self.listener.close()
+
+    def join(self) -> None:
+        self.thread.join(WAIT)
+        assert not self.thread.is_alive()
+        if self.error is not None:
+            raise self.error
+
+
+@pytest_asyncio.fixture
+async def tls_client(
+    contexts: tuple[ssl.SSLContext, ssl.SSLContext],
+) -> AsyncIterator[Callable[[Callable[[ssl.SSLSocket], None]], Any]]:
+    opened: list[Any] = []
+    peers: list[Peer] = []
+
+    async def connect(script: Callable[[ssl.SSLSocket], None]) -> Any:
+        peer = Peer(contexts[0], script)
+        peers.append(peer)
+        sock = await asocket.create_connection(peer.address, timeout=WAIT)
+        tls = await asocket.wrap_socket(  # type: ignore[attr-defined]
+            sock, contexts[1], server_hostname="localhost"
+        )
+        opened.append(tls)
+        return tls
+
+    try:
+        yield connect
+    finally:
+        for tls in opened:
+            tls.close()
+        for peer in peers:
+            peer.join()
+
+
+def lines_then_frame(tls: ssl.SSLSocket) -> None:
+    payload = os.urandom(100_000)
+    tls.sendall(b"hello\r\nworld\n" + len(payload).to_bytes(4, "big") + payload)
+    assert tls.recv(100) == b"thanks\n"
+    tls.sendall(b"rest")
+
+
+async def test_tls_file_lines_frames_and_write(loop_kind: str, tls_client: Any) -> None:
+    tls = await tls_client(lines_then_frame)
+    async with tls.makefile("rwb") as f:
+        assert await f.readuntil(b"\r\n") == b"hello\r\n"
+        assert await f.readline() == b"world\n"
+        size = int.from_bytes(await f.readexactly(4), "big")
+        assert len(await f.readexactly(size)) == 100_000
+        await f.write(b"thanks\n")
+        await f.flush()
+        assert await f.read(4) == b"rest"
+
+
+def slow_frame(tls: ssl.SSLSocket) -> None:
+    tls.sendall(b"\x00\x00\x00\x08abcd")
+    assert tls.recv(100) == b"go"
+    tls.sendall(b"efgh")
+    tls.sendall(b"late\n")
+    assert tls.recv(100) == b""  # the client closes
+
+
+async def test_tls_file_timeout_cancel_nonblocking_keep_bytes(
+    loop_kind: str, tls_client: Any
+) -> None:
+    tls = await tls_client(slow_frame)
+    f = tls.makefile("rb")
+    try:
+        size = int.from_bytes(await f.readexactly(4), "big")
+        tls.settimeout(0.05)
+        with pytest.raises(TimeoutError):
+            await f.readexactly(size)
+        tls.settimeout(0.0)
+        with pytest.raises(BlockingIOError):  # not SSLWantReadError: the file's contract
+            await f.readexactly(size)
+        tls.settimeout(WAIT)
+        task = asyncio.ensure_future(f.readexactly(size))
+        await asyncio.sleep(0.02)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await tls.sendall(b"go")
+        assert await asyncio.wait_for(f.readexactly(size), WAIT) == b"abcdefgh"
+        assert await asyncio.wait_for(f.readline(), WAIT) == b"late\n"
+    finally:
+        f.close()
+
+
+def refcount_script(tls: ssl.SSLSocket) -> None:
+    tls.sendall(b"one\n")
+    assert tls.recv(100) == b""
+
+
+async def test_tls_file_keeps_the_socket_open(loop_kind: str, tls_client: Any) -> None:
+    tls = await tls_client(refcount_script)
+    f = tls.makefile("rb")
+    tls.close()
+    assert tls.fileno() != -1
+    assert await asyncio.wait_for(f.readline(), WAIT) == b"one\n"
+    f.close()
+    assert tls.fileno() == -1

@@ -631,10 +631,10 @@ class AsyncSocketFile:
         waiter, deadline = self._begin()
         while True:
             if not await self._fill(waiter, deadline):
-                line = rb.take_all()
-                if not line:
+                rest = rb.take_all()
+                if not rest:
                     raise StopAsyncIteration
-                return line
+                return rest
             line = rb.line()
             if line is not None:
                 return line

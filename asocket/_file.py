@@ -215,7 +215,7 @@ class ReadBuffer:
         start = self._start
         end = self._end
         if size == 0:
-            return b""
+            return b"" if end >= start else None
         scan = self._scan
         if scan < start or self._key is not _NL:
             self._key = _NL
@@ -371,6 +371,7 @@ class AsyncSocketFile:
         "__weakref__",
         "_closed",
         "_filling",
+        "_flushing",
         "_rb",
         "_reading",
         "_s",
@@ -409,6 +410,7 @@ class AsyncSocketFile:
         self._s: _FileSocket = sock
         self._rb = ReadBuffer(size) if self._reading else _dead()
         self._filling = False
+        self._flushing = False
         self._wchunks: list[bytes] = []
         self._wsize = 0
         self._wlimit = wlimit
@@ -721,7 +723,8 @@ class AsyncSocketFile:
 
         ``b`` is accepted (buffered) even if sending then fails: a timeout, a
         ``BlockingIOError`` or a cancellation leaves the unsent bytes buffered
-        for the next ``flush()``.
+        for the next ``flush()``. While another task flushes, ``write()`` only
+        buffers: that flush sends these bytes too.
         """
         self._check_write()
         data = bytes(b)
@@ -730,7 +733,7 @@ class AsyncSocketFile:
             return 0
         self._wchunks.append(data)
         self._wsize += n
-        if self._wsize >= self._wlimit:
+        if self._wsize >= self._wlimit and not self._flushing:
             try:
                 await self.flush()
             except BlockingIOError as exc:
@@ -748,30 +751,35 @@ class AsyncSocketFile:
 
         On a timeout, ``BlockingIOError`` or cancellation, the bytes not yet sent
         stay buffered (the sent ones are gone), so ``flush()`` can be called again.
+        One task flushes at a time: ``RuntimeError`` while another one does.
         """
         self._check_write()
-        if self._wchunks:
-            rest = self._wdata[self._wpos :] if self._wpos < len(self._wdata) else b""
-            chunks = self._wchunks
-            self._wdata = rest + (chunks[0] if len(chunks) == 1 else b"".join(chunks))
-            self._wpos = 0
-            chunks.clear()
-            self._wsize = len(self._wdata)
-        data = self._wdata
-        pos = self._wpos
-        total = len(data)
-        if pos >= total:
+        if not self._wsize:
             return
+        if self._flushing:
+            raise RuntimeError("another task is already flushing this file")
         s = self._s
         waiter = s._waiter()
         timeout = s._timeout
         deadline = None if timeout is None or timeout == 0.0 else waiter.clock() + timeout
         send = s._sock.send
-        with memoryview(data) as view:
-            while pos < total:
-                pos += await _io(waiter, s, SEND, deadline, send, view[pos:])
-                self._wpos = pos
-                self._wsize = total - pos
+        self._flushing = True
+        try:
+            while True:
+                data = self._wdata
+                pos = self._wpos
+                if pos >= len(data):  # what is being sent is sent: take what was written since
+                    chunks = self._wchunks
+                    if not chunks:
+                        break
+                    data = self._wdata = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+                    chunks.clear()
+                    self._wpos = pos = 0
+                n: int = await _io(waiter, s, SEND, deadline, send, memoryview(data)[pos:])
+                self._wpos = pos + n
+                self._wsize -= n
+        finally:
+            self._flushing = False
         self._wdata = b""
         self._wpos = 0
 

@@ -580,3 +580,49 @@ async def test_take_buffered_for_an_upgrade(loop_kind: str, pair: Pair) -> None:
     while len(rest) < 9:
         rest += await bounded(a.recv(100))
     assert rest == b"EARLYLATE"
+
+
+async def test_cancelled_flush_keeps_unsent_bytes(loop_kind: str) -> None:
+    a, b = await tcp_pair()
+    w = a.makefile("wb")
+    try:
+        small_buffers(a, b)
+        filled = await fill(a)
+        await w.write(b"C" * 50_000)
+        flusher = asyncio.ensure_future(w.flush())
+        await asyncio.sleep(0.02)
+        assert not flusher.done()
+        flusher.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await flusher
+        reader = asyncio.ensure_future(drain(b, idle=0.5))
+        await bounded(w.flush())
+        a.shutdown(asocket.SHUT_WR)
+        assert await bounded(reader) == filled + 50_000
+    finally:
+        w.close()
+        a.close()
+        b.close()
+
+
+async def test_one_flusher_at_a_time_writes_join_it(loop_kind: str) -> None:
+    a, b = await tcp_pair()
+    w = a.makefile("wb", buffering=1000)
+    try:
+        small_buffers(a, b)
+        filled = await fill(a)
+        await w.write(b"x" * 999)
+        flusher = asyncio.ensure_future(w.write(b"y"))  # full: this write flushes
+        await asyncio.sleep(0.02)
+        assert not flusher.done()
+        with pytest.raises(RuntimeError):
+            await w.flush()
+        assert await w.write(b"z" * 5000) == 5000  # only buffered: the flusher sends it
+        reader = asyncio.ensure_future(drain(b, idle=0.5))
+        assert await bounded(flusher) == 1
+        a.shutdown(asocket.SHUT_WR)
+        assert await bounded(reader) == filled + 6000
+    finally:
+        w.close()
+        a.close()
+        b.close()

@@ -45,6 +45,8 @@ DEFAULT_MAX_BYTES: Final = 65536
 """``readuntil()``'s default ``max_bytes``."""
 
 _NL: Final = b"\n"
+_CACHE_MIN: Final = 256  # split ahead only with at least this much buffered after a line
+_CACHE_SPAN: Final = 16384  # and at most this much at once
 _DIRECT: Final = 16384  # read(n) of at least this much, nothing buffered: recv(n) directly
 _TEXT_MODE = (
     "asocket's async makefile() is binary only: use mode 'rb', 'wb' or 'rwb' "
@@ -95,7 +97,7 @@ class ReadBuffer:
     handed to a receive stays valid); only ``space()`` compacts or grows.
     """
 
-    __slots__ = ("_buf", "_end", "_key", "_scan", "_size", "_start", "_view")
+    __slots__ = ("_buf", "_end", "_key", "_lines", "_scan", "_size", "_start", "_streak", "_view")
 
     def __init__(self, size: int = DEFAULT_BUFFER_SIZE) -> None:
         if size < 1:
@@ -107,6 +109,11 @@ class ReadBuffer:
         self._end = 0
         self._scan = 0  # [start, scan) holds no separator of _key (if scan > start)
         self._key: object = None
+        # The line cache: while lines are read one after another, the next lines of the
+        # buffer split at once (reversed: pop() gives the next). Any other way of
+        # consuming drops it (_drop); _streak > 0 whenever it holds lines.
+        self._lines: list[bytes] = []
+        self._streak = 0  # lines read in a row by find(); 0 after any other read
 
     def __len__(self) -> int:
         return self._end - self._start
@@ -160,6 +167,7 @@ class ReadBuffer:
             n = len(view)
             if not n:
                 return
+            self._drop()
             start, end = self._start, self._end
             if start == end:
                 start = end = 0
@@ -184,8 +192,48 @@ class ReadBuffer:
 
     # -- consuming ------------------------------------------------------------
 
+    def _drop(self) -> None:
+        """Forget the line cache and the streak (bytes were consumed another way)."""
+        self._streak = 0
+        if self._lines:
+            self._lines = []
+
+    def next_line(self) -> bytes | None:
+        """Remove and return the next line through ``b"\\n"``; None if none is whole."""
+        lines = self._lines
+        if lines:
+            line = lines.pop()
+            self._start += len(line)
+            return line
+        start = self._start
+        i = self._buf.find(_NL, start, self._end)
+        if i < 0:
+            return None
+        i += 1
+        self._start = i
+        self._streak += 1
+        if self._streak > 2 and self._end - i >= _CACHE_MIN:
+            self._split_lines()
+        return self._view[start:i].tobytes()
+
+    def _split_lines(self) -> None:
+        """Fill the line cache with the whole lines of the next ``_CACHE_SPAN`` bytes."""
+        start = self._start
+        stop = min(self._end, start + _CACHE_SPAN)
+        last = self._buf.rfind(_NL, start, stop)
+        if last < 0:
+            return
+        chunk = self._view[start : last + 1].tobytes()
+        if b"\r" in chunk and chunk.count(b"\r") != chunk.count(b"\r\n"):
+            return  # a lone CR: splitlines() would end a line there
+        lines = chunk.splitlines(True)
+        lines.reverse()
+        self._lines = lines
+
     def take(self, n: int) -> bytes:
         """Remove and return up to ``n`` unread bytes."""
+        if self._streak:
+            self._drop()
         start = self._start
         stop = start + n
         if stop > self._end:
@@ -203,6 +251,8 @@ class ReadBuffer:
 
     def take_into(self, target: memoryview) -> int:
         """Move up to ``len(target)`` unread bytes into ``target``; return the count."""
+        if self._streak:
+            self._drop()
         start = self._start
         n = min(len(target), self._end - start)
         target[:n] = self._view[start : start + n]
@@ -212,6 +262,8 @@ class ReadBuffer:
     def line(self, size: int = -1) -> bytes | None:
         """Remove and return a line (through ``b"\\n"``), or ``size`` bytes if ``size >= 0``
         and no line ends sooner; ``None`` if more must be received first."""
+        if self._streak:
+            self._drop()
         start = self._start
         end = self._end
         if size == 0:
@@ -242,6 +294,8 @@ class ReadBuffer:
         (consuming nothing) when ``max_bytes`` bytes are buffered and no separator
         ends within them.
         """
+        if self._streak:
+            self._drop()
         start = self._start
         end = self._end
         key = seps[0] if len(seps) == 1 else seps
@@ -502,6 +556,8 @@ class AsyncSocketFile:
             stop = start + n
             if start <= stop <= rb._end:  # buffered (never for a closed file: end < 0)
                 rb._start = stop
+                if rb._streak:
+                    rb._drop()
                 return rb._view[start:stop].tobytes()
         waiter, deadline = self._begin()
         if n is None or n < 0:
@@ -600,16 +656,16 @@ class AsyncSocketFile:
         rb = self._rb
         if size is None or size < 0:
             size = -1
-            start = rb._start
-            i = rb._buf.find(_NL, start, rb._end)
-            if i >= 0:  # a whole line is buffered (never for a closed file: end < 0)
-                i += 1
-                rb._start = i
-                return rb._view[start:i].tobytes()
+            lines = rb._lines
+            if lines:  # the line cache
+                cached = lines.pop()
+                rb._start += len(cached)
+                return cached
+            line = rb.next_line()  # (never a line for a closed file: end < 0)
         else:
             line = rb.line(size)
-            if line is not None:
-                return line
+        if line is not None:
+            return line
         waiter, deadline = self._begin()
         while True:
             if not await self._fill(waiter, deadline):
@@ -624,12 +680,14 @@ class AsyncSocketFile:
     async def __anext__(self) -> bytes:
         """The next line (``readline()``); ``StopAsyncIteration`` at end of file."""
         rb = self._rb
-        start = rb._start
-        i = rb._buf.find(_NL, start, rb._end)
-        if i >= 0:  # a whole line is buffered (never for a closed file: end < 0)
-            i += 1
-            rb._start = i
-            return rb._view[start:i].tobytes()
+        lines = rb._lines
+        if lines:  # the line cache
+            cached = lines.pop()
+            rb._start += len(cached)
+            return cached
+        line = rb.next_line()  # (never a line for a closed file: end < 0)
+        if line is not None:
+            return line
         waiter, deadline = self._begin()
         while True:
             if not await self._fill(waiter, deadline):
@@ -652,6 +710,8 @@ class AsyncSocketFile:
         stop = start + n
         if start <= stop <= rb._end:  # buffered (never for a closed file: end < 0)
             rb._start = stop
+            if rb._streak:
+                rb._drop()
             return rb._view[start:stop].tobytes()
         if n < 0:
             raise ValueError("readexactly size can not be less than zero")

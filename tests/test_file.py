@@ -626,3 +626,21 @@ async def test_one_flusher_at_a_time_writes_join_it(loop_kind: str) -> None:
         w.close()
         a.close()
         b.close()
+
+
+async def test_lines_and_frames_interleaved(loop_kind: str, pair: Pair) -> None:
+    # Lines read in a row are split ahead; any other read must see the same bytes.
+    a, b = pair
+    f = a.makefile("rb")
+    lines = [b"%d\r\n" % i for i in range(300)]
+    frame = b"not\na\nline\n"
+    stream = b"".join(lines) + frame + b"".join(lines) + b"tail"
+    writer = asyncio.ensure_future(send(b, stream))
+    assert [await bounded(f.readline()) for _ in range(300)] == lines
+    assert await bounded(f.readexactly(4)) == frame[:4]
+    assert await bounded(f.read(len(frame) - 4)) == frame[4:]
+    assert [await bounded(f.readuntil(b"\r\n")) for _ in range(3)] == lines[:3]
+    assert [await bounded(f.readline()) for _ in range(297)] == lines[3:]
+    assert await bounded(f.read1(2)) == b"ta"
+    assert await bounded(f.peek()) == b"il"
+    await writer

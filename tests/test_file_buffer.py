@@ -200,3 +200,60 @@ def test_exceptions_pickle_and_subclass() -> None:
     over = pickle.loads(pickle.dumps(asocket.LimitOverrunError("m", 3)))
     assert isinstance(over, ValueError) and over.consumed == 3
     assert str(asocket.IncompleteReadError(b"", None)).endswith("undefined expected bytes")
+
+
+def test_line_cache_splits_ahead_and_stays_exact() -> None:
+    lines = [b"l%d\r\n" % i if i % 3 else b"l%d\n" % i for i in range(2000)]
+    rb = ReadBuffer(1 << 16)
+    feed(rb, b"".join(lines))
+    got = [rb.next_line() for _ in range(10)]
+    assert got == lines[:10]
+    assert rb._lines  # split ahead after a streak
+    assert len(rb) == sum(map(len, lines[10:]))
+    assert rb.take(3) == lines[10][:3]  # another read drops the cache...
+    assert not rb._lines
+    assert rb.next_line() == lines[10][3:]  # ...and the bytes are where they were
+    assert [rb.next_line() for _ in range(1989)] == lines[11:]
+    assert rb.next_line() is None
+
+
+def test_line_cache_not_used_with_a_lone_cr() -> None:
+    data = b"".join(b"a\rb%d\n" % i for i in range(500))
+    rb = ReadBuffer(1 << 16)
+    feed(rb, data)
+    got = []
+    while (line := rb.next_line()) is not None:
+        got.append(line)
+    assert got == [b"a\rb%d\n" % i for i in range(500)]
+    assert not rb._lines
+
+
+def test_line_cache_with_every_consumer() -> None:
+    rng = random.Random(3)
+    stream = b"".join(b"%d:%s\n" % (i, b"y" * rng.randrange(30)) for i in range(3000))
+    rb = ReadBuffer(4096)
+    out = bytearray()
+    pos = 0
+    while pos < len(stream) or len(rb):
+        if pos < len(stream) and (len(rb) < 500 or rng.random() < 0.05):
+            n = rng.randrange(1, 3000)
+            feed(rb, stream[pos : pos + n])
+            pos += n
+        choice = rng.randrange(8)
+        if choice < 4:
+            line = rb.next_line()
+            out += line or b""
+        elif choice == 4:
+            out += rb.take(rng.randrange(20))
+        elif choice == 5:
+            target = bytearray(rng.randrange(20))
+            out += target[: rb.take_into(memoryview(target))]
+        elif choice == 6:
+            out += rb.until((b":",), 1, 1 << 20) or b""
+        else:
+            taken = rb.take(rng.randrange(10))
+            rb.unread(taken)
+        if pos >= len(stream) and b"\n" not in rb.peek():
+            out += rb.take_all()
+        assert rb.peek() == stream[len(out) : pos]
+    assert bytes(out) == stream

@@ -365,8 +365,7 @@ async def _io(
     except BlockingIOError:
         raise
     except OSError as exc:
-        ssl = sys.modules.get("ssl")  # an SSL error needs the ssl module loaded
-        if ssl is not None and isinstance(exc, (ssl.SSLWantReadError, ssl.SSLWantWriteError)):
+        if _would_block(exc):  # SSLWantReadError / SSLWantWriteError: non-blocking TLS
             raise BlockingIOError(errno.EAGAIN, os.strerror(errno.EAGAIN)) from exc
         raise
 
@@ -396,6 +395,14 @@ async def _io_until(
                 continue
             except BlockingIOError:
                 break
+
+
+def _would_block(exc: OSError) -> bool:
+    """True for what a receive raises when nothing has arrived yet (or a signal came)."""
+    if isinstance(exc, (BlockingIOError, InterruptedError)):
+        return True
+    ssl = sys.modules.get("ssl")
+    return ssl is not None and isinstance(exc, (ssl.SSLWantReadError, ssl.SSLWantWriteError))
 
 
 def _dead() -> ReadBuffer:
@@ -559,14 +566,25 @@ class AsyncSocketFile:
                 if rb._streak:
                     rb._drop()
                 return rb._view[start:stop].tobytes()
+            if start == rb._end and n >= _DIRECT and not self._filling:
+                # Nothing buffered and a big read: receive into a new bytes object, which
+                # is the result itself when the whole of it is there (no copy, no wait).
+                try:
+                    data = self._s._sock.recv(n)
+                except OSError as exc:
+                    if not _would_block(exc):
+                        raise
+                else:
+                    if len(data) == n or not data:
+                        return data
+                    rb.unread(data)
         waiter, deadline = self._begin()
         if n is None or n < 0:
             while await self._fill(waiter, deadline):
                 pass
             return rb.take_all()
         if rb._start == rb._end and n >= _DIRECT:
-            # Nothing buffered and a big read: receive into a new bytes object, which is
-            # the result itself when the whole of it arrives at once (no copy).
+            # (As above, once the socket is readable.)
             s = self._s
             self._filling = True
             try:

@@ -588,7 +588,7 @@ class AsyncSocketFile:
             s = self._s
             self._filling = True
             try:
-                data: bytes = await _io(waiter, s, RECV, deadline, s._sock.recv, n)
+                data = await _io(waiter, s, RECV, deadline, s._sock.recv, n)
             finally:
                 self._filling = False
             if len(data) == n or not data:

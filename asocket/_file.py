@@ -373,7 +373,12 @@ async def _io(
 async def _io_until(
     waiter: Waiter, s: _FileSocket, op: Op, deadline: float | None, fn: Callable[..., T], *args: Any
 ) -> T:
-    """The engine's retry loop with an explicit deadline (prototype until the engine lands)."""
+    """The engine's retry loop with an explicit deadline (prototype until the engine lands).
+
+    Never through a completion loop's ``sock_*`` twin: a twin cancelled (or timed
+    out) just as it completes loses what it received, and a file must lose nothing.
+    On loops without ``add_reader`` the file's waits poll instead.
+    """
     while True:
         try:
             return fn(*args)
@@ -383,9 +388,6 @@ async def _io_until(
             if s._timeout == 0.0:
                 raise
         break
-    if waiter.has_twin(op, args):
-        result: T = await waiter.complete(op, s._sock, args, deadline)
-        return result
     while True:
         await waiter.wait(s._fd(), op.event, deadline)
         while True:

@@ -329,8 +329,6 @@ async def test_cancellation_storm_while_lines_stream_in(loop_kind: str, pair: Pa
 
 
 async def test_timeout_mid_frame_storm(loop_kind: str, pair: Pair) -> None:
-    if loop_kind == "noreadiness":
-        pytest.skip("TODO(engine): a sock_recv_into twin that times out as it completes loses it")
     a, b = pair
     a.settimeout(0.001)
     f = a.makefile("rb")

@@ -438,6 +438,8 @@ class AsyncSocketFile:
         "_rb",
         "_reading",
         "_s",
+        "_sep",
+        "_seps",
         "_wchunks",
         "_wdata",
         "_wlimit",
@@ -474,6 +476,8 @@ class AsyncSocketFile:
         self._rb = ReadBuffer(size) if self._reading else _dead()
         self._filling = False
         self._flushing = False
+        self._sep: object = _NL  # readuntil's last separator argument, checked: _seps
+        self._seps: tuple[tuple[bytes, ...], int] = ((_NL,), 1)
         self._wchunks: list[bytes] = []
         self._wsize = 0
         self._wlimit = wlimit
@@ -752,10 +756,15 @@ class AsyncSocketFile:
         file, :class:`IncompleteReadError` with the bytes read (consumed).
         """
         seps: tuple[bytes, ...]
-        if separator is _NL or separator == _NL:
-            seps, longest = (_NL,), 1
+        if separator is self._sep:  # the same object as last time: already checked
+            seps, longest = self._seps
         else:
             seps, longest = separators(separator)
+            if type(separator) is bytes or type(separator) is tuple:  # immutable
+                self._sep = separator
+                self._seps = seps, longest
+        if max_bytes < 1:
+            raise ValueError("max_bytes must be at least 1")
         rb = self._rb
         if not self._reading:
             self._check_read()

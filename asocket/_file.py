@@ -24,12 +24,14 @@ from __future__ import annotations
 import errno
 import io
 import os
-import socket
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final, Protocol, Self, TypeVar
 
-from ._waiter import RECV, RECV_INTO, SEND, Op, Waiter
+from . import _engine as e
+from ._ops import RECV, RECV_INTO, SEND, Op
+from ._waiters.base import Waiter
+from ._waiters.current import current
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer
@@ -342,14 +344,12 @@ def separators(separator: Any) -> tuple[tuple[bytes, ...], int]:
 # -- the I/O shell -----------------------------------------------------------------
 
 
-class _FileSocket(Protocol):
-    """What a file needs of its socket (``asocket.socket`` or ``asocket.SSLSocket``)."""
+class _FileSocket(e.State, Protocol):
+    """What a file needs of its socket (``asocket.socket`` or ``asocket.SSLSocket``):
+    the engine's state and the stdlib's ``makefile()`` reference count."""
 
-    _sock: socket.socket
-    _timeout: float | None
+    _io_refs: int
 
-    def _waiter(self) -> Waiter: ...
-    def _fd(self) -> int: ...
     def _decref_socketios(self) -> None: ...
     def fileno(self) -> int: ...
 
@@ -357,46 +357,18 @@ class _FileSocket(Protocol):
 async def _io(
     waiter: Waiter, s: _FileSocket, op: Op, deadline: float | None, fn: Callable[..., T], *args: Any
 ) -> T:
-    """Call ``fn(*args)``; while it would block, wait for ``op.event`` until ``deadline``
-    and retry. Non-blocking mode raises ``BlockingIOError`` at once, on a TLS socket
-    too (where the stdlib raises ``SSLWantReadError``/``SSLWantWriteError``)."""
+    """The engine's ``io_until``: ``fn(*args)``, waiting for ``op.event`` while it would
+    block, until ``deadline`` (the file call's one deadline). Non-blocking mode raises
+    ``BlockingIOError`` at once, on a TLS socket too (where the stdlib raises
+    ``SSLWantReadError``/``SSLWantWriteError``)."""
     try:
-        return await _io_until(waiter, s, op, deadline, fn, *args)
+        return await e.io_until(waiter, s, op, deadline, fn, *args)
     except BlockingIOError:
         raise
     except OSError as exc:
         if _would_block(exc):  # SSLWantReadError / SSLWantWriteError: non-blocking TLS
             raise BlockingIOError(errno.EAGAIN, os.strerror(errno.EAGAIN)) from exc
         raise
-
-
-async def _io_until(
-    waiter: Waiter, s: _FileSocket, op: Op, deadline: float | None, fn: Callable[..., T], *args: Any
-) -> T:
-    """The engine's retry loop with an explicit deadline (prototype until the engine lands).
-
-    Never through a completion loop's ``sock_*`` twin: a twin cancelled (or timed
-    out) just as it completes loses what it received, and a file must lose nothing.
-    On loops without ``add_reader`` the file's waits poll instead.
-    """
-    while True:
-        try:
-            return fn(*args)
-        except InterruptedError:
-            continue
-        except BlockingIOError:
-            if s._timeout == 0.0:
-                raise
-        break
-    while True:
-        await waiter.wait(s._fd(), op.event, deadline)
-        while True:
-            try:
-                return fn(*args)
-            except InterruptedError:
-                continue
-            except BlockingIOError:
-                break
 
 
 def _would_block(exc: OSError) -> bool:
@@ -540,7 +512,7 @@ class AsyncSocketFile:
         if self._filling:
             raise RuntimeError("another task is already waiting to read this file")
         s = self._s
-        waiter = s._waiter()
+        waiter = current()
         timeout = s._timeout
         return waiter, None if timeout is None or timeout == 0.0 else waiter.clock() + timeout
 
@@ -848,7 +820,7 @@ class AsyncSocketFile:
         if self._flushing:
             raise RuntimeError("another task is already flushing this file")
         s = self._s
-        waiter = s._waiter()
+        waiter = current()
         timeout = s._timeout
         deadline = None if timeout is None or timeout == 0.0 else waiter.clock() + timeout
         send = s._sock.send

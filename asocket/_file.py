@@ -25,7 +25,7 @@ import errno
 import io
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Final, Protocol, Self, TypeVar
 
 from . import _engine as e
@@ -371,6 +371,33 @@ async def _io(
         raise
 
 
+class _Transport(Protocol):
+    """How a file receives and sends on its socket, under the call's one deadline."""
+
+    def __call__(
+        self, waiter: Waiter, until: float | None, view: memoryview, /
+    ) -> Awaitable[int]: ...
+
+
+def _transports(sock: _FileSocket) -> tuple[_Transport, _Transport]:
+    """The receive and send of ``sock``'s files: the engine's ``io_until`` on the raw
+    socket, unless the socket's class routes them itself (``_file_recv_into`` and
+    ``_file_send``, same arguments: a TLS socket may, to keep its own write guard)."""
+    recv_into = getattr(sock, "_file_recv_into", None)
+    send = getattr(sock, "_file_send", None)
+    if recv_into is None:
+
+        def recv_into(waiter: Waiter, until: float | None, view: memoryview, /) -> Awaitable[int]:
+            return _io(waiter, sock, RECV_INTO, until, sock._sock.recv_into, view, len(view))
+
+    if send is None:
+
+        def send(waiter: Waiter, until: float | None, view: memoryview, /) -> Awaitable[int]:
+            return _io(waiter, sock, SEND, until, sock._sock.send, view)
+
+    return recv_into, send
+
+
 def _would_block(exc: OSError) -> bool:
     """True for what a receive raises when nothing has arrived yet (or a signal came)."""
     if isinstance(exc, (BlockingIOError, InterruptedError)):
@@ -409,7 +436,9 @@ class AsyncSocketFile:
         "_flushing",
         "_rb",
         "_reading",
+        "_recv_into",
         "_s",
+        "_send",
         "_sep",
         "_seps",
         "_wchunks",
@@ -445,6 +474,7 @@ class AsyncSocketFile:
             size, wlimit = buffering, buffering
         self.mode = ("r" if self._reading else "") + ("w" if self._writing else "") + "b"
         self._s: _FileSocket = sock
+        self._recv_into, self._send = _transports(sock)
         self._rb = ReadBuffer(size) if self._reading else _dead()
         self._filling = False
         self._flushing = False
@@ -520,10 +550,9 @@ class AsyncSocketFile:
         """Receive once into the buffer (at least ``need`` bytes of room); 0 at end of file."""
         rb = self._rb
         view = rb.space(need)
-        s = self._s
         self._filling = True
         try:
-            n: int = await _io(waiter, s, RECV_INTO, deadline, s._sock.recv_into, view, len(view))
+            n = await self._recv_into(waiter, deadline, view)
         finally:
             self._filling = False
         rb.received(n)
@@ -608,13 +637,10 @@ class AsyncSocketFile:
             if got == want:
                 return got
             waiter, deadline = self._begin()
-            s = self._s
-            recv_into = s._sock.recv_into
             self._filling = True
             try:
                 while got < want:
-                    part = view[got:]
-                    n: int = await _io(waiter, s, RECV_INTO, deadline, recv_into, part, len(part))
+                    n = await self._recv_into(waiter, deadline, view[got:])
                     if not n:
                         break
                     got += n
@@ -633,12 +659,9 @@ class AsyncSocketFile:
             if rb._end > rb._start or not len(view):
                 return rb.take_into(view)
             waiter, deadline = self._begin()
-            s = self._s
             self._filling = True
             try:
-                n: int = await _io(
-                    waiter, s, RECV_INTO, deadline, s._sock.recv_into, view, len(view)
-                )
+                n = await self._recv_into(waiter, deadline, view)
             finally:
                 self._filling = False
             return n
@@ -823,7 +846,6 @@ class AsyncSocketFile:
         waiter = current()
         timeout = s._timeout
         deadline = None if timeout is None or timeout == 0.0 else waiter.clock() + timeout
-        send = s._sock.send
         self._flushing = True
         try:
             while True:
@@ -836,7 +858,7 @@ class AsyncSocketFile:
                     data = self._wdata = chunks[0] if len(chunks) == 1 else b"".join(chunks)
                     chunks.clear()
                     self._wpos = pos = 0
-                n: int = await _io(waiter, s, SEND, deadline, send, memoryview(data)[pos:])
+                n = await self._send(waiter, deadline, memoryview(data)[pos:])
                 self._wpos = pos + n
                 self._wsize -= n
         finally:

@@ -642,3 +642,35 @@ async def test_lines_and_frames_interleaved(loop_kind: str, pair: Pair) -> None:
     assert await bounded(f.read1(2)) == b"ta"
     assert await bounded(f.peek()) == b"il"
     await writer
+
+
+async def test_end_of_file_cases(loop_kind: str, pair: Pair) -> None:
+    a, b = pair
+    f = a.makefile("rb")
+    b.shutdown(asocket.SHUT_WR)
+    assert await bounded(f.readline()) == b""
+    assert [line async for line in f] == []
+    assert await bounded(f.read()) == b""
+    assert await bounded(f.read(5)) == b""
+    assert await bounded(f.read1(5)) == b""
+    assert await bounded(f.peek()) == b""
+    assert await bounded(f.readexactly(0)) == b""
+    assert await bounded(f.readinto(bytearray(4))) == 0
+    with pytest.raises(asocket.IncompleteReadError) as info:
+        await bounded(f.readexactly(1))
+    assert (info.value.partial, info.value.expected) == (b"", 1)
+    with pytest.raises(asocket.IncompleteReadError) as until:
+        await bounded(f.readuntil(b"\n"))
+    assert (until.value.partial, until.value.expected) == (b"", None)
+
+
+async def test_readinto_any_buffer_format(loop_kind: str, pair: Pair) -> None:
+    import array
+
+    a, b = pair
+    f = a.makefile("rb")
+    await send(b, bytes(range(16)))
+    target = array.array("i", [0, 0])  # 8 bytes
+    assert await bounded(f.readinto(target)) == 8
+    assert target.tobytes() == bytes(range(8))
+    assert await bounded(f.readinto1(memoryview(bytearray(100)))) == 8

@@ -6,8 +6,9 @@ Two layers, as everywhere in asocket:
   socket receives into (``recv_into`` its free tail, through a cached
   ``memoryview``), searched with ``bytearray.find`` from the last offset
   already scanned (no rescans while a long line arrives), compacted or grown
-  only when its tail runs short. It knows nothing of sockets or loops and is
-  tested with fakes.
+  only when its tail runs short. While lines are read one after another it
+  splits the next 16 KiB of lines at once (``splitlines``), so a line costs a
+  ``list.pop()``. It knows nothing of sockets or loops and is tested with fakes.
 * :class:`AsyncSocketFile`, the awaitable file: each method is one coroutine
   whose fast path (the answer is already buffered) never leaves the buffer;
   its slow path receives through the engine with one deadline for the whole
@@ -15,8 +16,12 @@ Two layers, as everywhere in asocket:
   call and a timeout, a ``BlockingIOError`` or a cancellation leaves every
   received byte in the buffer for the next call.
 
-Receiving goes through ``recv_into`` of the socket's raw ``_sock`` only, so a
-TLS socket (whose ``_sock`` is an ``ssl.SSLSocket``) works unchanged.
+Receiving goes through ``recv_into`` of the socket's raw ``_sock`` (and
+``recv`` for a big ``read(n)`` with nothing buffered: the result itself),
+sending through its ``send``, each by the engine's ``io_until``; so a TLS socket
+(whose ``_sock`` is an ``ssl.SSLSocket``: the engine waits on ``SSLWant*``)
+works unchanged. A socket class may route them itself instead
+(``_file_recv_into`` / ``_file_send``, see :func:`_transports`).
 """
 
 from __future__ import annotations

@@ -635,15 +635,26 @@ class AsyncSocketFile:
         into the buffer, so nothing is lost.
         """
         self._check_read()
+        if self._filling:
+            raise RuntimeError("another task is already waiting to read this file")
         with memoryview(b) as mv, mv.cast("B") as view:
             rb = self._rb
             want = len(view)
             got = rb.take_into(view)
             if got == want:
                 return got
-            waiter, deadline = self._begin()
-            self._filling = True
+            if not got:  # nothing was buffered: try at once, straight into b
+                try:
+                    got = self._s._sock.recv_into(view, want)
+                except OSError as exc:
+                    if not _would_block(exc):
+                        raise
+                else:
+                    if got == want or not got:
+                        return got
             try:
+                waiter, deadline = self._begin()
+                self._filling = True
                 while got < want:
                     n = await self._recv_into(waiter, deadline, view[got:])
                     if not n:

@@ -385,6 +385,9 @@ async def test_concurrent_reader_refused(loop_kind: str, pair: Pair) -> None:
     await asyncio.sleep(0.01)
     with pytest.raises(RuntimeError):
         await f.readline()
+    for call in (f.readinto(bytearray(4)), f.read(4), f.readexactly(4), f.peek()):
+        with pytest.raises(RuntimeError):
+            await call
     await send(b, b"ok\n")
     assert await bounded(first) == b"ok\n"
 

@@ -388,8 +388,8 @@ def _transports(sock: _FileSocket) -> tuple[_Transport, _Transport]:
     """The receive and send of ``sock``'s files: the engine's ``io_until`` on the raw
     socket, unless the socket's class routes them itself (``_file_recv_into`` and
     ``_file_send``, same arguments: a TLS socket may, to keep its own write guard)."""
-    recv_into = getattr(sock, "_file_recv_into", None)
-    send = getattr(sock, "_file_send", None)
+    recv_into = _converting(getattr(sock, "_file_recv_into", None))
+    send = _converting(getattr(sock, "_file_send", None))
     if recv_into is None:
 
         def recv_into(waiter: Waiter, until: float | None, view: memoryview, /) -> Awaitable[int]:
@@ -401,6 +401,25 @@ def _transports(sock: _FileSocket) -> tuple[_Transport, _Transport]:
             return _io(waiter, sock, SEND, until, sock._sock.send, view)
 
     return recv_into, send
+
+
+def _converting(hook: _Transport | None) -> _Transport | None:
+    """A socket's own transport ``hook``, raising ``BlockingIOError`` where it raises
+    ``SSLWantReadError``/``SSLWantWriteError`` (non-blocking TLS), as :func:`_io` does."""
+    if hook is None:
+        return None
+
+    async def converted(waiter: Waiter, until: float | None, view: memoryview, /) -> int:
+        try:
+            return await hook(waiter, until, view)
+        except BlockingIOError:
+            raise
+        except OSError as exc:
+            if _would_block(exc):
+                raise BlockingIOError(errno.EAGAIN, os.strerror(errno.EAGAIN)) from exc
+            raise
+
+    return converted
 
 
 def _would_block(exc: OSError) -> bool:

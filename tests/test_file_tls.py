@@ -11,6 +11,7 @@ import os
 import socket
 import ssl
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -40,7 +41,10 @@ class Peer:
     """A blocking TLS server thread on one connection: runs ``script(tls_sock)``."""
 
     def __init__(self, ctx: ssl.SSLContext, script: Callable[[ssl.SSLSocket], None]) -> None:
-        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32768)  # accept() inherits it
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen()
         self.address = self.listener.getsockname()
         self.ctx = ctx
         self.script = script
@@ -171,3 +175,29 @@ async def test_tls_file_keeps_the_socket_open(loop_kind: str, tls_client: Any) -
     assert await asyncio.wait_for(f.readline(), WAIT) == b"one\n"
     f.close()
     assert tls.fileno() == -1
+
+
+def slow_reader(tls: ssl.SSLSocket) -> None:
+    time.sleep(0.3)  # the client's first flush times out meanwhile
+    got = bytearray()
+    while len(got) < 3_000_000:
+        chunk = tls.recv(1 << 20)
+        assert chunk
+        got += chunk
+    assert bytes(got) == bytes(range(250)) * 12_000  # nothing lost, nothing twice
+    tls.sendall(b"ok")
+
+
+async def test_tls_flush_timeout_then_resume(loop_kind: str, tls_client: Any) -> None:
+    tls = await tls_client(slow_reader)
+    tls.setsockopt(asocket.SOL_SOCKET, asocket.SO_SNDBUF, 32768)
+    w = tls.makefile("wb")
+    try:
+        tls.settimeout(0.05)
+        with pytest.raises(TimeoutError):  # 3 MB, more than the buffering: sent at once
+            await w.write(bytes(range(250)) * 12_000)  # the bytes are kept all the same
+        tls.settimeout(WAIT)
+        await asyncio.wait_for(w.flush(), WAIT)
+        assert await asyncio.wait_for(tls.recv(10), WAIT) == b"ok"
+    finally:
+        w.close()

@@ -15,6 +15,7 @@ from functools import partial
 from typing import Any, Self
 
 from . import _connect, _engine as e, _listeners, _ops as ops, _resolve, _surface
+from ._file import AsyncSocketFile
 from ._socket import SocketBase, close_fd
 from ._waiters.base import AddrInfo, Waiter, ebadf
 from ._waiters.current import RUNNING, Running, current
@@ -80,6 +81,17 @@ class AsyncSocket(SocketBase):
         if waiter is not None and fd != -1:
             waiter.forget(fd, None)
         return fd
+
+    def makefile(
+        self,
+        mode: str = "rb",
+        buffering: int | None = None,
+        *,
+        encoding: str | None = None,
+        errors: str | None = None,
+        newline: str | None = None,
+    ) -> AsyncSocketFile:
+        return AsyncSocketFile(self, mode, buffering, text=(encoding, errors, newline))
 
     async def __aenter__(self) -> Self:
         return self

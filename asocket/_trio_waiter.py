@@ -100,7 +100,12 @@ class TrioWaiter(NoTwins):
     async def checkpointed(self, call: Awaitable[T]) -> T:
         """Await ``call`` as trio's own socket calls run: a cancel point before it, and a
         schedule point after it if it completed (or failed) without suspending."""
-        await checkpoint_if_cancelled()
+        try:
+            await checkpoint_if_cancelled()
+        except BaseException:
+            if inspect.iscoroutine(call):
+                call.close()
+            raise
         waits = self.waits
         try:
             return await call

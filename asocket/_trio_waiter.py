@@ -68,10 +68,10 @@ _ABANDON: dict[str, Any] = {
 class _Fd:
     """The asocket waiters of one fd: a leader and followers per direction."""
 
-    __slots__ = ("followers", "leader")
+    __slots__ = ("followers", "leading")
 
     def __init__(self) -> None:
-        self.leader: list[Task | None] = [None, None]
+        self.leading = [False, False]  # per direction: an asocket task waits on trio
         self.followers: list[list[Task]] = [[], []]
 
 
@@ -129,45 +129,36 @@ class TrioWaiter(NoTwins):
 
     async def _wait(self, fd: int, event: int) -> None:
         entry = self._fds.get(fd)
-        if entry is None:
+        if entry is None:  # (kept until forget(): it holds nothing between waits)
             entry = self._fds[fd] = _Fd()
-        while True:
-            if entry.leader[event] is None:
-                break
-            # Someone already waits on trio for this fd and direction: park until its
-            # wait ends. True: it saw readiness; False: it left, lead in its place.
+        leading = entry.leading
+        while leading[event]:
+            # An asocket task already waits on trio for this fd and direction: park until
+            # its wait ends. True: it saw readiness; False: it left early, lead instead.
             task = current_task()
             followers = entry.followers[event]
             followers.append(task)
 
             def abort(_: Any, followers: list[Task] = followers, task: Task = task) -> Abort:
-                try:
-                    followers.remove(task)
-                except ValueError:  # pragma: no cover - rescheduled tasks are not aborted
-                    pass
+                followers.remove(task)  # (a rescheduled task is never aborted)
                 return Abort.SUCCEEDED
 
             if await wait_task_rescheduled(abort):
                 return
-            if self._fds.get(fd) is not entry:  # pragma: no cover - forget() raises instead
-                raise ebadf()
-        entry.leader[event] = task = current_task()
+        leading[event] = True
         ready = False
         try:
             await _WAIT[event](fd)
             ready = True
-        except trio.ClosedResourceError:
+        except trio.ClosedResourceError:  # notify_closing(): forget() was called
             raise ebadf() from None
         finally:
-            if entry.leader[event] is task:
-                entry.leader[event] = None
+            leading[event] = False
             followers = entry.followers[event]
             if followers:
                 entry.followers[event] = []
                 # Served: every follower retries. Left early: the followers race to lead.
                 _wake(followers, ready)
-            elif self._fds.get(fd) is entry and entry.leader[1 - event] is None:
-                del self._fds[fd]
 
     async def wait_any(self, fds: Sequence[int], event: int, deadline: float | None) -> list[int]:
         """Wait on each fd at once; return those whose wait ended first (false positives

@@ -41,8 +41,9 @@ from typing import Any, TypeVar
 
 import httpcore
 
-from . import _async, sync as _sync
+from . import sync as _sync
 from ._async import AsyncSocket, create_connection
+from ._waiters.current import current
 
 __all__ = ["AsyncBackend", "AsyncStream", "SyncBackend", "SyncStream"]
 
@@ -315,7 +316,7 @@ class AsyncBackend(httpcore.AsyncNetworkBackend):
 
     async def sleep(self, seconds: float) -> None:
         """Sleep on the running library (asyncio or trio)."""
-        await _async._running_waiter().sleep(seconds)
+        await current().sleep(seconds)
 
 
 # -- the sync face ------------------------------------------------------------

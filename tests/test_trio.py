@@ -501,7 +501,7 @@ def test_a_cancel_after_the_syscall_loses_no_data() -> None:
 
 
 def test_resolution_in_a_thread_abandoned_on_cancel() -> None:
-    from asocket._trio_waiter import current
+    from asocket._waiters.trio import current
 
     release = threading.Event()
 
@@ -511,6 +511,7 @@ def test_resolution_in_a_thread_abandoned_on_cancel() -> None:
 
     async def body() -> None:
         waiter = current()
+        assert waiter is not None
         with trio.move_on_after(0.05) as scope:
             await waiter.to_thread(slow_lookup)
         assert scope.cancelled_caught

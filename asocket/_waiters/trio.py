@@ -1,7 +1,7 @@
 """The trio waiter: asocket's waits on ``trio.run`` (and anyio's trio backend).
 
-Imported only once a call finds itself under trio (``sys.modules`` has trio and
-its run is active), so importing asocket never imports trio.
+Imported by ``current.current()`` only once a call finds no asyncio loop running
+and trio imported (``sys.modules``), so importing asocket never imports trio.
 
 * **One trio wait per fd and direction.** trio lets one task wait per fd and
   direction (a second one gets ``BusyResourceError``). The first asocket task
@@ -17,12 +17,13 @@ its run is active), so importing asocket never imports trio.
   ``trio.lowlevel.notify_closing(fd)``, which wakes the leader (its
   ``ClosedResourceError`` becomes ``OSError(EBADF)``) and drops the fd from
   trio's epoll before the OS close.
-* **Checkpoints**: trio's own socket calls are checkpoints. ``before()`` and
-  ``after()`` are the two halves (``checkpoint_if_cancelled`` before the
-  syscall, ``cancel_shielded_checkpoint`` after one that completed without
-  waiting); ``waits`` counts the suspensions of this waiter, so a caller can
-  tell whether its call already yielded (``strict`` says the hooks exist).
-* **Threads**: ``to_thread``/``getaddrinfo`` run in ``trio.to_thread.run_sync``
+* **Checkpoints**: trio's own socket calls are checkpoints, and so are
+  asocket's under trio (``checkpoints = True``): ``cancel_point()``
+  (``checkpoint_if_cancelled``) before the syscall, ``schedule_point()``
+  (``cancel_shielded_checkpoint``) after one that completed without waiting.
+  ``waits`` counts this waiter's suspensions, so ``checkpointed(call)`` can tell
+  whether a call of several steps already yielded.
+* **Threads**: ``to_thread`` (the resolver) runs in ``trio.to_thread.run_sync``
   with ``abandon_on_cancel=True`` (``cancellable=True`` on trio < 0.23): a
   cancelled lookup is abandoned, as trio's own ``getaddrinfo`` is.
 """
@@ -50,8 +51,9 @@ from trio.lowlevel import (
     wait_writable,
 )
 
-from ._timeouts import timed_out
-from ._waiter import READ, AddrInfo, NoTwins, ebadf, getaddrinfo
+from .._ops import READ, WRITE
+from .._timeouts import timed_out
+from .base import ebadf
 
 T = TypeVar("T")
 
@@ -82,20 +84,37 @@ def _wake(tasks: list[Task], ready: bool | None) -> None:
         reschedule(task, outcome.Error(ebadf()) if ready is None else outcome.Value(ready))
 
 
-class TrioWaiter(NoTwins):
+async def _follow(followers: list[Task]) -> bool:
+    """Park in ``followers`` until the leader's wait ends: True if it saw readiness."""
+    task = current_task()
+    followers.append(task)
+
+    def abort(_: Any) -> Abort:
+        followers.remove(task)  # (a rescheduled task is never aborted)
+        return Abort.SUCCEEDED
+
+    ready: bool = await wait_task_rescheduled(abort)
+    return ready
+
+
+class TrioWaiter:
     """Waits with trio's I/O primitives; one instance per ``trio.run``."""
 
     clock = staticmethod(trio.current_time)
-    strict = True  # calls must be checkpoints: see before() / after() / waits
+    checkpoints = True  # every awaitable call is a checkpoint: see checkpointed()
 
     def __init__(self) -> None:
         self._fds: dict[int, _Fd] = {}
-        self.waits = 0  # suspensions so far (before/after bookkeeping)
+        self.waits = 0  # suspensions so far (see checkpointed())
 
     # -- checkpoints ----------------------------------------------------------
 
-    before = staticmethod(checkpoint_if_cancelled)
-    after = staticmethod(cancel_shielded_checkpoint)
+    def now(self) -> TrioWaiter:
+        """Itself (see ``Waiter.now``)."""
+        return self
+
+    cancel_point = staticmethod(checkpoint_if_cancelled)
+    schedule_point = staticmethod(cancel_shielded_checkpoint)
 
     async def checkpointed(self, call: Awaitable[T]) -> T:
         """Await ``call`` as trio's own socket calls run: a cancel point before it, and a
@@ -135,15 +154,7 @@ class TrioWaiter(NoTwins):
         while leading[event]:
             # An asocket task already waits on trio for this fd and direction: park until
             # its wait ends. True: it saw readiness; False: it left early, lead instead.
-            task = current_task()
-            followers = entry.followers[event]
-            followers.append(task)
-
-            def abort(_: Any, followers: list[Task] = followers, task: Task = task) -> Abort:
-                followers.remove(task)  # (a rescheduled task is never aborted)
-                return Abort.SUCCEEDED
-
-            if await wait_task_rescheduled(abort):
+            if await _follow(entry.followers[event]):
                 return
         leading[event] = True
         ready = False
@@ -192,7 +203,7 @@ class TrioWaiter(NoTwins):
         """Wake ``fd``'s waiters with ``OSError(EBADF)``, drop it from trio, then ``close()``."""
         entry = self._fds.pop(fd, None)
         if entry is not None:
-            for event in (READ, 1 - READ):
+            for event in (READ, WRITE):
                 followers = entry.followers[event]
                 if followers:
                     entry.followers[event] = []
@@ -219,22 +230,6 @@ class TrioWaiter(NoTwins):
         assert scope.cancelled_caught
         raise timed_out()
 
-    async def getaddrinfo(
-        self,
-        host: Any,
-        port: Any,
-        family: int = 0,
-        type: int = 0,
-        proto: int = 0,
-        flags: int = 0,
-        *,
-        deadline: float | None = None,
-    ) -> list[AddrInfo]:
-        """The stdlib's ``getaddrinfo`` in a worker thread (:meth:`to_thread`)."""
-        return await self.to_thread(
-            getaddrinfo, host, port, family, type, proto, flags, deadline=deadline
-        )
-
     async def sleep(self, delay: float) -> None:
         """``trio.sleep(delay)``."""
         self.waits += 1
@@ -244,11 +239,13 @@ class TrioWaiter(NoTwins):
 _CURRENT: RunVar[TrioWaiter] = RunVar("asocket.waiter")
 
 
-def current() -> TrioWaiter:
-    """The waiter of the running ``trio.run`` (made on first use)."""
+def current() -> TrioWaiter | None:
+    """The waiter of the running ``trio.run`` (made on first use); None outside one."""
     try:
         return _CURRENT.get()
     except LookupError:
         waiter = TrioWaiter()
         _CURRENT.set(waiter)
         return waiter
+    except RuntimeError:  # not in a trio run (e.g. another thread)
+        return None

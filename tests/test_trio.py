@@ -10,10 +10,12 @@ with the asyncio loops are in test_anyio.py.)
 from __future__ import annotations
 
 import errno
+import logging
 import subprocess
 import sys
 import threading
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -540,3 +542,159 @@ def test_create_connection_by_name_and_refused() -> None:
             await asocket.create_connection(("127.0.0.1", port), timeout=5)
 
     run(body, threads=True)
+
+
+# -- servers ----------------------------------------------------------------------------------
+
+
+async def echo(sock: asocket.socket, address: Any) -> None:
+    while data := await sock.recv(1024):
+        await sock.sendall(data)
+
+
+async def roundtrip(port: int, payload: bytes = b"ping") -> bytes:
+    with await asocket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        await sock.sendall(payload)
+        return await sock.recv(1024)
+
+
+def test_serve_tcp_under_trio() -> None:
+    async def body() -> None:
+        async with await asocket.serve_tcp(echo, "127.0.0.1", 0) as server:
+            assert isinstance(server, asocket.Server)
+            port = server.sockets[0].getsockname()[1]
+            async with trio.open_nursery() as nursery:
+                for i in range(10):
+                    nursery.start_soon(roundtrip, port, b"%d" % i)
+            assert await roundtrip(port) == b"ping"
+        assert server.active_connections == 0
+        assert server.sockets[0].fileno() == -1
+        with pytest.raises(ConnectionRefusedError):
+            await roundtrip(port)
+
+    run(body)
+
+
+def test_serve_unix_under_trio(tmp_path: Any) -> None:
+    path = str(tmp_path / "echo.sock")
+
+    async def body() -> None:
+        async with await asocket.serve_unix(echo, path):
+            with asocket.socket(asocket.AF_UNIX) as sock:
+                await sock.connect(path)
+                await sock.sendall(b"unix")
+                assert await sock.recv(10) == b"unix"
+
+    run(body)
+    assert not (tmp_path / "echo.sock").exists()
+
+
+def test_max_connections_under_trio() -> None:
+    async def body() -> None:
+        release = trio.Event()
+        running: list[int] = []
+
+        async def handler(sock: asocket.socket, address: Any) -> None:
+            running.append(1)
+            await release.wait()
+            await sock.sendall(b"done")
+
+        async with await asocket.serve_tcp(handler, "127.0.0.1", 0, max_connections=1) as srv:
+            port = srv.sockets[0].getsockname()[1]
+            a = await asocket.create_connection(("127.0.0.1", port))
+            b = await asocket.create_connection(("127.0.0.1", port))  # in the backlog
+            with a, b:
+                await trio.sleep(1)
+                assert srv.active_connections == 1 and len(running) == 1
+                release.set()
+                assert await a.recv(4) == b"done"
+                assert await b.recv(4) == b"done"
+                assert len(running) == 2
+
+    run(body)
+
+
+def test_shutdown_grace_then_cancel_and_errors_logged(caplog: pytest.LogCaptureFixture) -> None:
+    ended: list[str] = []
+
+    async def body() -> None:
+        async def handler(sock: asocket.socket, address: Any) -> None:
+            data = await sock.recv(10)
+            if data == b"fail":
+                raise ValueError("handler failed")
+            try:
+                await trio.sleep_forever()
+            finally:
+                ended.append("cancelled")
+
+        server = await asocket.serve_tcp(handler, "127.0.0.1", 0, grace_period=3.0)
+        port = server.sockets[0].getsockname()[1]
+        failing = await asocket.create_connection(("127.0.0.1", port))
+        await failing.sendall(b"fail")
+        assert await failing.recv(10) == b""  # the server closed it
+        failing.close()
+        slow = await asocket.create_connection(("127.0.0.1", port))
+        await slow.sendall(b"wait")
+        await trio.sleep(1)
+        start = trio.current_time()
+        server.close()
+        await server.wait_closed()
+        assert trio.current_time() - start >= 3.0  # the grace period, then cancelled
+        assert ended == ["cancelled"]
+        assert await slow.recv(10) == b""
+        slow.close()
+
+    with caplog.at_level(logging.ERROR, logger="asocket"):
+        run(body)
+    records = [r for r in caplog.records if "handler for" in r.getMessage()]
+    assert len(records) == 1 and records[0].exc_info is not None
+
+
+def test_close_clients_and_serve_forever_cancelled() -> None:
+    async def body() -> None:
+        server = await asocket.serve_tcp(echo, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        client = await asocket.create_connection(("127.0.0.1", port))
+        assert await roundtrip(port) == b"ping"
+        await client.sendall(b"x")
+        assert await client.recv(1) == b"x"
+        server.close_clients()
+        assert await client.recv(1) == b""  # its handler was cancelled: connection closed
+        client.close()
+        with trio.move_on_after(5):
+            await server.serve_forever()
+        assert server.sockets[0].fileno() == -1
+
+    run(body)
+
+
+def test_the_run_ending_cancels_the_servers_tasks() -> None:
+    ended: list[str] = []
+    clients: list[asocket.socket] = []
+
+    async def body() -> None:
+        async def handler(sock: asocket.socket, address: Any) -> None:
+            try:
+                await sock.recv(10)
+            finally:
+                ended.append("handler")
+
+        server = await asocket.serve_tcp(handler, "127.0.0.1", 0)
+        clients.append(await asocket.create_connection(server.sockets[0].getsockname()))
+        await trio.sleep(1)
+        # main returns: trio cancels the server's system task, its handler with it
+
+    run(body)
+    assert ended == ["handler"]
+    clients[0].close()
+
+
+def test_the_docs_trio_program() -> None:
+    text = (Path(__file__).resolve().parent.parent / "docs" / "trio.md").read_text()
+    program = text.split("```python\n", 1)[1].split("```", 1)[0]
+    assert "trio.run(main)" in program
+    done = subprocess.run(
+        [sys.executable, "-W", "error", "-c", program], capture_output=True, text=True, timeout=60
+    )
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout == "b'hello'\n"

@@ -372,3 +372,49 @@ async def test_unix_stream_passes_fds() -> None:
         os.close(w)
         await sa.aclose()
         await sb.aclose()
+
+
+async def test_serve_tcp_on_every_backend() -> None:
+    seen: list[Any] = []
+
+    async def handler(sock: asocket.socket, address: Any) -> None:
+        seen.append(address)
+        while data := await sock.recv(1024):
+            await sock.sendall(data.upper())
+
+    async with await asocket.serve_tcp(handler, "127.0.0.1", 0, max_connections=4) as server:
+        port = server.sockets[0].getsockname()[1]
+
+        async def client(i: int) -> None:
+            with await asocket.create_connection(("127.0.0.1", port), timeout=WAIT) as sock:
+                await sock.sendall(b"abc%d" % i)
+                with anyio.fail_after(WAIT):
+                    assert await sock.recv(10) == b"ABC%d" % i
+
+        async with anyio.create_task_group() as tg:
+            for i in range(8):
+                tg.start_soon(client, i)
+    assert len(seen) == 8
+    assert server.active_connections == 0
+
+
+async def test_happy_eyeballs_falls_back_across_families(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A name resolving to ::1 (refused: nothing listens there) and 127.0.0.1 (listening):
+    the connection is made on every backend, the resolver running in the library's thread."""
+    with await listener() as lst:
+        port = lst.getsockname()[1]
+
+        def resolve(host: Any, port_: Any, family: int = 0, *args: Any) -> list[Any]:
+            assert host == "dual.invalid"
+            return [
+                (socket.AF_INET6, socket.SOCK_STREAM, 6, "", ("::1", port, 0, 0)),
+                (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port)),
+            ]
+
+        monkeypatch.setattr(socket, "getaddrinfo", resolve)
+        with anyio.fail_after(WAIT):
+            sock = await asocket.create_connection(("dual.invalid", port), timeout=WAIT)
+            srv, _ = await lst.accept()
+        with sock, srv:
+            assert sock.getpeername() == ("127.0.0.1", port)
+            assert sock.gettimeout() == WAIT

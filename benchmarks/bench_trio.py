@@ -7,7 +7,9 @@
 would shadow the trio package for every benchmark in this directory.)
 
 Rows, each measured in several rounds that alternate between the peers (so a
-noisy machine slows both alike), the median reported:
+noisy machine slows both alike), the median reported, by the wall clock and
+by this process's CPU time (the fairer figure on a machine shared with other
+work), each with its ratio to the row's first peer:
 
 1. **ping-pong under trio**: one byte sent and echoed between two tasks over a
    socketpair: ``trio.socket`` (``send``/``recv``) vs ``asocket`` (the same
@@ -35,7 +37,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import trio
 
@@ -44,6 +46,14 @@ import asocket.httpcore
 
 PING = b"p"
 MESSAGE = b"m" * 64
+
+
+class Sample(NamedTuple):
+    """One round's figure by the wall clock, and by this process's CPU time (the fairer
+    one on a shared machine: another process's load does not count)."""
+
+    wall: float
+    cpu: float
 
 
 # -- 1. ping-pong ---------------------------------------------------------------------
@@ -55,7 +65,7 @@ async def _pingpong(
     ssend: Callable[[bytes], Awaitable[Any]],
     srecv: Callable[[int], Awaitable[bytes]],
     n: int,
-) -> float:
+) -> Sample:
     async def server() -> None:
         while (await srecv(1)) == PING:
             await ssend(PING)
@@ -65,17 +75,17 @@ async def _pingpong(
         for _ in range(200):  # warm-up
             await send(PING)
             await recv(1)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for _ in range(n):
             await send(PING)
             await recv(1)
-        elapsed = time.perf_counter() - t0
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
         await send(b"q")
-    return elapsed / n * 1e6
+    return Sample(wall / n * 1e6, cpu / n * 1e6)
 
 
-def pingpong_trio(n: int) -> float:
-    async def main() -> float:
+def pingpong_trio(n: int) -> Sample:
+    async def main() -> Sample:
         a, b = socket.socketpair()
         with trio.socket.from_stdlib_socket(a) as ta, trio.socket.from_stdlib_socket(b) as tb:
             return await _pingpong(ta.send, ta.recv, tb.send, tb.recv, n)
@@ -83,8 +93,8 @@ def pingpong_trio(n: int) -> float:
     return trio.run(main)
 
 
-def pingpong_asocket(n: int) -> float:
-    async def main() -> float:
+def pingpong_asocket(n: int) -> Sample:
+    async def main() -> Sample:
         a, b = asocket.socketpair()
         with a, b:
             return await _pingpong(a.send, a.recv, b.send, b.recv, n)
@@ -101,7 +111,7 @@ async def _trio_sendall(sock: Any, data: bytes) -> None:
         view = view[await sock.send(view) :]
 
 
-async def _echo(native: bool, conns: int, rounds: int) -> float:
+async def _echo(native: bool, conns: int, rounds: int) -> Sample:
     if native:
         lst = trio.socket.socket()
         await lst.bind(("127.0.0.1", 0))
@@ -145,22 +155,22 @@ async def _echo(native: bool, conns: int, rounds: int) -> float:
                 sock = await asocket.create_connection(address)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             clients.append(sock)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         async with trio.open_nursery() as nursery:
             for sock in clients:
                 nursery.start_soon(client, sock)
-        elapsed = time.perf_counter() - t0
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
         for sock in clients:
             sock.close()
     lst.close()
-    return conns * rounds / elapsed
+    return Sample(conns * rounds / wall, conns * rounds / cpu)
 
 
-def echo_trio(conns: int, rounds: int) -> float:
+def echo_trio(conns: int, rounds: int) -> Sample:
     return trio.run(_echo, True, conns, rounds)
 
 
-def echo_asocket(conns: int, rounds: int) -> float:
+def echo_asocket(conns: int, rounds: int) -> Sample:
     return trio.run(_echo, False, conns, rounds)
 
 
@@ -189,13 +199,13 @@ except ImportError:
 """
 
 
-def _http_client(kind: str, backend: Any, port: int, n: int) -> float:
+def _http_client(kind: str, backend: Any, port: int, n: int) -> Sample:
     import httpcore
     import httpx
 
     url = f"http://127.0.0.1:{port}/"
 
-    async def main() -> float:
+    async def main() -> Sample:
         if kind == "httpx":
             transport = httpx.AsyncHTTPTransport()
             if backend is not None:
@@ -203,17 +213,17 @@ def _http_client(kind: str, backend: Any, port: int, n: int) -> float:
             async with httpx.AsyncClient(transport=transport) as client:
                 for _ in range(50):
                     await client.get(url)
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 for _ in range(n):
                     await client.get(url)
-                return n / (time.perf_counter() - t0)
+                return Sample(n / (time.perf_counter() - t0), n / (time.process_time() - c0))
         async with httpcore.AsyncConnectionPool(network_backend=backend) as pool:
             for _ in range(50):
                 await pool.request("GET", url)
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             for _ in range(n):
                 await pool.request("GET", url)
-            return n / (time.perf_counter() - t0)
+            return Sample(n / (time.perf_counter() - t0), n / (time.process_time() - c0))
 
     return asyncio.run(main())
 
@@ -221,24 +231,33 @@ def _http_client(kind: str, backend: Any, port: int, n: int) -> float:
 # -- the run --------------------------------------------------------------------------
 
 
-def rounds(
-    rows: dict[str, Callable[[], float]], count: int, higher_is_better: bool
-) -> dict[str, float]:
-    samples: dict[str, list[float]] = {name: [] for name in rows}
+def rounds(rows: dict[str, Callable[[], Sample]], count: int) -> dict[str, Sample]:
+    """Each row ``count`` times, the rows alternating; the median of each clock."""
+    samples: dict[str, list[Sample]] = {name: [] for name in rows}
     for _ in range(count):
         for name, fn in rows.items():
             samples[name].append(fn())
-    return {name: statistics.median(values) for name, values in samples.items()}
+    return {
+        name: Sample(
+            statistics.median(s.wall for s in values), statistics.median(s.cpu for s in values)
+        )
+        for name, values in samples.items()
+    }
 
 
-def show(title: str, unit: str, results: dict[str, float], higher_is_better: bool) -> None:
-    print(f"\n{title} ({unit}, median; {'higher' if higher_is_better else 'lower'} is better)")
+def show(title: str, unit: str, results: dict[str, Sample], higher_is_better: bool) -> None:
+    better = "higher" if higher_is_better else "lower"
+    print(f"\n{title} ({unit}, median; {better} is better)")
+    print(f"  {'':<46}{'wall':>9} {'ratio':>6} {'CPU':>9} {'ratio':>6}")
     names = list(results)
     base = results[names[0]]
     for name in names:
         value = results[name]
-        ratio = value / base if higher_is_better else base / value
-        print(f"  {name:<44} {value:>10.1f}   {ratio:.2f}x vs {names[0]}")
+        cells = []
+        for mine, theirs in ((value.wall, base.wall), (value.cpu, base.cpu)):
+            ratio = mine / theirs if higher_is_better else theirs / mine
+            cells.append(f"{mine:>9.1f} {ratio:>5.2f}x")
+        print(f"  {name:<46}{' '.join(cells)}")
 
 
 def main() -> int:
@@ -260,7 +279,6 @@ def main() -> int:
             "asocket under trio": lambda: pingpong_asocket(n_pp),
         },
         count,
-        False,
     )
     show("1-byte ping-pong under trio", "us per round trip", results, False)
 
@@ -270,7 +288,6 @@ def main() -> int:
             "asocket under trio": lambda: echo_asocket(conns, echo_rounds),
         },
         count,
-        True,
     )
     show(f"{conns}-connection echo under trio", "messages/s", results, True)
 
@@ -297,7 +314,6 @@ def main() -> int:
                 ),
             },
             count,
-            True,
         )
     finally:
         assert server.stdin is not None

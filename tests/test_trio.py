@@ -101,6 +101,33 @@ def test_importing_asocket_imports_no_trio_anyio_or_httpcore() -> None:
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
 
+def test_asyncio_without_trio_pays_one_attribute_test() -> None:
+    # In a program that never imports trio, RUNNING.checkpoints stays False: asyncio's
+    # calls take the engine's plain path. (This test process imported trio: a child.)
+    code = (
+        "import asyncio, sys, asocket\n"
+        "from asocket._waiters.current import RUNNING\n"
+        "async def main():\n"
+        "    a, b = asocket.socketpair()\n"
+        "    with a, b:\n"
+        "        await b.sendall(b'x')\n"
+        "        assert await a.recv(1) == b'x'\n"
+        "asyncio.run(main())\n"
+        "assert RUNNING.checkpoints is False and 'trio' not in sys.modules\n"
+        "import trio\n"
+        "for sock in asocket.socketpair():\n"  # sockets made once trio is imported
+        "    sock.close()\n"
+        "assert RUNNING.checkpoints is True\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-W", "error", "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (done.returncode, done.stderr) == (0, "")
+
+
 def test_a_socket_made_outside_trio_works_inside() -> None:
     a, b = asocket.socketpair()
 

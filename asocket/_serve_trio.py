@@ -15,6 +15,7 @@ Imported only under trio (by ``_serve_async``, when the running waiter is trio's
 
 from __future__ import annotations
 
+import importlib
 import math
 from collections.abc import Callable, Sequence
 from typing import Any, Self
@@ -25,6 +26,7 @@ from trio.lowlevel import ParkingLot, Task, current_task, spawn_system_task
 from . import _serve_policy as policy
 from ._async import AsyncSocket
 from ._serve_async import Handler, Server
+from ._waiters.current import current as current_waiter
 
 
 class _Conn:
@@ -47,8 +49,12 @@ class TrioServer(Server):
         max_connections: int | None,
         grace_period: float | None,
         on_close: Callable[[AsyncSocket], None] | None = None,
+        *,
+        tls: Any = None,
     ) -> None:
         # (Server.__init__ is not called: it makes asyncio's tasks and events.)
+        # tls: (context, handshake timeout) for serve_tcp(ssl=...), as Server takes it.
+        self._tls_args = tls
         self.sockets = tuple(listeners)
         self._handler = handler
         self._max = max_connections
@@ -118,6 +124,8 @@ class TrioServer(Server):
         entry.task = current_task()
         try:
             with entry.scope:
+                if self._tls_args is not None and not await self._handshake(entry):
+                    return
                 await self._handler(entry.sock, entry.address)
         except Exception:
             if entry.sock not in self._shut_conns:
@@ -127,6 +135,25 @@ class TrioServer(Server):
             entry.sock.close()
             self._shut_conns.discard(entry.sock)
             self._changed.unpark_all()
+
+    async def _handshake(self, entry: _Conn) -> bool:
+        """``serve_tcp(ssl=...)``: asocket's TLS handshake before the handler, as
+        ``Server`` does it; False if it failed (logged; the connection is closed)."""
+        tls_engine: Any = importlib.import_module("asocket._tls")
+        make = importlib.import_module("asocket._async").AsyncSSLSocket._from_inner
+        context, timeout = self._tls_args
+        waiter = current_waiter()
+        until = tls_engine.handshake_deadline(waiter, None, timeout)
+        try:
+            tls = await tls_engine.handshake_new(
+                waiter, make, entry.sock, context, True, None, until
+            )
+        except Exception as exc:
+            tls_engine.log_handshake_failure(entry.address, exc)
+            return False
+        self._conns[tls] = self._conns.pop(entry.sock)  # the server closes it from now on
+        entry.sock = tls
+        return True
 
     def close(self) -> None:
         """Stop accepting and close the listening sockets; handlers keep running."""

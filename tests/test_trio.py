@@ -725,3 +725,48 @@ def test_the_docs_trio_program() -> None:
     )
     assert (done.returncode, done.stderr) == (0, "")
     assert done.stdout == "b'hello'\n"
+
+
+needs_tls = pytest.mark.skipif(
+    not hasattr(asocket, "wrap_socket"), reason="asocket's TLS (asocket.wrap_socket) not here"
+)
+
+
+@needs_tls
+def test_tls_under_trio(caplog: pytest.LogCaptureFixture) -> None:
+    trustme = pytest.importorskip("trustme")
+    import ssl
+
+    ca = trustme.CA()
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_ctx)
+    client_ctx = ssl.create_default_context()
+    ca.configure_trust(client_ctx)
+
+    async def body() -> None:
+        async def handler(sock: Any, address: Any) -> None:
+            await sock.sendall(b"tls:" + await sock.recv(10))
+
+        server = await asocket.serve_tcp(handler, "127.0.0.1", 0, ssl=server_ctx)  # type: ignore[call-overload, unused-ignore]
+        async with server:
+            port = server.sockets[0].getsockname()[1]
+            sock = await asocket.create_connection(  # type: ignore[call-arg, unused-ignore]
+                ("127.0.0.1", port), timeout=5, ssl=client_ctx
+            )
+            with sock:
+                await sock.sendall(b"hi")
+                assert await sock.recv(10) == b"tls:hi"
+            with pytest.raises(ssl.SSLError):  # a client that does not trust the server
+                await asocket.create_connection(  # type: ignore[call-arg, unused-ignore]
+                    ("127.0.0.1", port), timeout=5, ssl=ssl.create_default_context()
+                )
+            sock = await asocket.create_connection(  # the server goes on
+                ("127.0.0.1", port), timeout=5, ssl=client_ctx
+            )
+            with sock:
+                await sock.sendall(b"again")
+                assert await sock.recv(10) == b"tls:again"
+
+    with caplog.at_level(logging.WARNING, logger="asocket"):
+        run(body)
+    assert any("TLS handshake" in r.getMessage() for r in caplog.records)

@@ -263,11 +263,14 @@ def show(title: str, unit: str, results: dict[str, Sample], higher_is_better: bo
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds (about 15 s)")
+    parser.add_argument("--smoke", action="store_true", help=argparse.SUPPRESS)  # tests
     args = parser.parse_args()
     count = 3 if args.quick else 7
     n_pp = 3000 if args.quick else 10000
     conns, echo_rounds = 100, (30 if args.quick else 100)
     n_http = 500 if args.quick else 2000
+    if args.smoke:  # tiny sizes: the harness runs, the figures mean nothing
+        count, n_pp, conns, echo_rounds, n_http = 1, 50, 5, 2, 10
     print(
         f"python {sys.version.split()[0]}, trio {trio.__version__}, "
         f"{os.cpu_count()} CPUs, {count} rounds per row"

@@ -770,3 +770,14 @@ def test_tls_under_trio(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING, logger="asocket"):
         run(body)
     assert any("TLS handshake" in r.getMessage() for r in caplog.records)
+
+
+def test_the_trio_benchmark_runs() -> None:
+    """benchmarks/bench_trio.py with tiny sizes: every row prints a figure (none asserted)."""
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_trio.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--smoke"], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    for row in ("trio.socket", "asocket under trio", "asocket.httpcore.AsyncBackend"):
+        assert row in done.stdout

@@ -10,17 +10,31 @@ from __future__ import annotations
 
 import array
 import socket
-from collections.abc import Iterable
+from collections.abc import Awaitable, Coroutine, Iterable
 from functools import partial
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 from . import _connect, _engine as e, _listeners, _ops as ops, _resolve, _surface
 from ._file import AsyncSocketFile
 from ._socket import SocketBase, close_fd
 from ._waiters.base import AddrInfo, Waiter, ebadf
-from ._waiters.current import RUNNING, Running, current
+from ._waiters.current import RUNNING, Running, current, notice_trio
 
 _MSG_WAITALL = int(getattr(socket, "MSG_WAITALL", 0))
+T = TypeVar("T")
+
+
+def _strict() -> Waiter | None:
+    """The running library's waiter if its calls must be checkpoints (trio), else None.
+    Asked (after ``RUNNING.checkpoints``, False in a program without trio) by the calls
+    of several steps; ``_engine.io`` asks the same for the calls of one."""
+    waiter = current()
+    return waiter if waiter.checkpoints else None
+
+
+def _checkpoint(waiter: Waiter, call: Coroutine[Any, Any, T]) -> Awaitable[T]:
+    """``call``, made a checkpoint where the running library requires it (trio)."""
+    return waiter.checkpointed(call) if waiter.checkpoints else call
 
 
 @_surface.documented
@@ -44,6 +58,8 @@ class AsyncSocket(SocketBase):
     ) -> None:
         self._w: Waiter | None = None  # the waiter that may watch the fd (to forget it)
         super().__init__(family, type, proto, fileno)
+        if not Running.checkpoints:
+            notice_trio()
 
     # -- how this face waits --------------------------------------------------
 
@@ -106,12 +122,19 @@ class AsyncSocket(SocketBase):
         return self._new(fd), address
 
     async def bind(self, address: Any, /) -> None:
+        if RUNNING.checkpoints and (waiter := _strict()):
+            return await waiter.checkpointed(e.bind(waiter, self, address))
         await e.bind(RUNNING, self, address)
 
     async def connect(self, address: Any, /) -> None:
+        if RUNNING.checkpoints and (waiter := _strict()):
+            await waiter.checkpointed(e.connect(waiter, self, address, False))
+            return
         await e.connect(RUNNING, self, address, False)
 
     async def connect_ex(self, address: Any, /) -> int:
+        if RUNNING.checkpoints and (waiter := _strict()):
+            return await waiter.checkpointed(e.connect(waiter, self, address, True))
         return await e.connect(RUNNING, self, address, True)
 
     async def recv(self, bufsize: int, flags: int = 0, /) -> bytes:
@@ -148,6 +171,8 @@ class AsyncSocket(SocketBase):
         return await e.io(RUNNING, self, ops.SEND, self._sock.send, data, flags)
 
     async def sendall(self, data: Any, flags: int = 0, /) -> None:
+        if RUNNING.checkpoints and (waiter := _strict()):
+            return await waiter.checkpointed(e.sendall(waiter, self, data, flags))
         await e.sendall(RUNNING, self, data, flags)
 
     async def sendto(self, data: Any, /, *args: Any) -> int:
@@ -178,6 +203,8 @@ class AsyncSocket(SocketBase):
             return await e.io(RUNNING, self, ops.SENDMSG, afalg)
 
     async def sendfile(self, file: Any, offset: int = 0, count: int | None = None) -> int:
+        if RUNNING.checkpoints and (waiter := _strict()):
+            return await waiter.checkpointed(e.sendfile(waiter, self, file, offset, count))
         return await e.sendfile(RUNNING, self, file, offset, count)
 
 
@@ -215,8 +242,12 @@ async def create_connection(
     all_errors: bool = False,
     happy_eyeballs_delay: float | None = _connect.DELAY,
 ) -> AsyncSocket:
-    return await _connect.create_connection(
-        AsyncSocket, current(), address, timeout, source_address, all_errors, happy_eyeballs_delay
+    waiter = current()
+    return await _checkpoint(
+        waiter,
+        _connect.create_connection(
+            AsyncSocket, waiter, address, timeout, source_address, all_errors, happy_eyeballs_delay
+        ),
     )
 
 
@@ -229,8 +260,12 @@ async def create_server(
     reuse_port: bool = False,
     dualstack_ipv6: bool = False,
 ) -> AsyncSocket:
-    return await _listeners.create_server(
-        AsyncSocket, current(), address, family, backlog, reuse_port, dualstack_ipv6
+    waiter = current()
+    return await _checkpoint(
+        waiter,
+        _listeners.create_server(
+            AsyncSocket, waiter, address, family, backlog, reuse_port, dualstack_ipv6
+        ),
     )
 
 
@@ -238,7 +273,9 @@ async def getaddrinfo(
     host: Any, port: Any, family: int = 0, type: int = 0, proto: int = 0, flags: int = 0
 ) -> list[AddrInfo]:
     """``socket.getaddrinfo`` without blocking the loop (literals are answered inline)."""
-    return await _resolve.getaddrinfo(current(), host, port, family, type, proto, flags)
+    waiter = current()
+    lookup = _resolve.getaddrinfo(waiter, host, port, family, type, proto, flags)
+    return await _checkpoint(waiter, lookup)
 
 
 async def _in_thread(fn: Any, *args: Any) -> Any:

@@ -12,7 +12,9 @@ from typing import Any, Self
 
 from . import _listeners, _serve_policy as policy
 from ._async import AsyncSocket
+from ._waiters.base import Waiter
 from ._waiters.current import current
+from ._waiters.loop import LoopWaiter
 
 Handler = Callable[[AsyncSocket, Any], Awaitable[None]]
 
@@ -187,10 +189,11 @@ async def serve_tcp(
     them (``None``: no limit).
     """
     policy.check_max_connections(max_connections)
+    waiter = current()
     listeners = await _listeners.open_tcp_listeners(
-        AsyncSocket, current(), host, port, backlog, reuse_port
+        AsyncSocket, waiter, host, port, backlog, reuse_port
     )
-    return Server(listeners, handler, max_connections, grace_period)
+    return _kind(waiter)(listeners, handler, max_connections, grace_period)
 
 
 async def serve_unix(
@@ -203,5 +206,18 @@ async def serve_unix(
 ) -> Server:
     """``serve_tcp`` on a Unix stream socket at ``path`` (removed again on close)."""
     policy.check_max_connections(max_connections)
-    listener = await _listeners.open_unix_listener(AsyncSocket, current(), path, backlog)
-    return Server([listener], handler, max_connections, grace_period, _listeners.remove_unix_path)
+    waiter = current()
+    listener = await _listeners.open_unix_listener(AsyncSocket, waiter, path, backlog)
+    return _kind(waiter)(
+        [listener], handler, max_connections, grace_period, _listeners.remove_unix_path
+    )
+
+
+def _kind(waiter: Waiter) -> type[Server]:
+    """The server class for the running library: asyncio's tasks, or trio's (a system
+    task owns the accept loops and handlers: ``_serve_trio``)."""
+    if isinstance(waiter, LoopWaiter):
+        return Server
+    from ._serve_trio import TrioServer
+
+    return TrioServer

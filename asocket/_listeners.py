@@ -8,6 +8,7 @@ import errno
 import os
 import socket
 import stat
+import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -144,32 +145,73 @@ async def _listen_all(
 async def open_unix_listener(
     new: Callable[[int, int], S], waiter: Waiter, path: str, backlog: int | None
 ) -> S:
-    """A listening Unix stream socket at ``path``; a stale socket file there is replaced."""
+    """A listening Unix stream socket at ``path``.
+
+    A socket file already there is replaced only if it is stale (a connect to it is
+    refused); a live server's file is left alone and the bind raises
+    ``OSError(EADDRINUSE)``, as the stdlib's ``bind`` does. The file's device and
+    inode are recorded, so that ``remove_unix_path`` removes only this listener's own.
+    """
     if not hasattr(socket, "AF_UNIX"):  # pragma: no cover - Windows
         raise OSError("Unix sockets are not supported on this platform")
-    with contextlib.suppress(FileNotFoundError):
-        if stat.S_ISSOCK(os.stat(path).st_mode):
+    if _is_stale(path):
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
     sock = new(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         await e.bind(waiter, sock, path)
+        with contextlib.suppress(OSError, TypeError, ValueError):
+            st = os.stat(path)
+            _owned[sock] = (st.st_dev, st.st_ino)
         if backlog is None:
             sock.listen()
         else:
             sock.listen(backlog)
     except BaseException:
+        _owned.pop(sock, None)
         sock.close()
         raise
     return sock
 
 
+# Unix listeners -> (st_dev, st_ino) of the socket file their bind made.
+_owned: weakref.WeakKeyDictionary[SocketBase, tuple[int, int]] = weakref.WeakKeyDictionary()
+
+
+def _is_stale(path: Any) -> bool:
+    """True if ``path`` is a socket file no server listens on (a connect is refused).
+
+    Anything else (no file, not a socket, an abstract address, a live server
+    accepting or with its backlog full, a connect we may not make) is not stale.
+    """
+    if not isinstance(path, str | bytes) or not path or path[:1] in ("\0", b"\0"):
+        return False
+    try:
+        if not stat.S_ISSOCK(os.stat(path).st_mode):
+            return False
+    except (OSError, ValueError):
+        return False
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.setblocking(False)  # a Unix connect never waits: EAGAIN when the backlog is full
+        try:
+            err = probe.connect_ex(path)
+        except (OSError, ValueError):
+            return False
+    return err == errno.ECONNREFUSED
+
+
 def remove_unix_path(sock: SocketBase) -> None:
-    """Remove a Unix listener's socket file (before closing it), if it is still there."""
+    """Remove a Unix listener's socket file (before closing it) if it is still the one
+    its bind made (same device and inode): never a file another server has put there."""
+    owned = _owned.pop(sock, None)
+    if owned is None:
+        return
     try:
         path = sock.getsockname()
     except OSError:
         return
     if isinstance(path, str) and path and not path.startswith("\0"):
         with contextlib.suppress(OSError):
-            if stat.S_ISSOCK(os.stat(path).st_mode):
+            st = os.stat(path)
+            if stat.S_ISSOCK(st.st_mode) and (st.st_dev, st.st_ino) == owned:
                 os.unlink(path)

@@ -82,14 +82,20 @@ async def open_tcp_listeners(
 
     ``host=None`` (or ``""``): every interface, one dual-stack IPv6 socket where the
     platform has it, else IPv4 only. A host name: one socket per address it
-    resolves to; with ``port=0`` they all share the port the first one got.
+    resolves to; with ``port=0`` they all share the port the first one got. A port
+    outside 0-65535 raises ``OverflowError``, as ``bind`` does.
     """
+    _resolve.check_port(port, "bind")  # getaddrinfo would wrap it to another port
     families: list[tuple[int, Any, bool]]
     if not host:
-        if socket.has_dualstack_ipv6():
-            families = [(socket.AF_INET6, ("::", port), True)]
-        else:
-            families = [(socket.AF_INET, ("0.0.0.0", port), False)]
+        # The port through getaddrinfo all the same (numeric: no I/O), so that it is
+        # judged as with a host: a service name or decimal string is taken, a bool refused.
+        dualstack = socket.has_dualstack_ipv6()
+        family = socket.AF_INET6 if dualstack else socket.AF_INET
+        infos = await _resolve.getaddrinfo(
+            waiter, None, port, family, socket.SOCK_STREAM, 0, socket.AI_PASSIVE
+        )
+        families = [(family, ("::" if dualstack else "0.0.0.0", infos[0][4][1]), dualstack)]
     else:
         infos = await _resolve.getaddrinfo(
             waiter, host, port, 0, socket.SOCK_STREAM, 0, socket.AI_PASSIVE
@@ -103,6 +109,7 @@ async def open_tcp_listeners(
                 families.append((*key, False))
     # With port 0 the kernel picks a port free for the first address only; another
     # address may hold it already (EADDRINUSE), so the whole set is tried again.
+    port = families[0][1][1] if families else port  # the number getaddrinfo read
     attempt = 1
     while True:
         try:

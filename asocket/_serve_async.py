@@ -187,6 +187,7 @@ async def serve_tcp(
     them (``None``: no limit).
     """
     policy.check_max_connections(max_connections)
+    policy.check_grace_period(grace_period)
     listeners = await _listeners.open_tcp_listeners(
         AsyncSocket, current(), host, port, backlog, reuse_port
     )
@@ -203,5 +204,6 @@ async def serve_unix(
 ) -> Server:
     """``serve_tcp`` on a Unix stream socket at ``path`` (removed again on close)."""
     policy.check_max_connections(max_connections)
+    policy.check_grace_period(grace_period)
     listener = await _listeners.open_unix_listener(AsyncSocket, current(), path, backlog)
     return Server([listener], handler, max_connections, grace_period, _listeners.remove_unix_path)

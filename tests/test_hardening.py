@@ -163,3 +163,137 @@ def test_serve_unix_refuses_a_live_server_with_a_full_backlog(tmp_path: Path) ->
         finally:
             for c in clients:
                 c.close()
+
+
+# -- item 2: a port out of range never silently becomes another port ---------------
+
+BAD_PORTS = [70000, 65536, -1, 2**64, "70000", " +70000", b"65536"]
+
+
+def stdlib_error(fn: Any, *args: Any) -> tuple[type[BaseException], str]:
+    with pytest.raises(Exception) as info:
+        fn(*args)
+    return type(info.value), str(info.value)
+
+
+def test_stdlib_bind_and_connect_errors_are_what_asocket_raises() -> None:
+    # The error asocket raises for every entry point is the stdlib's own, from bind/connect.
+    with socket.socket() as s:
+        assert stdlib_error(s.bind, ("127.0.0.1", 70000)) == (
+            OverflowError,
+            "bind(): port must be 0-65535.",
+        )
+        assert stdlib_error(s.connect, ("127.0.0.1", 70000)) == (
+            OverflowError,
+            "connect(): port must be 0-65535.",
+        )
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", None])
+@pytest.mark.parametrize("port", BAD_PORTS)
+async def test_serve_tcp_port_out_of_range_is_refused(host: str | None, port: Any) -> None:
+    with pytest.raises(OverflowError, match=r"^bind\(\): port must be 0-65535\.$"):
+        server = await asocket.serve_tcp(echo, host, port)
+        server.close()  # pragma: no cover - the bug: it listened on another port
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", None])
+@pytest.mark.parametrize("port", BAD_PORTS)
+def test_sync_serve_tcp_port_out_of_range_is_refused(host: str | None, port: Any) -> None:
+    with pytest.raises(OverflowError, match=r"^bind\(\): port must be 0-65535\.$"):
+        server = asocket.sync.serve_tcp(sync_echo, host, port)
+        server.close()  # pragma: no cover
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+@pytest.mark.parametrize("port", BAD_PORTS)
+async def test_create_connection_port_out_of_range_is_refused(host: str, port: Any) -> None:
+    with pytest.raises(OverflowError, match=r"^connect\(\): port must be 0-65535\.$"):
+        sock = await asocket.create_connection((host, port), timeout=WAIT)
+        sock.close()  # pragma: no cover
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+@pytest.mark.parametrize("port", BAD_PORTS)
+def test_sync_create_connection_port_out_of_range_is_refused(host: str, port: Any) -> None:
+    with pytest.raises(OverflowError, match=r"^connect\(\): port must be 0-65535\.$"):
+        sock = asocket.sync.create_connection((host, port), timeout=WAIT)
+        sock.close()  # pragma: no cover
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+@pytest.mark.parametrize("port", [70000, 65536, -1, 2**64])
+async def test_create_server_port_out_of_range_is_the_stdlibs_error(host: str, port: int) -> None:
+    # (socket.create_server itself leaks its socket on this error: the bind's is the same)
+    with socket.socket() as raw:
+        expected = stdlib_error(raw.bind, ("127.0.0.1", port))
+    with pytest.raises(OverflowError) as info:
+        (await asocket.create_server((host, port))).close()
+    assert (type(info.value), str(info.value)) == expected
+    with pytest.raises(OverflowError) as info:
+        asocket.sync.create_server((host, port)).close()
+    assert (type(info.value), str(info.value)) == expected
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("port", [70000, 65536, -1, 2**64, "70000", True, 1.5, None, "0"])
+async def test_getaddrinfo_is_the_stdlibs_for_any_port(port: Any) -> None:
+    # asocket.getaddrinfo is the stdlib's function made awaitable: same answer, same
+    # error, wrapped port included (the stdlib's getaddrinfo wraps 70000 to 4464).
+    args = ("127.0.0.1", port, 0, socket.SOCK_STREAM)
+    try:
+        expected: Any = socket.getaddrinfo(*args)
+    except Exception as exc:
+        with pytest.raises(type(exc)) as info:
+            await asocket.getaddrinfo(*args)
+        assert str(info.value) == str(exc)
+    else:
+        assert await asocket.getaddrinfo(*args) == expected
+        assert asocket.sync.getaddrinfo(*args) == expected
+
+
+@pytest.mark.parametrize("port", [True, 1.5])
+def test_serve_tcp_port_type_is_judged_alike_with_and_without_a_host(port: Any) -> None:
+    # host=None used to bind (port True: port 1); with a host getaddrinfo refused it.
+    errors = set()
+    for host in (None, "127.0.0.1"):
+        with pytest.raises(OSError) as info:
+            asocket.sync.serve_tcp(sync_echo, host, port).close()
+        errors.add(str(info.value))
+    assert errors == {"Int or String expected"}
+
+
+def test_serve_tcp_takes_a_service_string_with_no_host() -> None:
+    with asocket.sync.serve_tcp(sync_echo, None, "0") as server:
+        assert server.sockets[0].getsockname()[1] > 0
+
+
+@pytest.mark.parametrize("value", [2.5, True, "3"])
+def test_max_connections_must_be_an_int(value: Any) -> None:
+    with pytest.raises(TypeError, match="max_connections must be a positive integer or None"):
+        asocket.sync.serve_tcp(sync_echo, "127.0.0.1", 0, max_connections=value).close()
+    with pytest.raises(TypeError, match="max_connections must be a positive integer or None"):
+        asyncio.run(asocket.serve_tcp(echo, "127.0.0.1", 0, max_connections=value))
+
+
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [
+        (-1, ValueError),
+        (float("nan"), ValueError),
+        (-0.5, ValueError),
+        ("5", TypeError),
+        (True, TypeError),
+    ],
+)
+def test_grace_period_is_checked(tmp_path: Path, value: Any, error: type[Exception]) -> None:
+    with pytest.raises(error, match="grace_period must be"):
+        asocket.sync.serve_tcp(sync_echo, "127.0.0.1", 0, grace_period=value).close()
+    with pytest.raises(error, match="grace_period must be"):
+        asocket.sync.serve_unix(sync_echo, str(tmp_path / "g.sock"), grace_period=value).close()
+    with pytest.raises(error, match="grace_period must be"):
+        asyncio.run(asocket.serve_tcp(echo, "127.0.0.1", 0, grace_period=value))
+    assert not os.path.exists(tmp_path / "g.sock")

@@ -8,6 +8,8 @@ import errno
 import os
 import socket
 import stat
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -297,3 +299,26 @@ def test_grace_period_is_checked(tmp_path: Path, value: Any, error: type[Excepti
     with pytest.raises(error, match="grace_period must be"):
         asyncio.run(asocket.serve_tcp(echo, "127.0.0.1", 0, grace_period=value))
     assert not os.path.exists(tmp_path / "g.sock")
+
+
+# -- Windows: one clear line on import -------------------------------------------------
+
+
+@pytest.mark.parametrize("module", ["asocket", "asocket.sync"])
+def test_import_on_windows_says_it_is_not_supported(module: str) -> None:
+    code = (
+        "import sys, traceback\n"
+        "sys.platform = 'win32'\n"
+        "try:\n"
+        f"    import {module}\n"
+        "except ImportError as exc:\n"
+        "    print(traceback.extract_tb(exc.__traceback__)[-1].filename)\n"
+        "    print(exc)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    ).stdout.splitlines()
+    assert len(out) == 2, out  # the error is one line
+    where, message = out
+    assert where.endswith(os.path.join("asocket", "_stdlib.py"))  # not __init__.py
+    assert message.startswith("asocket does not support Windows yet")

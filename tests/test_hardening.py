@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import multiprocessing
+import multiprocessing.resource_sharer
 import os
+import pickle
 import socket
 import stat
 import subprocess
@@ -13,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import _mp_workers
 import pytest
 
 import asocket
@@ -322,3 +326,98 @@ def test_import_on_windows_says_it_is_not_supported(module: str) -> None:
     where, message = out
     assert where.endswith(os.path.join("asocket", "_stdlib.py"))  # not __init__.py
     assert message.startswith("asocket does not support Windows yet")
+
+
+# -- item 6: sockets handed to worker processes --------------------------------------
+
+FACES: dict[str, tuple[Any, Any, str]] = {
+    "async": (asocket.from_socket, _mp_workers.async_echo_line, "asocket.socket"),
+    "sync": (asocket.sync.from_socket, _mp_workers.sync_echo_line, "asocket.sync.socket"),
+}
+
+
+def read_all(sock: socket.socket) -> bytes:
+    data = b""
+    while chunk := sock.recv(4096):
+        data += chunk
+    return data
+
+
+@pytest.mark.parametrize("face", sorted(FACES))
+def test_plain_pickle_still_refuses_sockets(face: str) -> None:
+    a, b = socket.socketpair()
+    with (
+        FACES[face][0](a) as sock,
+        b,
+        pytest.raises(TypeError, match=r"^cannot pickle 'socket' object$"),
+    ):
+        pickle.dumps(sock)
+
+
+@pytest.mark.parametrize("face", sorted(FACES))
+def test_spawned_process_echoes_on_a_passed_socket(face: str) -> None:
+    adopt, worker, cls = FACES[face]
+    ctx = multiprocessing.get_context("spawn")
+    a, peer = socket.socketpair()
+    with adopt(a) as sock, peer:
+        sock.settimeout(7.5)
+        proc = ctx.Process(target=worker, args=(sock,))
+        proc.start()
+        try:
+            sock.close()  # the child has its own descriptor
+            peer.settimeout(60)
+            peer.sendall(b"hello\n")
+            assert read_all(peer) == f"{cls} 7.5 hello\n".encode()
+        finally:
+            proc.join(60)
+            if proc.exitcode is None:  # pragma: no cover - a hung child
+                proc.kill()
+                proc.join(10)
+        assert proc.exitcode == 0
+
+
+@pytest.mark.parametrize("face", sorted(FACES))
+def test_pool_apply_gets_a_socket(face: str) -> None:
+    adopt, worker, cls = FACES[face]
+    ctx = multiprocessing.get_context("spawn")
+    a, peer = socket.socketpair()
+    try:
+        with adopt(a) as sock, peer, ctx.Pool(1) as pool:
+            peer.settimeout(60)
+            peer.sendall(b"pool\n")
+            # Pool.apply(f, (sock,)), bounded: apply is apply_async(...).get().
+            assert pool.apply_async(worker, (sock,)).get(60) == f"{cls} None"
+            sock.close()
+            assert read_all(peer) == f"{cls} None pool\n".encode()
+    finally:
+        # The parent's resource sharer (a thread and a Unix socket) sent the descriptor.
+        multiprocessing.resource_sharer.stop(timeout=10)  # type: ignore[attr-defined]
+
+
+def test_registration_is_lazy_and_import_stays_light() -> None:
+    code = (
+        "import sys\n"
+        "import asocket, asocket.sync\n"
+        "assert 'multiprocessing' not in sys.modules\n"
+        "from asocket._reduction import _Finder\n"
+        "assert any(isinstance(f, _Finder) for f in sys.meta_path)\n"
+        "import multiprocessing.reduction as r\n"
+        "assert r.ForkingPickler._extra_reducers[asocket.socket]\n"
+        "assert r.ForkingPickler._extra_reducers[asocket.sync.socket]\n"
+        "assert not any(isinstance(f, _Finder) for f in sys.meta_path)\n"
+        "print('ok')\n"
+    )
+    eager = (
+        "import multiprocessing.reduction as r, sys\n"
+        "import asocket, asocket.sync\n"
+        "from asocket._reduction import _Finder\n"
+        "assert r.ForkingPickler._extra_reducers[asocket.socket]\n"
+        "assert r.ForkingPickler._extra_reducers[asocket.sync.socket]\n"
+        "assert not any(isinstance(f, _Finder) for f in sys.meta_path)\n"
+        "print('ok')\n"
+    )
+    for source in (code, eager):
+        out = subprocess.run(
+            [sys.executable, "-c", source], capture_output=True, text=True, timeout=60
+        )
+        assert out.stdout == "ok\n", out.stderr

@@ -21,15 +21,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import logging
 import os
 import random
 import resource
+import socket
+import struct
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+from _async_helpers import WAIT
 
 import asocket
 import asocket.sync
@@ -223,3 +228,164 @@ def test_soak_sync_serve_tcp_200_threads() -> None:
             assert ledger[me] == (sent, received)
             assert sent == received
         assert settle_fds_sync(baseline) == baseline
+
+
+# -- faults -----------------------------------------------------------------------------
+
+NORMAL, HALF_CLOSE, RESETS, VANISH, SLOWLORIS = 150, 20, 20, 40, 3
+LINGER_0 = struct.pack("ii", 1, 0)  # close() then sends RST
+
+
+def _connect(port: int) -> socket.socket:
+    return socket.create_connection(("127.0.0.1", port), timeout=WAIT * 4)
+
+
+def normal_client(port: int, payload: bytes) -> tuple[int, str, str]:
+    """Ping-pong: each piece sent, then its echo read; closed without a shutdown."""
+    with _connect(port) as sock:
+        me = sock.getsockname()[1]
+        got = bytearray()
+        for i in range(0, len(payload), 4096):
+            piece = payload[i : i + 4096]
+            sock.sendall(piece)
+            need = len(got) + len(piece)
+            while len(got) < need:
+                chunk = sock.recv(65536)
+                assert chunk, "the server closed early"
+                got += chunk
+        return me, sha(payload), sha(bytes(got))
+
+
+def half_close_client(port: int, payload: bytes) -> tuple[int, str, str]:
+    """Everything sent, then shutdown(SHUT_WR), then the echo read to EOF."""
+    with _connect(port) as sock:
+        me = sock.getsockname()[1]
+        sock.sendall(payload)
+        sock.shutdown(socket.SHUT_WR)
+        got = bytearray()
+        while chunk := sock.recv(65536):
+            got += chunk
+        return me, sha(payload), sha(bytes(got))
+
+
+def reset_client(port: int, payload: bytes) -> None:
+    """Reset mid-transfer: send, read part of the echo, then close with SO_LINGER 0 (RST)."""
+    sock = _connect(port)
+    try:
+        sock.sendall(payload)
+        assert sock.recv(1000)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_0)
+    finally:
+        sock.close()
+
+
+def vanish_client(port: int, rst: bool) -> None:
+    """Connect, then go at once (FIN, or RST with SO_LINGER 0), nothing sent."""
+    sock = _connect(port)
+    if rst:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_0)
+    sock.close()
+
+
+def slowloris_client(port: int, others_done: threading.Event) -> tuple[int, str, str]:
+    """One byte per 50 ms, until the other clients have all been served (at least 10)."""
+    with _connect(port) as sock:
+        me = sock.getsockname()[1]
+        sent = bytearray()
+        deadline = time.monotonic() + BOUND
+        while (len(sent) < 10 or not others_done.is_set()) and time.monotonic() < deadline:
+            byte = bytes([65 + len(sent) % 26])
+            sock.sendall(byte)
+            sent += byte
+            time.sleep(0.05)
+        assert others_done.is_set(), "the others were not served while a slowloris dribbled"
+        sock.shutdown(socket.SHUT_WR)
+        got = bytearray()
+        while chunk := sock.recv(65536):
+            got += chunk
+        return me, sha(bytes(sent)), sha(bytes(got))
+
+
+def run_faults(port: int) -> tuple[list[tuple[int, str, str]], dict[str, int]]:
+    """Every fault at once against the server on ``port``; return the results of the
+    clients that must be served (normal, half-close, slowloris) and the counts."""
+    rng = random.Random(42)
+    others_done = threading.Event()
+    jobs: list[Callable[[], Any]] = []
+    for _ in range(NORMAL):
+        payload = rng.randbytes(rng.randrange(1, 48 * 1024))
+        jobs.append(lambda p=payload: normal_client(port, p))
+    for _ in range(HALF_CLOSE):
+        payload = rng.randbytes(rng.randrange(1, 48 * 1024))
+        jobs.append(lambda p=payload: half_close_client(port, p))
+    for _ in range(RESETS):
+        payload = rng.randbytes(64 * 1024)
+        jobs.append(lambda p=payload: reset_client(port, p))
+    for i in range(VANISH):
+        jobs.append(lambda rst=bool(i % 2): vanish_client(port, rst))
+    rng.shuffle(jobs)
+    with ThreadPoolExecutor(SLOWLORIS + 16) as pool:
+        slow = [pool.submit(slowloris_client, port, others_done) for _ in range(SLOWLORIS)]
+        futures = [pool.submit(job) for job in jobs]
+        results = [f.result(timeout=BOUND) for f in futures]
+        others_done.set()
+        results += [f.result(timeout=BOUND) for f in slow]
+    served = [r for r in results if r is not None]
+    counts = {
+        "normal": NORMAL,
+        "half_close": HALF_CLOSE,
+        "slowloris": SLOWLORIS,
+        "resets": RESETS,
+        "vanish": VANISH,
+    }
+    assert len(served) == NORMAL + HALF_CLOSE + SLOWLORIS
+    return served, counts
+
+
+def check_ledger(ledger: Ledger, served: list[tuple[int, str, str]]) -> None:
+    for me, sent, received in served:
+        assert sent == received
+        assert ledger[me] == (sent, received)
+
+
+@pytest.mark.asyncio
+async def test_faults_leave_the_others_served(
+    loop_kind: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    baseline = open_fds()
+    ledger: Ledger = {}
+    server = await asocket.serve_tcp(async_hashing_echo(ledger), "127.0.0.1", 0, backlog=512)
+    async with asyncio.timeout(BOUND), server:
+        port = server.sockets[0].getsockname()[1]
+        served, _ = await asyncio.to_thread(run_faults, port)
+        while server.active_connections:
+            await asyncio.sleep(0.01)
+        # still serving after the storm of faults
+        assert (await asyncio.to_thread(half_close_client, port, b"after"))[1] == sha(b"after")
+    check_ledger(ledger, served)
+    # A reset handler's ConnectionResetError is logged as a handler error, nothing else is.
+    errors = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(errors) <= RESETS + VANISH
+    for record in errors:
+        exc = record.exc_info[1] if record.exc_info else None
+        assert isinstance(exc, ConnectionError), record.getMessage()
+    assert await settle_fds(baseline) == baseline
+
+
+def test_sync_faults_leave_the_others_served(caplog: pytest.LogCaptureFixture) -> None:
+    baseline = open_fds()
+    ledger: Ledger = {}
+    with asocket.sync.serve_tcp(sync_hashing_echo(ledger), "127.0.0.1", 0, backlog=512) as server:
+        port = server.sockets[0].getsockname()[1]
+        served, _ = run_faults(port)
+        deadline = time.monotonic() + BOUND
+        while server.active_connections and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert half_close_client(port, b"after")[1] == sha(b"after")
+    check_ledger(ledger, served)
+    errors = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(errors) <= RESETS + VANISH
+    for record in errors:
+        exc = record.exc_info[1] if record.exc_info else None
+        assert isinstance(exc, ConnectionError), record.getMessage()
+    assert settle_fds_sync(baseline) == baseline

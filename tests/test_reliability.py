@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import hashlib
 import logging
 import os
@@ -34,7 +35,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from _async_helpers import WAIT
+from _async_helpers import WAIT, tcp_pair
 
 import asocket
 import asocket.sync
@@ -388,4 +389,241 @@ def test_sync_faults_leave_the_others_served(caplog: pytest.LogCaptureFixture) -
     for record in errors:
         exc = record.exc_info[1] if record.exc_info else None
         assert isinstance(exc, ConnectionError), record.getMessage()
+    assert settle_fds_sync(baseline) == baseline
+
+
+# -- storms -----------------------------------------------------------------------------
+
+PAYLOADS = 300  # sendall calls per storm: the even ones interrupted, the odd ones whole
+ROUNDS = 200  # close storms: rounds of 23 waiting tasks
+
+
+def runs(data: bytes) -> list[tuple[int, int]]:
+    """``data`` as (byte value, run length) pairs."""
+    out: list[tuple[int, int]] = []
+    for value in data:
+        if out and out[-1][0] == value:
+            out[-1] = (value, out[-1][1] + 1)
+        else:
+            out.append((value, 1))
+    return out
+
+
+def check_stream(got: bytes, sent: list[tuple[int, int, bool]]) -> int:
+    """Payload ``i`` is ``size`` bytes of value ``i % 256``; ``whole`` says it was sent
+    entirely. The stream must be, in order, each payload whole or (interrupted) a prefix
+    of it, nothing after. Returns how many interrupted payloads arrived cut short."""
+    stream = runs(got)
+    j = cut = 0
+    for i, size, whole in sent:
+        length = 0
+        if j < len(stream) and stream[j][0] == i % 256:
+            length = stream[j][1]
+            j += 1
+        if whole:
+            assert length == size, f"payload {i}: {length} of {size} bytes"
+        else:
+            assert length <= size, f"payload {i}: {length} > {size} bytes"
+            cut += 0 < length < size
+    assert j == len(stream), f"bytes after the last payload: {stream[j : j + 3]}"
+    return cut
+
+
+async def _read_all(sock: asocket.socket) -> bytes:
+    """Read to EOF, in pieces of random sizes, pausing now and then: sendall must wait."""
+    rng = random.Random(0)
+    got = bytearray()
+    while chunk := await sock.recv(rng.choice([1024, 4096, 16384])):
+        got += chunk
+        if rng.random() < 0.2:
+            await asyncio.sleep(0.0002)
+    return bytes(got)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("how", ["cancel", "settimeout"])
+async def test_sendall_storm_sends_nothing_after_the_interruption(loop_kind: str, how: str) -> None:
+    # A Unix stream pair: the sender's buffer bounds what is in flight (over loopback TCP
+    # the receiver's window takes a whole payload at once, or stalls on a tiny one).
+    rng = random.Random(how)
+    cli, srv = asocket.socketpair()
+    with cli, srv:
+        cli.setsockopt(asocket.SOL_SOCKET, asocket.SO_SNDBUF, 4096)
+        reader = asyncio.create_task(_read_all(srv))
+        sent: list[tuple[int, int, bool]] = []
+        interrupted = 0
+        async with asyncio.timeout(BOUND):
+            for i in range(PAYLOADS):
+                size = rng.randrange(8 * 1024, 64 * 1024)
+                data = bytes([i % 256]) * size
+                if i % 2:
+                    await cli.sendall(data)
+                    sent.append((i, size, True))
+                    continue
+                whole = True
+                if how == "cancel":
+                    task = asyncio.create_task(cli.sendall(data))
+                    for _ in range(rng.randrange(12)):  # a few steps of the race
+                        await asyncio.sleep(0)
+                    if rng.random() < 0.5:
+                        await asyncio.sleep(rng.choice([0.0002, 0.0005, 0.001]))
+                    task.cancel()
+                    try:
+                        await task
+                    except asyncio.CancelledError:
+                        whole = False
+                else:
+                    cli.settimeout(rng.choice([0.0001, 0.0005, 0.001]))
+                    try:
+                        await cli.sendall(data)
+                    except TimeoutError:
+                        whole = False
+                    cli.settimeout(None)
+                interrupted += not whole
+                sent.append((i, size, whole))
+            cli.shutdown(asocket.SHUT_WR)
+            got = await reader
+    cut = check_stream(got, sent)
+    assert interrupted > PAYLOADS // 10, "the storm interrupted too few calls: it tests nothing"
+    assert cut > 0, "no payload was cut short: the storm tests nothing"
+
+
+def test_sync_sendall_timeout_storm_sends_nothing_after_the_timeout() -> None:
+    rng = random.Random(7)
+    cli, srv = asocket.sync.socketpair()
+    with cli, srv:
+        cli.setsockopt(asocket.sync.SOL_SOCKET, asocket.sync.SO_SNDBUF, 4096)
+        srv.settimeout(BOUND)
+        got = bytearray()
+
+        def read() -> None:
+            while chunk := srv.recv(4096):
+                got.extend(chunk)
+                if rng.random() < 0.2:
+                    time.sleep(0.0002)  # a slow reader: sendall has to wait
+
+        reader = threading.Thread(target=read)
+        reader.start()
+        sent: list[tuple[int, int, bool]] = []
+        interrupted = 0
+        try:
+            for i in range(PAYLOADS):
+                size = rng.randrange(8 * 1024, 64 * 1024)
+                data = bytes([i % 256]) * size
+                whole = True
+                cli.settimeout(WAIT if i % 2 else rng.choice([0.0001, 0.0005, 0.001]))
+                try:
+                    cli.sendall(data)
+                except TimeoutError:
+                    assert not i % 2
+                    whole = False
+                interrupted += not whole
+                sent.append((i, size, whole))
+            cli.shutdown(asocket.sync.SHUT_WR)
+        finally:
+            reader.join(BOUND)
+    assert not reader.is_alive()
+    check_stream(bytes(got), sent)
+    assert interrupted > PAYLOADS // 10, "the storm interrupted too few calls: it tests nothing"
+
+
+async def _listener() -> asocket.socket:
+    lst = asocket.socket()
+    await lst.bind(("127.0.0.1", 0))
+    lst.listen()
+    return lst
+
+
+async def _fill(sock: asocket.socket) -> None:
+    sock.settimeout(0.0)
+    with contextlib.suppress(BlockingIOError):
+        for _ in range(10_000):
+            await sock.send(b"x" * 65536)
+    sock.settimeout(None)
+
+
+@pytest.mark.asyncio
+async def test_close_storm_wakes_every_waiting_task_with_ebadf(loop_kind: str) -> None:
+    baseline = open_fds()
+    woken = 0
+    async with asyncio.timeout(BOUND):
+        for _ in range(ROUNDS):
+            quiet, quiet_peer = await tcp_pair()  # nothing to read: recv waits
+            full, full_peer = await tcp_pair()  # a full send buffer: sendall waits
+            lst = await _listener()
+            full.setsockopt(asocket.SOL_SOCKET, asocket.SO_SNDBUF, 4096)
+            await _fill(full)
+            tasks = [asyncio.create_task(quiet.recv(100)) for _ in range(10)]
+            tasks += [asyncio.create_task(quiet.recv_into(bytearray(10))) for _ in range(3)]
+            tasks += [asyncio.create_task(lst.accept()) for _ in range(5)]
+            tasks += [asyncio.create_task(full.sendall(b"y" * 100_000)) for _ in range(5)]
+            for _ in range(3):
+                await asyncio.sleep(0)  # every task is waiting now
+            assert not any(t.done() for t in tasks)
+            for sock in (quiet, lst, full):  # in one step: no task runs in between
+                sock.close()
+            quiet_peer.close()
+            full_peer.close()
+            results = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), WAIT)
+            for result in results:
+                assert isinstance(result, OSError), result
+                assert result.errno == errno.EBADF, result
+            woken += len(results)
+    assert woken == ROUNDS * 23
+    assert await settle_fds(baseline) == baseline
+
+
+def _sync_close_round(blocking: bool) -> list[BaseException | None]:
+    """16 threads blocked on three sockets (recv, accept, sendall), all closed at once
+    from this thread: what each thread's call raised (``None`` if it returned)."""
+    lst = asocket.sync.create_server(("127.0.0.1", 0))
+    srv, peer = asocket.sync.socketpair()  # nothing to read: recv blocks
+    cli, cli_peer = asocket.sync.socketpair()  # a full send buffer: sendall blocks
+    cli.setblocking(False)
+    with contextlib.suppress(BlockingIOError):
+        for _ in range(10_000):
+            cli.send(b"x" * 65536)
+    cli.setblocking(True)
+    srv.settimeout(None if blocking else 30.0)  # blocking mode, or timeout mode
+    lst.settimeout(None)
+    outcomes: list[BaseException | None] = []
+    started = threading.Barrier(17, timeout=BOUND)
+
+    def blocked(call: Callable[[], Any]) -> None:
+        started.wait()
+        try:
+            call()
+        except BaseException as exc:
+            outcomes.append(exc)
+        else:  # pragma: no cover - the failure reported by the caller
+            outcomes.append(None)
+
+    calls: list[Callable[[], Any]] = [lambda: srv.recv(100) for _ in range(8)]
+    calls += [lst.accept for _ in range(4)]
+    calls += [lambda: cli.sendall(b"y" * 100_000) for _ in range(4)]
+    threads = [threading.Thread(target=blocked, args=(c,)) for c in calls]
+    for t in threads:
+        t.start()
+    started.wait()
+    time.sleep(0.02)  # let them block (if one has not, it meets a closed socket: EBADF too)
+    for sock in (srv, lst, cli):
+        sock.close()
+    for t in threads:
+        t.join(WAIT)
+    peer.close()
+    cli_peer.close()
+    assert not any(t.is_alive() for t in threads), "close() left a thread blocked"
+    return outcomes
+
+
+def test_sync_close_storm_wakes_every_blocked_thread_with_ebadf() -> None:
+    baseline = open_fds()
+    woken = 0
+    for round_ in range(20):
+        outcomes = _sync_close_round(blocking=bool(round_ % 2))
+        for outcome in outcomes:
+            assert isinstance(outcome, OSError), outcome
+            assert outcome.errno == errno.EBADF, outcome
+        woken += len(outcomes)
+    assert woken == 20 * 16
     assert settle_fds_sync(baseline) == baseline

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Coroutine, Iterable
 from functools import partial
 from typing import Any, Self, TypeVar
 
-from . import _connect, _engine as e, _listeners, _ops as ops, _resolve, _surface
+from . import _connect, _engine as e, _listeners, _ops as ops, _reduction, _resolve, _surface
 from ._file import AsyncSocketFile
 from ._socket import SocketBase, close_fd
 from ._waiters.base import AddrInfo, Waiter, ebadf
@@ -211,6 +211,8 @@ class AsyncSocket(SocketBase):
 # The stdlib's repr names the class as users spell it: <asocket.socket fd=...>.
 AsyncSocket.__module__ = "asocket"
 AsyncSocket.__qualname__ = "socket"
+
+_reduction.register(AsyncSocket)  # multiprocessing passes it to other processes
 
 
 # -- module functions ---------------------------------------------------------

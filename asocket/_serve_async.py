@@ -189,6 +189,7 @@ async def serve_tcp(
     them (``None``: no limit).
     """
     policy.check_max_connections(max_connections)
+    policy.check_grace_period(grace_period)
     waiter = current()
     listeners = await _listeners.open_tcp_listeners(
         AsyncSocket, waiter, host, port, backlog, reuse_port
@@ -206,6 +207,7 @@ async def serve_unix(
 ) -> Server:
     """``serve_tcp`` on a Unix stream socket at ``path`` (removed again on close)."""
     policy.check_max_connections(max_connections)
+    policy.check_grace_period(grace_period)
     waiter = current()
     listener = await _listeners.open_unix_listener(AsyncSocket, waiter, path, backlog)
     return _kind(waiter)(

@@ -214,6 +214,7 @@ def serve_tcp(
     never fatal; ``grace_period`` bounds the wait for handlers at shutdown.
     """
     policy.check_max_connections(max_connections)
+    policy.check_grace_period(grace_period)
     listeners = run(
         _listeners.open_tcp_listeners(SyncSocket, WAITER, host, port, backlog, reuse_port)
     )
@@ -230,6 +231,7 @@ def serve_unix(
 ) -> ThreadedServer:
     """``serve_tcp`` on a Unix stream socket at ``path`` (removed again on close)."""
     policy.check_max_connections(max_connections)
+    policy.check_grace_period(grace_period)
     listener = run(_listeners.open_unix_listener(SyncSocket, WAITER, path, backlog))
     return ThreadedServer(
         [listener], handler, max_connections, grace_period, _listeners.remove_unix_path

@@ -63,8 +63,9 @@ class AsyncSocket(SocketBase):
 
     # -- how this face waits --------------------------------------------------
 
-    def _watched_by(self, waiter: Waiter) -> None:
-        # The waiter that may watch the fd, so close() can forget it there first.
+    def _watcher(self, waiter: Waiter) -> Waiter:
+        # The waiter that will watch the fd (the running one, for RUNNING: no proxy layer
+        # in the wait), so close() can forget the fd there first.
         if isinstance(waiter, Running):
             waiter = waiter.now()
         old = self._w
@@ -72,6 +73,7 @@ class AsyncSocket(SocketBase):
             if old is not None:  # moved to another loop: let the old one go
                 old.forget(e.fileno(self), None)
             self._w = waiter
+        return waiter
 
     def _init_fd(self) -> None:
         self._sock.setblocking(False)  # the descriptor is always O_NONBLOCK on this face

@@ -67,7 +67,7 @@ class State(Protocol):
 
     def settimeout(self, value: float | None, /) -> None: ...
 
-    def _watched_by(self, waiter: Waiter) -> None: ...
+    def _watcher(self, waiter: Waiter) -> Waiter: ...
 
 
 class Wait:
@@ -98,13 +98,12 @@ def fileno(s: State) -> int:
 
 async def wait(waiter: Waiter, s: State, event: int, until: float | None) -> None:
     """Wait until the socket may be ready for ``event`` (every wait of the engine is this)."""
-    s._watched_by(waiter)
-    await waiter.wait(fileno(s), event, until)
+    await s._watcher(waiter).wait(fileno(s), event, until)
 
 
 def watch(waiter: Waiter, s: State) -> int:
     """The socket's descriptor, for a driver that waits on it with ``waiter.wait_any``."""
-    s._watched_by(waiter)
+    s._watcher(waiter)
     return fileno(s)
 
 

@@ -284,11 +284,7 @@ async def test_malformed_address_checked_before_resolution(loop_kind: str) -> No
 
 
 @pytest.mark.asyncio
-async def test_connect_special_hosts_passed_as_given(
-    loop_kind: str, request: pytest.FixtureRequest
-) -> None:
-    if loop_kind == "noreadiness":  # the defect is the completion waiter's
-        request.applymarker(pytest.mark.xfail(strict=True, reason="issue 13 defect 6"))
+async def test_connect_special_hosts_passed_as_given(loop_kind: str) -> None:
 
     async def scenario(F: Face) -> Any:
         result: dict[Any, Any] = {}
@@ -321,7 +317,6 @@ async def test_connect_special_hosts_passed_as_given(
 # -- 7. sync face: an empty read after close() -------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13 defect 7")
 def test_sync_empty_read_after_close_returns_empty() -> None:
     async def scenario(F: Face) -> Any:
         result: dict[str, Any] = {}

@@ -337,7 +337,6 @@ def test_sync_empty_read_after_close_returns_empty() -> None:
 # -- 8. getsockopt/setsockopt refuse None -------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13 defect 8")
 @pytest.mark.asyncio
 async def test_sockopt_none_argument_raises_typeerror(loop_kind: str) -> None:
     async def scenario(F: Face) -> Any:

@@ -422,7 +422,9 @@ async def _sendfile_native(
     try:
         while True:
             if count:
-                blocksize = min(count - total, _SENDFILE_BLOCK)
+                # As the stdlib: the rest of ``count``, uncapped (os.sendfile raises its
+                # OverflowError for a count beyond ssize_t; the OS caps a large one).
+                blocksize = count - total
                 if blocksize <= 0:
                     break
             try:

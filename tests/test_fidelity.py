@@ -368,7 +368,6 @@ def data_file() -> Iterator[Any]:
         yield f
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13 defect 9")
 @pytest.mark.skipif(not hasattr(os, "sendfile"), reason="no os.sendfile")
 @pytest.mark.asyncio
 async def test_sendfile_count_overflow_raises_overflowerror(loop_kind: str, data_file: Any) -> None:

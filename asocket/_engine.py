@@ -52,6 +52,8 @@ _UNIX_RETRY_FIRST = 0.001
 _UNIX_RETRY_MAX = 0.05
 # Plain ints: a test against an IntFlag member costs a Python call.
 _MSG_DONTWAIT = int(getattr(socket, "MSG_DONTWAIT", 0))
+_MSG_ERRQUEUE = int(getattr(socket, "MSG_ERRQUEUE", 0))
+_NO_WAIT = _MSG_DONTWAIT | _MSG_ERRQUEUE  # flags whose blocking call may not wait (_no_wait)
 _SENDFILE_BLOCK = 1 << 30  # as the stdlib: at most 1 GiB per os.sendfile call
 _SEND_BLOCK = 8192  # the stdlib's send-loop block for sendfile without os.sendfile
 _has_os_sendfile = hasattr(os, "sendfile")
@@ -147,9 +149,19 @@ def verdict(s: State, op: Op, args: tuple[Any, ...], exc: OSError) -> Wait | Non
         return _WAIT[READ]
     if isinstance(exc, SSLWantWriteError):
         return _WAIT[WRITE]
-    if s._timeout is None and op.flags(args) & _MSG_DONTWAIT:
+    if s._timeout is None and op.flags(args) & _NO_WAIT and _no_wait(s, op, args):
         raise exc
     return _WAIT[op.event]
+
+
+def _no_wait(s: State, op: Op, args: tuple[Any, ...]) -> bool:
+    """Whether the stdlib's blocking call with these flags returns at once: with
+    ``MSG_DONTWAIT``; with ``MSG_ERRQUEUE`` except on AF_UNIX, whose kernel ignores
+    the flag (an empty error queue is ``EAGAIN`` at once, readable or not)."""
+    flags = op.flags(args)
+    return bool(flags & _MSG_DONTWAIT) or (
+        bool(flags & _MSG_ERRQUEUE) and op.event == READ and s._family != _AF_UNIX
+    )
 
 
 async def io(waiter: Waiter, s: State, op: Op, fn: Callable[..., T], *args: Any) -> T:

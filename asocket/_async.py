@@ -141,7 +141,8 @@ class AsyncSocket(SocketBase):
     async def sendto(self, data: Any, /, *args: Any) -> int:
         waiter = current()
         if args and e.needs_resolution(self, args[-1]):
-            args = (*args[:-1], await e.resolve(waiter, self, args[-1]))
+            address = await e.resolve(waiter, self, args[-1], None, "sendto", (data, *args[:-1]))
+            args = (*args[:-1], address)
         return await e.io(waiter, self, ops.SENDTO, self._sock.sendto, data, *args)
 
     async def sendmsg(
@@ -156,7 +157,7 @@ class AsyncSocket(SocketBase):
         sendmsg = self._sock.sendmsg
         if address is None:
             return await e.io(waiter, self, ops.SENDMSG, sendmsg, buffers, ancdata, flags)
-        address = await e.resolve(waiter, self, address)
+        address = await e.resolve(waiter, self, address, None, "sendmsg", ([], (), flags))
         return await e.io(waiter, self, ops.SENDMSG, sendmsg, buffers, ancdata, flags, address)
 
     if hasattr(socket.socket, "sendmsg_afalg"):  # Linux

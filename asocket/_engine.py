@@ -229,17 +229,27 @@ def needs_resolution(s: State, address: Any) -> bool:
     return _resolve.needs_resolution(s._family, address)
 
 
-async def resolve(waiter: Waiter, s: State, address: Any, until: float | None = None) -> Any:
-    """``address`` with a host name resolved (``_resolve``) without blocking the loop."""
+async def resolve(
+    waiter: Waiter,
+    s: State,
+    address: Any,
+    until: float | None = None,
+    call: str = "connect",
+    args: tuple[Any, ...] = (),
+) -> Any:
+    """``address`` with a host name resolved (``_resolve``) without blocking the loop,
+    once the stdlib's ``call(*args, address)`` would have accepted its arguments."""
     if not _resolve.needs_resolution(s._family, address):
         return address
     sock = s._sock
-    return await _resolve.resolve(s._family, sock.type, sock.proto, address, waiter, until)
+    return await _resolve.resolve(
+        s._family, sock.type, sock.proto, address, waiter, until, call, args
+    )
 
 
 async def bind(waiter: Waiter, s: State, address: Any) -> None:
     """``bind``, a host name resolved first."""
-    s._sock.bind(await resolve(waiter, s, address))
+    s._sock.bind(await resolve(waiter, s, address, call="bind"))
 
 
 # -- multi-step calls --------------------------------------------------------------
@@ -266,7 +276,7 @@ async def connect(
 
     ``until``: a deadline that ends the wait earlier than the mode's would.
     """
-    address = await resolve(waiter, s, address)
+    address = await resolve(waiter, s, address, call="connect_ex" if ex else "connect")
     sock = s._sock
     timeout = s._timeout
     when = deadline(waiter, timeout)

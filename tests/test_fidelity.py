@@ -251,7 +251,6 @@ def _has_inet6() -> bool:
     return True
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13 defect 5")
 @pytest.mark.asyncio
 async def test_malformed_address_checked_before_resolution(loop_kind: str) -> None:
     families = [(socket.AF_INET, MALFORMED_V4)]

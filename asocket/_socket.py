@@ -135,20 +135,15 @@ class SocketBase:
         """Return the address of the connected peer."""
         return self._sock.getpeername()
 
-    def getsockopt(self, level: int, optname: int, buflen: int | None = None, /) -> Any:
-        """Return a socket option, as ``socket.socket.getsockopt``."""
-        if buflen is None:
-            return self._sock.getsockopt(level, optname)
-        return self._sock.getsockopt(level, optname, buflen)
+    def getsockopt(self, level: int, optname: int, /, *buflen: int) -> Any:
+        """Return a socket option, as ``socket.socket.getsockopt(level, optname[, buflen])``
+        (the stdlib checks the arguments: ``None`` is no ``buflen``, a ``TypeError``)."""
+        return self._sock.getsockopt(level, optname, *buflen)
 
-    def setsockopt(
-        self, level: int, optname: int, value: Any, optlen: int | None = None, /
-    ) -> None:
-        """Set a socket option, as ``socket.socket.setsockopt``."""
-        if optlen is None:
-            self._sock.setsockopt(level, optname, value)
-        else:
-            self._sock.setsockopt(level, optname, value, optlen)
+    def setsockopt(self, level: int, optname: int, value: Any, /, *optlen: int) -> None:
+        """Set a socket option, as ``socket.socket.setsockopt(level, optname, value[,
+        optlen])`` (the stdlib checks the arguments: ``None`` is no ``optlen``)."""
+        self._sock.setsockopt(level, optname, value, *optlen)
 
     def listen(self, *backlog: int) -> None:
         """Enable a server to accept connections (``listen([backlog])``)."""

@@ -46,10 +46,14 @@ from ._stdlib import *  # type: ignore[assignment]  # noqa: F403
 __version__ = "0.1.0"
 
 # A literal list, as type checkers read it; tests/test_surface.py checks that both
-# faces list the same names after their two classes.
+# faces list the same names after their own (the async face's buffered file and its
+# errors are its own: the sync face keeps the stdlib's makefile()).
 __all__ = [
     "AsyncSocket",
     "Server",
+    "AsyncSocketFile",
+    "IncompleteReadError",
+    "LimitOverrunError",
     "SocketType",
     "create_connection",
     "create_server",

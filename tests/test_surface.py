@@ -14,10 +14,19 @@ import asocket.sync
 from asocket import _stdlib, _surface
 
 FACES = {"async": asocket, "sync": asocket.sync}
-CLASSES = {"async": ["AsyncSocket", "Server"], "sync": ["SyncSocket", "ThreadedServer"]}
+CLASSES = {
+    "async": [
+        "AsyncSocket",
+        "Server",
+        "AsyncSocketFile",
+        "IncompleteReadError",
+        "LimitOverrunError",
+    ],
+    "sync": ["SyncSocket", "ThreadedServer"],
+}
 
 
-SHARED = asocket.__all__[2:]  # after each face's two classes
+SHARED = asocket.__all__[len(CLASSES["async"]) :]  # after each face's own names
 
 
 @pytest.mark.parametrize("face", FACES)

@@ -42,7 +42,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 BLOCK = 1 << 20
@@ -305,7 +305,7 @@ async def engine_run(
     rounds: int,
     result: Result,
 ) -> None:
-    async def connect(cmd: str) -> Engine:
+    async def connect(cmd: str) -> Any:
         loop = asyncio.get_running_loop()
         raw = socket.socket()
         raw.setblocking(False)
@@ -314,6 +314,15 @@ async def engine_run(
         await eng.handshake()
         await eng.sendall(cmd.encode() + b"\n")
         return eng
+
+    await async_run(connect, total, reps, rounds, result)
+
+
+async def async_run(
+    connect: Callable[[str], Awaitable[Any]], total: int, reps: int, rounds: int, result: Result
+) -> None:
+    """Up, down and ping-pong through connections ``connect(command)`` opens; each has
+    awaitable ``sendall``, ``recv_into``, ``recv`` and a plain ``close``."""
 
     block = b"x" * BLOCK
     buf = bytearray(RBUF)
@@ -359,11 +368,19 @@ async def engine_run(
 def blocking_run(peer: Peer, total: int, reps: int, rounds: int, result: Result) -> None:
     """The reference: the stdlib's blocking SSLSocket, no event loop."""
 
-    def connect(cmd: str) -> ssl.SSLSocket:
+    def connect(cmd: str) -> Any:
         raw = socket.create_connection(("127.0.0.1", peer.port), timeout=None)
         s = peer.client_ctx.wrap_socket(raw, server_hostname="localhost")
         s.sendall(cmd.encode() + b"\n")
         return s
+
+    sync_run(connect, total, reps, rounds, result)
+
+
+def sync_run(
+    connect: Callable[[str], Any], total: int, reps: int, rounds: int, result: Result
+) -> None:
+    """Up, down and ping-pong through blocking connections ``connect(command)`` opens."""
 
     block = b"x" * BLOCK
     buf = bytearray(RBUF)
@@ -424,9 +441,116 @@ def section_engines(peer: Peer, total: int, reps: int, rounds: int) -> None:
     print()
 
 
+# -- asocket's faces against their peers --------------------------------------------
+
+
+class Streams:
+    """asyncio streams with ssl=: the calls the runners make, in the streams' terms."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    async def sendall(self, data: bytes) -> None:
+        self.writer.write(data)
+        await self.writer.drain()
+
+    async def recv_into(self, buf: bytearray) -> int:
+        data = await self.reader.read(len(buf))
+        buf[: len(data)] = data
+        return len(data)
+
+    async def recv(self, n: int) -> bytes:
+        return await self.reader.read(n)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def section_faces(peer: Peer, total: int, reps: int, rounds: int) -> None:
+    import uvloop
+
+    import asocket
+    import asocket.sync
+
+    print("## faces (asocket TLS against the stdlib and asyncio streams)\n")
+    print(HEADER)
+    address = ("127.0.0.1", peer.port)
+
+    async def asocket_connect(cmd: str) -> Any:
+        s = await asocket.create_connection(
+            address, timeout=WAIT, ssl=peer.client_ctx, server_hostname="localhost"
+        )
+        s.settimeout(None)
+        await s.sendall(cmd.encode() + b"\n")
+        return s
+
+    async def streams_connect(cmd: str) -> Any:
+        r, w = await asyncio.open_connection(
+            *address, ssl=peer.client_ctx, server_hostname="localhost", limit=RBUF
+        )
+        st = Streams(r, w)
+        await st.sendall(cmd.encode() + b"\n")
+        return st
+
+    def sync_connect(cmd: str) -> Any:
+        s = asocket.sync.create_connection(
+            address, timeout=WAIT, ssl=peer.client_ctx, server_hostname="localhost"
+        )
+        s.settimeout(None)
+        s.sendall(cmd.encode() + b"\n")
+        return s
+
+    loops: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
+        "asyncio": asyncio.SelectorEventLoop,
+        "uvloop": uvloop.new_event_loop,
+    }
+    rows: dict[str, Callable[[Result], None]] = {
+        "stdlib blocking SSLSocket": lambda r: blocking_run(peer, total, reps, rounds, r),
+        "asocket.sync SSLSocket (blocking mode)": lambda r: sync_run(
+            sync_connect, total, reps, rounds, r
+        ),
+    }
+    for loop_name, factory in loops.items():
+        for row, connect in (
+            (f"asocket SSLSocket, {loop_name}", asocket_connect),
+            (f"asyncio streams ssl=, {loop_name}", streams_connect),
+        ):
+
+            def go(r: Result, factory: Any = factory, connect: Any = connect) -> None:
+                with asyncio.Runner(loop_factory=factory) as runner:
+                    runner.run(async_run(connect, total, reps, rounds, r))
+
+            rows[row] = go
+    results = {name: Result() for name in rows}
+    for _ in range(3):  # interleaved rounds
+        for name, go_row in rows.items():
+            go_row(results[name])
+    for name, res in results.items():
+        print(res.row(name))
+    base = results["stdlib blocking SSLSocket"]
+    up0, down0 = statistics.median(base.up), statistics.median(base.down)
+    print("\nratios against the stdlib's blocking SSLSocket (up, down):")
+    for name, res in results.items():
+        print(
+            f"- {name}: {statistics.median(res.up) / up0:.2f}x, "
+            f"{statistics.median(res.down) / down0:.2f}x"
+        )
+    for loop_name in loops:
+        a = statistics.median(results[f"asocket SSLSocket, {loop_name}"].rtt)
+        b = statistics.median(results[f"asyncio streams ssl=, {loop_name}"].rtt)
+        print(
+            f"- ping-pong on {loop_name}: asocket {a:.1f} µs vs streams {b:.1f} µs "
+            f"({b / a:.2f}x faster)"
+        )
+    print()
+
+
 # -- main ------------------------------------------------------------------------------
 
-SECTIONS: dict[str, Callable[[Peer, int, int, int], None]] = {"engines": section_engines}
+SECTIONS: dict[str, Callable[[Peer, int, int, int], None]] = {
+    "engines": section_engines,
+    "faces": section_faces,
+}
 
 
 def main() -> None:

@@ -260,6 +260,26 @@ def read_all(s: ssl.SSLSocket) -> bytes:
     return b"".join(chunks)
 
 
+def read_n(n: int) -> Callable[[ssl.SSLSocket], bytes]:
+    """A peer script: read exactly ``n`` bytes, answer ``k``, return them.
+
+    (A client that closes with unread data, such as TLS 1.3 session tickets,
+    makes its kernel send a reset, which may cut what the peer has yet to read:
+    so the client waits for the ``k``.)"""
+
+    def script(s: ssl.SSLSocket) -> bytes:
+        chunks = bytearray()
+        while len(chunks) < n:
+            data = s.recv(min(65536, n - len(chunks)))
+            if not data:
+                break
+            chunks += data
+        s.sendall(b"k")
+        return bytes(chunks)
+
+    return script
+
+
 # -- openssl subprocesses --------------------------------------------------------------
 
 OPENSSL = "/usr/bin/openssl" if os.path.exists("/usr/bin/openssl") else "openssl"

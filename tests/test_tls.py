@@ -14,6 +14,7 @@ import os
 import socket
 import ssl
 import tempfile
+import threading
 from typing import Any
 
 import pytest
@@ -27,6 +28,7 @@ from _tls_helpers import (
     certs_fixture,  # noqa: F401  (fixture "certs")
     echo,
     read_all,
+    read_n,
     requires_tls,
     tls_server,
     twins,
@@ -175,7 +177,14 @@ test_wrap_errors, test_wrap_errors_sync = twins(wrap_argument_errors)
 
 async def handshake_later(face: Face, certs: Certs) -> None:
     """do_handshake_on_connect=False: do_handshake() in each mode (non-blocking: SSLWant*)."""
-    with Peer(tls_server(certs.server_ctx(), echo)) as peer:
+    go = threading.Event()
+
+    def script(conn: socket.socket) -> int:
+        go.wait(WAIT)  # silent until the non-blocking attempt has been made
+        with certs.server_ctx().wrap_socket(conn, server_side=True) as s:
+            return echo(s)
+
+    with Peer(script) as peer:
         raw = await face.connect(peer.address)
         s = await face.wrap(
             raw, certs.client_ctx(), server_hostname="localhost", do_handshake_on_connect=False
@@ -185,6 +194,7 @@ async def handshake_later(face: Face, certs: Certs) -> None:
             s.settimeout(0.0)
             with pytest.raises(ssl.SSLWantReadError):
                 await aw(s.do_handshake())
+            go.set()
             s.settimeout(WAIT)
             await aw(s.do_handshake())
             assert s.version() is not None
@@ -620,12 +630,13 @@ async def sendfile(face: Face, certs: Certs) -> None:
     with tempfile.TemporaryFile() as f:
         f.write(data)
         f.seek(0)
-        with Peer(tls_server(certs.server_ctx(), read_all)) as peer:
+        with Peer(tls_server(certs.server_ctx(), read_n(len(data) - 1000))) as peer:
             s = await face.tls_connect(peer.address, certs.client_ctx())
             with s:
                 assert await aw(s.sendfile(f, 1000, 200_000)) == 200_000
                 assert f.tell() == 201_000
                 assert await aw(s.sendfile(f)) == len(data) - 201_000
+                assert await aw(s.recv(1)) == b"k"
             assert peer.join() == data[1000:201_000] + data[201_000:]
 
 
@@ -635,11 +646,12 @@ test_sendfile, test_sendfile_sync = twins(sendfile)
 async def echo_hashed(face: Face, certs: Certs) -> None:
     """8 MiB echoed through the stdlib peer, checked by hash."""
     blob = os.urandom(1 << 20)
-    with Peer(tls_server(certs.server_ctx(), read_all)) as peer:
+    with Peer(tls_server(certs.server_ctx(), read_n(8 * len(blob)))) as peer:
         s = await face.tls_connect(peer.address, certs.client_ctx())
         with s:
             for _ in range(8):
                 await aw(s.sendall(blob))
+            assert await aw(s.recv(1)) == b"k"
         assert hashlib.sha256(peer.join()).digest() == hashlib.sha256(blob * 8).digest()
 
 

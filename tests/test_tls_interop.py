@@ -233,6 +233,12 @@ async def test_s_client_key_update(certs: Certs) -> None:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )
+        errors: list[bytes] = []
+        err_reader = threading.Thread(
+            target=lambda: errors.extend(iter(proc.stderr.readline, b"")),  # type: ignore[union-attr]
+            daemon=True,
+        )
+        err_reader.start()
         try:
             assert proc.stdin is not None and proc.stdout is not None
             out = b""
@@ -252,13 +258,24 @@ async def test_s_client_key_update(certs: Certs) -> None:
             await expect(b"got one\n")
             proc.stdin.write(b"K\n")  # KeyUpdate, update_requested: the server must answer
             proc.stdin.flush()
+            # s_client drops the rest of a stdin read after a command: send "two" only
+            # once it has acted on the "K".
+            for _ in range(int(WAIT / 0.01)):
+                if b"KEYUPDATE" in b"".join(errors):
+                    break
+                await asyncio.sleep(0.01)
+            assert b"KEYUPDATE" in b"".join(errors)
             proc.stdin.write(b"two\n")
             proc.stdin.flush()
             await expect(b"got two\n")
             await asyncio.wait_for(task, WAIT)
         finally:
             proc.kill()
-            proc.communicate(timeout=WAIT)
+            proc.wait(WAIT)
+            err_reader.join(WAIT)
+            for pipe in (proc.stdin, proc.stdout, proc.stderr):
+                if pipe is not None:
+                    pipe.close()
     assert lines == [b"one", b"two"]
 
 

@@ -7,11 +7,12 @@ The policy (which listeners, which accept errors to skip, the back-off) is in
 from __future__ import annotations
 
 import asyncio
+import ssl as _ssl
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Self
 
-from . import _listeners, _serve_policy as policy
-from ._async import AsyncSocket
+from . import _listeners, _serve_policy as policy, _tls
+from ._async import AsyncSocket, AsyncSSLSocket
 from ._waiters.current import current
 
 Handler = Callable[[AsyncSocket, Any], Awaitable[None]]
@@ -32,8 +33,10 @@ class Server:
         max_connections: int | None,
         grace_period: float | None,
         on_close: Callable[[AsyncSocket], None] | None = None,
+        tls: tuple[_ssl.SSLContext, float | None] | None = None,
     ) -> None:
         self.sockets: tuple[AsyncSocket, ...] = tuple(listeners)
+        self._tls = tls  # (context, handshake timeout): TLS before the handler
         self._handler = handler
         self._max = max_connections
         self._grace = grace_period
@@ -90,11 +93,34 @@ class Server:
         self._room.set()
 
     async def _run(self, conn: AsyncSocket, address: Any) -> None:
+        if self._tls is not None:
+            tls = await self._handshake(conn, address)
+            if tls is None:
+                return
+            conn = tls
         try:
             await self._handler(conn, address)
         except Exception:
             if conn not in self._shut:
                 policy.log_handler_error(address)
+
+    async def _handshake(self, conn: AsyncSocket, address: Any) -> AsyncSSLSocket | None:
+        """The TLS handshake before the handler: the TLS socket, or None (logged, closed)."""
+        assert self._tls is not None
+        context, timeout = self._tls
+        waiter = current()
+        until = _tls.handshake_deadline(waiter, None, timeout)
+        try:
+            tls: AsyncSSLSocket = await _tls.handshake_new(
+                waiter, AsyncSSLSocket._from_inner, conn, context, True, None, until
+            )
+        except Exception as exc:
+            _tls.log_handshake_failure(address, exc)
+            return None
+        task = asyncio.current_task()
+        if task in self._handlers:  # the server closes the TLS socket from now on
+            self._handlers[task] = (tls, address)
+        return tls
 
     def close(self) -> None:
         """Stop accepting and close the listening sockets; handlers keep running."""
@@ -173,6 +199,8 @@ async def serve_tcp(
     max_connections: int | None = None,
     reuse_port: bool = False,
     grace_period: float | None = 5.0,
+    ssl: _ssl.SSLContext | None = None,
+    ssl_handshake_timeout: float | None = 60.0,
 ) -> Server:
     """Serve TCP: run ``await handler(sock, address)`` in a task per connection.
 
@@ -185,12 +213,20 @@ async def serve_tcp(
     per episode and retried after a back-off (0.05 s doubling to 1 s).
     ``grace_period``: how long shutdown waits for handlers before it cancels
     them (``None``: no limit).
+
+    ``ssl``: an ``ssl.SSLContext`` (server side): each connection's TLS handshake is
+    done before the handler runs, which gets an ``asocket.SSLSocket``. A handshake
+    that fails or takes longer than ``ssl_handshake_timeout`` seconds (``None``: no
+    limit) is logged in one line with the peer's address and never reaches the
+    handler; it counts against ``max_connections`` while it runs.
     """
     policy.check_max_connections(max_connections)
+    context = _tls.check_ssl_args(ssl, None, ssl_handshake_timeout if ssl else None)
+    tls = None if context is None else (context, ssl_handshake_timeout)
     listeners = await _listeners.open_tcp_listeners(
         AsyncSocket, current(), host, port, backlog, reuse_port
     )
-    return Server(listeners, handler, max_connections, grace_period)
+    return Server(listeners, handler, max_connections, grace_period, tls=tls)
 
 
 async def serve_unix(

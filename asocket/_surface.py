@@ -19,6 +19,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 # The names both faces define themselves (the rest they re-export from ``_stdlib``).
 NAMES = [
+    "SSLSocket",
     "SocketType",
     "create_connection",
     "create_server",
@@ -38,6 +39,7 @@ NAMES = [
     "setdefaulttimeout",
     "socket",
     "socketpair",
+    "wrap_socket",
 ]
 
 # What each method of ``socket`` does, for both faces. On the async face the calls

@@ -656,3 +656,27 @@ async def echo_hashed(face: Face, certs: Certs) -> None:
 
 
 test_echo_hashed, test_echo_hashed_sync = twins(echo_hashed)
+
+
+def test_makefile_sync(certs: Certs) -> None:
+    """asocket.sync.SSLSocket.makefile(): buffered lines through TLS, as the stdlib's."""
+    import asocket.sync
+
+    def lines(s: ssl.SSLSocket) -> None:
+        f = s.makefile("rwb")
+        for line in f:
+            f.write(line.upper())
+            f.flush()
+        f.close()
+
+    with Peer(tls_server(certs.server_ctx(), lines)) as peer:
+        with asocket.sync.create_connection(
+            peer.address, timeout=WAIT, ssl=certs.client_ctx(), server_hostname="localhost"
+        ) as s:
+            f = s.makefile("rwb")
+            f.write(b"one\ntwo\n")
+            f.flush()
+            assert f.readline() == b"ONE\n"
+            assert f.readline() == b"TWO\n"
+            f.close()
+        peer.join()

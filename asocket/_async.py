@@ -445,6 +445,15 @@ class AsyncSSLSocket(_tls.TLSMethods, AsyncSocket):
         plain.settimeout(timeout)
         return plain
 
+    async def connect(self, address: Any, /) -> None:
+        """Connect a socket wrapped unconnected, then (``do_handshake_on_connect``) do the
+        handshake, as the stdlib's ``SSLSocket.connect``."""
+        await _tls.connect(current(), self, address, False)
+
+    async def connect_ex(self, address: Any, /) -> int:
+        """As ``connect()``, but return the connect's errno instead of raising (0: done)."""
+        return await _tls.connect(current(), self, address, True)
+
     async def accept(self) -> tuple[AsyncSSLSocket, Any]:
         """Accept a connection and wrap it server-side (handshake as this socket's)."""
         conn, address = await AsyncSocket.accept(self)
@@ -482,7 +491,13 @@ async def wrap_socket(
     """
     timeout = sock.gettimeout()
     inner = _tls.wrap_inner(
-        sock, context, server_side, server_hostname, suppress_ragged_eofs, session
+        sock,
+        context,
+        server_side,
+        server_hostname,
+        suppress_ragged_eofs,
+        session,
+        do_handshake_on_connect,
     )
     tls = AsyncSSLSocket._from_inner(inner, timeout)
     if do_handshake_on_connect and _tls.connected(inner):

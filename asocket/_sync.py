@@ -439,6 +439,15 @@ class SyncSSLSocket(_tls.TLSMethods, SyncSocket):
         plain.settimeout(timeout)
         return plain
 
+    def connect(self, address: Any, /) -> None:
+        """Connect a socket wrapped unconnected, then (``do_handshake_on_connect``) do the
+        handshake, as the stdlib's ``SSLSocket.connect``."""
+        self._tls(False, partial(_tls.connect, WAITER, self, address, False))
+
+    def connect_ex(self, address: Any, /) -> int:
+        """As ``connect()``, but return the connect's errno instead of raising (0: done)."""
+        return self._tls(False, partial(_tls.connect, WAITER, self, address, True))
+
     def accept(self) -> tuple[SyncSSLSocket, Any]:
         """Accept a connection and wrap it server-side (handshake as this socket's)."""
         conn, address = SyncSocket.accept(self)
@@ -476,7 +485,13 @@ def wrap_socket(
     """
     timeout = sock.gettimeout()
     inner = _tls.wrap_inner(
-        sock, context, server_side, server_hostname, suppress_ragged_eofs, session
+        sock,
+        context,
+        server_side,
+        server_hostname,
+        suppress_ragged_eofs,
+        session,
+        do_handshake_on_connect,
     )
     tls = SyncSSLSocket._from_inner(inner, timeout)
     if do_handshake_on_connect and _tls.connected(inner):

@@ -272,6 +272,7 @@ def wrap_inner(
     server_hostname: str | bytes | None,
     suppress_ragged_eofs: bool,
     session: ssl.SSLSession | None,
+    do_handshake_on_connect: bool = True,
 ) -> ssl.SSLSocket:
     """The stdlib's ``SSLSocket`` (no handshake, non-blocking) on the descriptor of
     the face socket ``sock``, which is detached on success.
@@ -303,6 +304,9 @@ def wrap_inner(
             sock.detach()
         raise
     sock.detach()  # the face socket lets go (unregistered, nothing closed)
+    # The inner socket never connects nor handshakes by itself; the attribute says
+    # what the face does (connect(), accept()).
+    inner.do_handshake_on_connect = do_handshake_on_connect  # type: ignore[attr-defined]
     return inner
 
 
@@ -532,3 +536,47 @@ def wait_for(s: TLSState, exc: BaseException) -> int:
     if s._timeout == 0.0:
         raise exc
     return READ if isinstance(exc, ssl.SSLWantReadError) else WRITE
+
+
+# -- connect() on a socket wrapped before it was connected ----------------------------
+
+
+async def connect(waiter: Waiter, s: TLSState, address: Any, ex: bool) -> int:
+    """``connect``/``connect_ex`` on a TLS socket wrapped unconnected, as the stdlib's:
+    the plain connect (the engine's, in the mode), then the SSL object, then the
+    handshake if ``do_handshake_on_connect``. Returns the errno (``ex``) or 0."""
+    inner = s._sock
+    if inner.server_side:
+        raise ValueError("can't connect in server-side mode")
+    if inner._connected or inner._sslobj is not None:  # type: ignore[attr-defined]
+        raise ValueError("attempt to connect already-connected SSLSocket!")
+    fd = inner.fileno()
+    if fd == -1:
+        raise ebadf()
+    # The engine connects through s._sock: a plain socket on the same descriptor,
+    # for the time of the connect (the stdlib's SSLSocket.connect would wrap at once).
+    plain = socket.socket(inner.family, inner.type, inner.proto, fileno=fd)
+    plain.setblocking(False)
+    s._sock = plain  # type: ignore[assignment]
+    try:
+        err = await e.connect(waiter, s, address, ex)
+    finally:
+        s._sock = inner
+        plain.detach()
+    if err:
+        return err
+    fd = inner.detach()  # unconnected, it has no SSL object: wrap the descriptor anew
+    fresh = socket.socket(inner.family, inner.type, inner.proto, fileno=fd)
+    fresh.setblocking(False)
+    s._sock = inner.context.wrap_socket(
+        fresh,
+        server_side=False,
+        do_handshake_on_connect=False,
+        suppress_ragged_eofs=inner.suppress_ragged_eofs,  # type: ignore[attr-defined]
+        server_hostname=inner.server_hostname,
+        session=inner._session,  # type: ignore[attr-defined]
+    )
+    s._sock.do_handshake_on_connect = inner.do_handshake_on_connect  # type: ignore[attr-defined]
+    if inner.do_handshake_on_connect:  # type: ignore[attr-defined]
+        await do_handshake(waiter, s)
+    return 0

@@ -680,3 +680,74 @@ def test_makefile_sync(certs: Certs) -> None:
             assert f.readline() == b"TWO\n"
             f.close()
         peer.join()
+
+
+async def connect_after_wrap(face: Face, certs: Certs) -> None:
+    """Wrapped unconnected, then connect(): connected and handshaken, as the stdlib's."""
+    for handshake in (True, False):
+        with Peer(tls_server(certs.server_ctx(), echo)) as peer:
+            raw = face.socket(socket.AF_INET, socket.SOCK_STREAM)
+            raw.settimeout(WAIT)
+            s = await face.wrap(
+                raw,
+                certs.client_ctx(),
+                server_hostname="localhost",
+                do_handshake_on_connect=handshake,
+            )
+            with s:
+                assert s.do_handshake_on_connect is handshake
+                assert await aw(s.connect_ex(peer.address)) == 0
+                assert (s.version() is not None) is handshake
+                if not handshake:
+                    await aw(s.do_handshake())
+                await aw(s.sendall(b"abc"))
+                assert await aw(s.recv(3)) == b"abc"
+                with pytest.raises(ValueError, match="already-connected"):
+                    await aw(s.connect(peer.address))
+            peer.join()
+
+
+test_connect_after_wrap, test_connect_after_wrap_sync = twins(connect_after_wrap)
+
+
+async def accept_on_tls_listener(face: Face, certs: Certs) -> None:
+    """accept() on a wrapped listening socket wraps the connection, handshake done."""
+    lst = face.socket(socket.AF_INET, socket.SOCK_STREAM)
+    await aw(lst.bind((HOST, 0)))
+    lst.listen()
+    lst.settimeout(WAIT)
+    tls_lst = await face.wrap(lst, certs.server_ctx(), server_side=True)
+    got: list[bytes] = []
+
+    def client() -> None:
+        raw = socket.create_connection(tls_lst.getsockname(), timeout=WAIT)
+        with certs.client_ctx().wrap_socket(raw, server_hostname="localhost") as c:
+            c.sendall(b"hello")
+            got.append(c.recv(5))
+
+    t = threading.Thread(target=client)
+    t.start()
+    with tls_lst:
+        conn, _ = await aw(tls_lst.accept())
+        with conn:
+            assert isinstance(conn, face.SSLSocket) and conn.server_side
+            assert conn.version() is not None
+            data = b""
+            while len(data) < 5:
+                data += await aw(conn.recv(5))
+            await aw(conn.sendall(data.upper()))
+            t.join(WAIT)
+    assert got == [b"HELLO"]
+
+
+test_accept_on_tls_listener, test_accept_on_tls_listener_sync = twins(accept_on_tls_listener)
+
+
+@pytest.mark.parametrize("mod", ["asocket", "asocket.sync"])
+def test_no_public_constructor(mod: str) -> None:
+    import importlib
+
+    cls = importlib.import_module(mod).SSLSocket
+    with pytest.raises(TypeError, match="does not have a public constructor"):
+        cls()
+    assert cls.__name__ == "SSLSocket" and cls.__module__ == mod

@@ -222,3 +222,57 @@ def test_serve_tcp_ssl_handshakes_count_against_max_connections_sync(certs: Cert
             stuck.close()
         t.join(WAIT)
     assert box == [b"served"]
+
+
+@pytest.mark.asyncio
+async def test_create_connection_ssl_arguments(certs: Certs) -> None:
+    """server_hostname/ssl_handshake_timeout need ssl (asyncio's errors); ssl=True verifies."""
+    with pytest.raises(ValueError, match="server_hostname is only meaningful with ssl"):
+        await asocket.create_connection((HOST, 9), server_hostname="x")
+    with pytest.raises(ValueError, match="ssl_handshake_timeout is only meaningful with ssl"):
+        await asocket.create_connection((HOST, 9), ssl_handshake_timeout=1.0)
+    with pytest.raises(ValueError, match="ssl_handshake_timeout should be a positive number"):
+        await asocket.create_connection((HOST, 9), ssl=certs.client_ctx(), ssl_handshake_timeout=0)
+    with Peer(tls_server(certs.server_ctx(), echo)) as peer:
+        with pytest.raises(ssl.SSLCertVerificationError):  # the system's CAs: not ours
+            await asocket.create_connection(peer.address, timeout=WAIT, ssl=True)
+        peer.join(check=False)
+
+
+def test_create_connection_ssl_arguments_sync(certs: Certs) -> None:
+    with pytest.raises(ValueError, match="server_hostname is only meaningful with ssl"):
+        asocket.sync.create_connection((HOST, 9), server_hostname="x")
+    with Peer(tls_server(certs.server_ctx(), echo)) as peer:
+        with pytest.raises(ssl.SSLCertVerificationError):
+            asocket.sync.create_connection(peer.address, timeout=WAIT, ssl=True)
+        peer.join(check=False)
+
+
+@pytest.mark.asyncio
+async def test_serve_tcp_ssl_close_clients_wakes_tls_handlers(certs: Certs) -> None:
+    """close_clients()/shutdown reach a handler blocked in a TLS recv."""
+    started = asyncio.Event()
+    ended: list[str] = []
+
+    async def handler(sock: Any, addr: Any) -> None:
+        started.set()
+        try:
+            await sock.recv(10)
+        except BaseException as exc:
+            ended.append(type(exc).__name__)
+            raise
+
+    server = await asocket.serve_tcp(handler, HOST, 0, ssl=certs.server_ctx(), grace_period=0.1)
+    port = server.sockets[0].getsockname()[1]
+    raw = socket.create_connection((HOST, port), timeout=WAIT)
+    client = certs.client_ctx().wrap_socket(
+        raw, server_hostname="localhost", do_handshake_on_connect=False
+    )
+    try:
+        await asyncio.to_thread(client.do_handshake)
+        await asyncio.wait_for(started.wait(), WAIT)
+        server.close()
+        await asyncio.wait_for(server.wait_closed(), WAIT)
+    finally:
+        client.close()
+    assert ended, "the handler was never stopped"

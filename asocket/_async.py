@@ -19,7 +19,7 @@ from typing import Any, Literal, Self, overload
 from . import _connect, _engine as e, _listeners, _ops as ops, _resolve, _surface, _tls
 from ._socket import SocketBase, close_fd
 from ._waiters.base import AddrInfo, Waiter, ebadf
-from ._waiters.current import current
+from ._waiters.current import RUNNING, Running, current
 
 _MSG_WAITALL = int(getattr(socket, "MSG_WAITALL", 0))
 
@@ -35,7 +35,6 @@ class AsyncSocket(SocketBase):
     """
 
     __slots__ = ("_w",)
-    _public_name = "asocket.socket"
 
     def __init__(
         self,
@@ -51,6 +50,8 @@ class AsyncSocket(SocketBase):
 
     def _watched_by(self, waiter: Waiter) -> None:
         # The waiter that may watch the fd, so close() can forget it there first.
+        if isinstance(waiter, Running):
+            waiter = waiter.now()
         old = self._w
         if old is not waiter:
             if old is not None:  # moved to another loop: let the old one go
@@ -91,58 +92,56 @@ class AsyncSocket(SocketBase):
     # -- awaitable calls ------------------------------------------------------
 
     async def accept(self) -> tuple[AsyncSocket, Any]:
-        fd, address = await e.accept(current(), self)
+        fd, address = await e.accept(RUNNING, self)
         return self._new(fd), address
 
     async def bind(self, address: Any, /) -> None:
-        await e.bind(current(), self, address)
+        await e.bind(RUNNING, self, address)
 
     async def connect(self, address: Any, /) -> None:
-        await e.connect(current(), self, address, False)
+        await e.connect(RUNNING, self, address, False)
 
     async def connect_ex(self, address: Any, /) -> int:
-        return await e.connect(current(), self, address, True)
+        return await e.connect(RUNNING, self, address, True)
 
     async def recv(self, bufsize: int, flags: int = 0, /) -> bytes:
         if flags and self._timeout is None and isinstance(flags, int) and flags & _MSG_WAITALL:
-            return await e.recv_waitall(current(), self, bufsize, flags)
-        return await e.io(current(), self, ops.RECV, self._sock.recv, bufsize, flags)
+            return await e.recv_waitall(RUNNING, self, bufsize, flags)
+        return await e.io(RUNNING, self, ops.RECV, self._sock.recv, bufsize, flags)
 
     async def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
         if flags and self._timeout is None and isinstance(flags, int) and flags & _MSG_WAITALL:
-            return await e.recv_into_waitall(current(), self, buffer, nbytes, flags)
+            return await e.recv_into_waitall(RUNNING, self, buffer, nbytes, flags)
         recv_into = self._sock.recv_into
-        return await e.io(current(), self, ops.RECV_INTO, recv_into, buffer, nbytes, flags)
+        return await e.io(RUNNING, self, ops.RECV_INTO, recv_into, buffer, nbytes, flags)
 
     async def recvfrom(self, bufsize: int, flags: int = 0, /) -> tuple[bytes, Any]:
-        return await e.io(current(), self, ops.RECVFROM, self._sock.recvfrom, bufsize, flags)
+        return await e.io(RUNNING, self, ops.RECVFROM, self._sock.recvfrom, bufsize, flags)
 
     async def recvfrom_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> tuple[int, Any]:
         recvfrom_into = self._sock.recvfrom_into
-        return await e.io(current(), self, ops.RECVFROM_INTO, recvfrom_into, buffer, nbytes, flags)
+        return await e.io(RUNNING, self, ops.RECVFROM_INTO, recvfrom_into, buffer, nbytes, flags)
 
     async def recvmsg(
         self, bufsize: int, ancbufsize: int = 0, flags: int = 0, /
     ) -> tuple[bytes, list[tuple[int, int, bytes]], int, Any]:
         recvmsg = self._sock.recvmsg
-        return await e.io(current(), self, ops.RECVMSG, recvmsg, bufsize, ancbufsize, flags)
+        return await e.io(RUNNING, self, ops.RECVMSG, recvmsg, bufsize, ancbufsize, flags)
 
     async def recvmsg_into(
         self, buffers: Iterable[Any], ancbufsize: int = 0, flags: int = 0, /
     ) -> tuple[int, list[tuple[int, int, bytes]], int, Any]:
         recvmsg_into = self._sock.recvmsg_into
-        return await e.io(
-            current(), self, ops.RECVMSG_INTO, recvmsg_into, buffers, ancbufsize, flags
-        )
+        return await e.io(RUNNING, self, ops.RECVMSG_INTO, recvmsg_into, buffers, ancbufsize, flags)
 
     async def send(self, data: Any, flags: int = 0, /) -> int:
-        return await e.io(current(), self, ops.SEND, self._sock.send, data, flags)
+        return await e.io(RUNNING, self, ops.SEND, self._sock.send, data, flags)
 
     async def sendall(self, data: Any, flags: int = 0, /) -> None:
-        await e.sendall(current(), self, data, flags)
+        await e.sendall(RUNNING, self, data, flags)
 
     async def sendto(self, data: Any, /, *args: Any) -> int:
-        waiter = current()
+        waiter = RUNNING
         if args and e.needs_resolution(self, args[-1]):
             args = (*args[:-1], await e.resolve(waiter, self, args[-1]))
         return await e.io(waiter, self, ops.SENDTO, self._sock.sendto, data, *args)
@@ -155,7 +154,7 @@ class AsyncSocket(SocketBase):
         address: Any = None,
         /,
     ) -> int:
-        waiter = current()
+        waiter = RUNNING
         sendmsg = self._sock.sendmsg
         if address is None:
             return await e.io(waiter, self, ops.SENDMSG, sendmsg, buffers, ancdata, flags)
@@ -166,10 +165,15 @@ class AsyncSocket(SocketBase):
 
         async def sendmsg_afalg(self, *args: Any, **kwargs: Any) -> int:
             afalg = partial(self._sock.sendmsg_afalg, *args, **kwargs)
-            return await e.io(current(), self, ops.SENDMSG, afalg)
+            return await e.io(RUNNING, self, ops.SENDMSG, afalg)
 
     async def sendfile(self, file: Any, offset: int = 0, count: int | None = None) -> int:
-        return await e.sendfile(current(), self, file, offset, count)
+        return await e.sendfile(RUNNING, self, file, offset, count)
+
+
+# The stdlib's repr names the class as users spell it: <asocket.socket fd=...>.
+AsyncSocket.__module__ = "asocket"
+AsyncSocket.__qualname__ = "socket"
 
 
 # -- module functions ---------------------------------------------------------

@@ -3,6 +3,11 @@
 ``echo-server`` and ``echo-client`` run on the async face (asyncio's default
 loop, or uvloop with ``--uvloop``) or, with ``--sync``, on the sync face and
 threads. uvloop is imported only when ``--uvloop`` is given.
+
+Three parts, top to bottom: the arguments; the commands, each written once as
+a plan that yields the calls that wait; the faces, each a driver that waits
+for those calls its way (``await`` or blocking) and takes the stop signals its
+way. The connection handler is ``_echo.echo`` / ``_echo.echo_sync``.
 """
 
 from __future__ import annotations
@@ -11,18 +16,21 @@ import argparse
 import asyncio
 import contextlib
 import errno
+import inspect
 import os
 import signal
 import socket
 import sys
 import threading
-from collections.abc import Callable, Coroutine, Iterable, Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Coroutine, Generator, Iterable, Iterator, Sequence
+from functools import partial
+from typing import Any, TypeVar, cast
 
 import asocket
 import asocket.sync
 
 from ._demo import demo
+from ._echo import echo, echo_sync
 
 PROG = "python -m asocket"
 DEFAULT_HOST = "127.0.0.1"
@@ -32,6 +40,8 @@ CHUNK = 65536
 MAX_DATAGRAM = 65535
 GRACE_PERIOD = 5.0
 """``serve_tcp``'s default: how long open connections may go on after a stop signal."""
+
+_T = TypeVar("_T")
 
 
 class CommandError(Exception):
@@ -86,9 +96,8 @@ def _parser() -> argparse.ArgumentParser:
         description="Echo every byte back on each TCP or Unix connection (a task per "
         "connection; a thread with --sync), or every UDP datagram to its sender. Prints "
         "'listening on ADDRESS' once ready. On SIGINT or SIGTERM stops accepting, lets open "
-        "connections finish for up to --grace-period seconds (a second signal cuts this "
-        "short), "
-        "closes the rest and exits 0.",
+        "connections finish for up to --grace-period seconds (saying so on stderr; a second "
+        "signal cuts this short), closes the rest and exits 0.",
     )
     _add_endpoint_options(server, port_help="port to listen on (default: 0, any free port)")
     server.add_argument(
@@ -112,7 +121,8 @@ def _parser() -> argparse.ArgumentParser:
         description="Connect to an echo server, send each MESSAGE (or, with none, each line "
         "of stdin) and write its echo to stdout: a MESSAGE's echo followed by a newline, a "
         "line's echo as it came back. Exits 1 with a one-line error when the server cannot "
-        "be reached, does not answer within --timeout, or closes the connection early.",
+        "be reached, does not answer within --timeout, or closes the connection early; "
+        "exits 0 at once on SIGINT (Ctrl-C) or SIGTERM.",
     )
     client.add_argument("message", nargs="*", metavar="MESSAGE", help="a message to send")
     _add_endpoint_options(client, port_help="the server's port (required unless --unix)")
@@ -187,10 +197,243 @@ def _positive_float(text: str) -> float:
     return value
 
 
-# -- running ----------------------------------------------------------------------------
+# -- the commands, written once --------------------------------------------------------------
+#
+# A command is a plan: a generator that does the work and yields each call that waits (a
+# ``Step``: a callable taking no argument) to a face's driver, which makes the call, waits
+# for it as its face waits (``await`` on the async face, blocking on the sync face) and
+# sends the result back in (or throws the exception in). So ``data = yield
+# partial(sock.recv, n)`` reads as ``data = await sock.recv(n)`` / ``sock.recv(n)``.
+
+Step = Callable[[], Any]
+"""A call that waits; on the async face it returns an awaitable."""
+Plan = Generator[Step, Any, _T]
 
 
-def _run_loop(main: Callable[[], Coroutine[Any, Any, int]], use_uvloop: bool) -> int:
+def _run_echo_server(args: argparse.Namespace) -> int:
+    face = _face(args)
+    return face.run(_echo_server(face, args))
+
+
+def _run_echo_client(args: argparse.Namespace) -> int:
+    face = _face(args)
+    return face.run(_echo_client(face, args))
+
+
+def _echo_server(face: _Face, args: argparse.Namespace) -> Plan[int]:
+    """``echo-server``: listen, say where, echo until a stop signal; return the exit status."""
+    grace = GRACE_PERIOD if args.grace_period is None else args.grace_period
+    host, port = args.host or DEFAULT_HOST, args.port or 0  # TCP; UDP: _open
+    limits = {"max_connections": args.max_connections, "grace_period": grace}
+    stop = _StopPlan()
+    with face.on_stop_signals(stop):  # from the start: a signal while starting is kept
+        try:
+            if args.udp:
+                udp = yield from _open(face, args, "bind")
+            elif args.unix is not None:
+                server = yield partial(face.module.serve_unix, face.echo, args.unix, **limits)
+            else:
+                server = yield partial(face.module.serve_tcp, face.echo, host, port, **limits)
+        except OSError as exc:
+            raise CommandError(f"cannot listen on {_endpoint(args)}: {_describe(exc)}") from None
+        if args.udp:
+            with udp:
+                stop.arm(udp.close)  # the waiting recvfrom fails with EBADF
+                _announce([udp.getsockname()])
+                yield from _echo_datagrams(udp)
+            return 0
+        try:
+            # The first signal stops accepting; a second one ends the grace period.
+            stop.arm(partial(_stop_accepting, server, grace), server.close_clients)
+            _announce(sock.getsockname() for sock in server.sockets)
+            yield server.serve_forever
+        finally:
+            server.close()
+            yield server.wait_closed
+    return 0
+
+
+def _stop_accepting(server: Any, grace: float) -> None:
+    """The first stop signal: stop accepting; say so if connections are left to wait for."""
+    server.close()
+    if grace > 0 and (count := server.active_connections):
+        print(
+            f"{PROG} echo-server: stopped accepting; waiting up to {grace:g} s for "
+            f"{count} open connection(s) to finish (SIGINT or SIGTERM again: close them now)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+def _echo_datagrams(sock: Any) -> Plan[None]:
+    """Send each datagram back to its sender, until ``sock`` is closed."""
+    while True:
+        try:
+            data, address = yield partial(sock.recvfrom, MAX_DATAGRAM)
+        except OSError as exc:
+            if exc.errno == errno.EBADF:
+                return  # closed on a stop signal
+            raise
+        try:
+            yield partial(sock.sendto, data, address)
+        except OSError:
+            pass  # a reply that cannot be sent is lost, as datagrams may be
+
+
+def _echo_client(face: _Face, args: argparse.Namespace) -> Plan[int]:
+    """``echo-client``: send each message, write its echo; return the exit status.
+
+    A stop signal (Ctrl-C) ends it at once, with status 0: the user is done.
+    """
+    next_message: Step
+    if args.message:  # as given: os.fsencode undoes how Python decoded argv
+        messages = [os.fsencode(message) for message in args.message]
+        next_message, newline = partial(next, iter(messages), None), b"\n"
+    else:  # one line at a time, so that the client answers as the lines are typed
+        next_message, newline = face.stdin_lines(), b""
+    with face.interrupted_by_stop_signals():
+        try:
+            try:
+                sock = yield from _connect(face, args)
+            except OSError as exc:
+                raise CommandError(
+                    f"cannot connect to {_endpoint(args)}: {_describe(exc, args.timeout)}"
+                ) from None
+            with sock:
+                while (message := (yield next_message)) is not None:
+                    try:
+                        reply = yield from _exchange(sock, message, args)
+                    except OSError as exc:
+                        raise CommandError(
+                            f"no echo from {_endpoint(args)}: {_describe(exc, args.timeout)}"
+                        ) from None
+                    _write(reply + newline)
+        except KeyboardInterrupt:  # SIGINT or SIGTERM, on either face
+            pass
+    return 0
+
+
+def _connect(face: _Face, args: argparse.Namespace) -> Plan[Any]:
+    """A socket connected to the server the options name, with their timeout."""
+    if args.unix is None and not args.udp:
+        address = (args.host or DEFAULT_HOST, args.port)
+        return (yield partial(face.module.create_connection, address, timeout=args.timeout))
+    return (yield from _open(face, args, "connect", args.timeout))
+
+
+def _open(
+    face: _Face, args: argparse.Namespace, method: str, timeout: float | None = None
+) -> Plan[Any]:
+    """A UDP (``--udp``) or Unix (``--unix``) socket, bound or connected (``method``) to the
+    address the options name (a host's first), in timeout mode with ``timeout``."""
+    if args.unix is not None:
+        family, type_, proto, address = socket.AF_UNIX, socket.SOCK_STREAM, 0, args.unix
+    else:
+        host, port = args.host or DEFAULT_HOST, args.port or 0
+        flags = socket.AI_PASSIVE if method == "bind" else 0
+        infos = yield partial(
+            face.module.getaddrinfo, host, port, type=socket.SOCK_DGRAM, flags=flags
+        )
+        family, type_, proto, _, address = infos[0]
+    sock = face.module.socket(family, type_, proto)
+    try:
+        sock.settimeout(timeout)
+        yield partial(getattr(sock, method), address)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _exchange(sock: Any, message: bytes, args: argparse.Namespace) -> Plan[bytes]:
+    """Send ``message`` and return its echo: one datagram, or ``CHUNK`` bytes at a time."""
+    if args.udp:
+        yield partial(sock.send, message)
+        return bytes((yield partial(sock.recv, MAX_DATAGRAM)))
+    reply = bytearray()
+    for start in range(0, len(message), CHUNK):
+        piece = message[start : start + CHUNK]
+        yield partial(sock.sendall, piece)
+        while len(reply) < start + len(piece):
+            if not (data := (yield partial(sock.recv, start + len(piece) - len(reply)))):
+                raise CommandError(
+                    f"{_endpoint(args)} closed the connection before echoing everything"
+                )
+            reply += data
+    return bytes(reply)
+
+
+class _StopPlan:
+    """What the stop signals (SIGINT, SIGTERM) do: the first calls ``stop``, each later one
+    ``again`` (if any). A signal that comes before ``arm()`` is acted on by ``arm()``."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()  # the sync face calls from a thread of its own
+        self._signals = 0
+        self._stop: Callable[[], object] | None = None
+        self._again: Callable[[], object] | None = None
+
+    def arm(self, stop: Callable[[], object], again: Callable[[], object] | None = None) -> None:
+        """From now on, call ``stop`` on the first signal and ``again`` on each later one."""
+        with self._lock:
+            self._stop, self._again, signals = stop, again, self._signals
+        if signals:
+            stop()
+        if signals > 1 and again is not None:
+            again()
+
+    def __call__(self) -> None:
+        """A stop signal came."""
+        with self._lock:
+            self._signals += 1
+            action = self._stop if self._signals == 1 else self._again
+        if action is not None:
+            action()
+
+
+def _endpoint(args: argparse.Namespace) -> str:
+    """The address the options name, for messages."""
+    if args.unix is not None:
+        return str(args.unix)
+    return _address((args.host or DEFAULT_HOST, args.port or 0))
+
+
+def _address(address: Any) -> str:
+    """``HOST:PORT`` (``[HOST]:PORT`` for IPv6) for an IP address; the path for a Unix one."""
+    if isinstance(address, tuple):
+        host, port = address[0], address[1]
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return os.fsdecode(address)
+
+
+def _describe(exc: OSError, timeout: float | None = None) -> str:
+    """What went wrong, in a few words: the errno's message, without the address that
+    some callers add to it (the message names the address once)."""
+    if isinstance(exc, TimeoutError) and timeout is not None:
+        return f"timed out after {timeout:g} s"
+    if exc.errno is not None and exc.errno > 0 and not isinstance(exc, socket.gaierror):
+        return os.strerror(exc.errno)
+    return exc.strerror or str(exc) or type(exc).__name__
+
+
+def _announce(addresses: Iterable[Any]) -> None:
+    for address in addresses:
+        print(f"listening on {_address(address)}", flush=True)
+
+
+def _write(data: bytes) -> None:
+    sys.stdout.buffer.write(data)
+    sys.stdout.buffer.flush()
+
+
+# -- the faces: how each one waits ---------------------------------------------------------------
+
+
+def _face(args: argparse.Namespace) -> _Face:
+    return _SyncFace() if args.sync else _AsyncFace(args.uvloop)
+
+
+def _run_loop(main: Callable[[], Coroutine[Any, Any, _T]], use_uvloop: bool) -> _T:
     """Run ``main()`` on asyncio's default loop or, with ``use_uvloop``, on uvloop."""
     if not use_uvloop:
         return asyncio.run(main())
@@ -205,383 +448,167 @@ def _run_demo(args: argparse.Namespace) -> int:
     return _run_loop(lambda: asyncio.wait_for(demo(), 30), args.uvloop)
 
 
-def _run_echo_server(args: argparse.Namespace) -> int:
-    if args.sync:
-        return _echo_server_sync(args)
-    return _run_loop(lambda: _echo_server_async(args), args.uvloop)
+class _AsyncFace:
+    """The async face: a plan runs in a task on asyncio's loop (or uvloop's)."""
 
+    module: Any = asocket
+    echo: Any = staticmethod(echo)
 
-def _run_echo_client(args: argparse.Namespace) -> int:
-    messages: Iterable[bytes]
-    if args.message:  # as given: os.fsencode undoes how Python decoded argv
-        messages, newline = [os.fsencode(message) for message in args.message], b"\n"
-    else:  # one line at a time, so that the client answers as the lines are typed
-        messages, newline = iter(sys.stdin.buffer.readline, b""), b""
-    if args.sync:
-        return _echo_client_sync(args, messages, newline)
-    return _run_loop(lambda: _echo_client_async(args, messages, newline), args.uvloop)
+    def __init__(self, use_uvloop: bool) -> None:
+        self._use_uvloop = use_uvloop
+        self._waiting = False  # awaiting a step: an interruption cancels the wait
+        self._interrupted = False  # a stop signal came: raise KeyboardInterrupt in the plan
 
+    def run(self, plan: Plan[_T]) -> _T:
+        return _run_loop(lambda: self._drive(plan), self._use_uvloop)
 
-def _address(address: Any) -> str:
-    """``HOST:PORT`` (``[HOST]:PORT`` for IPv6) for an IP address; the path for a Unix one."""
-    if isinstance(address, tuple):
-        host, port = address[0], address[1]
-        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    return os.fsdecode(address)
-
-
-def _endpoint(args: argparse.Namespace) -> str:
-    """The address the options name, for messages."""
-    if args.unix is not None:
-        return str(args.unix)
-    return _address((args.host or DEFAULT_HOST, args.port or 0))
-
-
-def _describe(exc: OSError, timeout: float | None = None) -> str:
-    """What went wrong, in a few words."""
-    if isinstance(exc, TimeoutError) and timeout is not None:
-        return f"timed out after {timeout:g} s"
-    return exc.strerror or str(exc) or type(exc).__name__
-
-
-def _announce(addresses: Iterable[Any]) -> None:
-    for address in addresses:
-        print(f"listening on {_address(address)}", flush=True)
-
-
-def _write(data: bytes) -> None:
-    sys.stdout.buffer.write(data)
-    sys.stdout.buffer.flush()
-
-
-# -- echo-server, async face --------------------------------------------------------------
-
-
-async def _echo_server_async(args: argparse.Namespace) -> int:
-    grace = GRACE_PERIOD if args.grace_period is None else args.grace_period
-    try:
-        if args.udp:
-            udp = await _open_udp_async(args.host or DEFAULT_HOST, args.port or 0)
-        elif args.unix is not None:
-            server = await asocket.serve_unix(
-                _echo_stream_async,
-                args.unix,
-                max_connections=args.max_connections,
-                grace_period=grace,
-            )
-        else:
-            server = await asocket.serve_tcp(
-                _echo_stream_async,
-                args.host or DEFAULT_HOST,
-                args.port or 0,
-                max_connections=args.max_connections,
-                grace_period=grace,
-            )
-    except OSError as exc:
-        raise CommandError(f"cannot listen on {_endpoint(args)}: {_describe(exc)}") from None
-    if args.udp:
-        with udp, _on_stop_signal_async(udp.close):
-            _announce([udp.getsockname()])
-            await _echo_datagrams_async(udp)
-    else:
-        async with server:
-            # The first signal stops accepting; a second one ends the grace period.
-            with _on_stop_signal_async(server.close, server.close_clients):
-                _announce(sock.getsockname() for sock in server.sockets)
-                await server.serve_forever()
-    return 0
-
-
-@contextlib.contextmanager
-def _on_stop_signal_async(
-    stop: Callable[[], object], again: Callable[[], object] | None = None
-) -> Iterator[None]:
-    """Within the block, on SIGINT or SIGTERM call ``stop()`` in the running loop, and
-    ``again()`` (if given) on each later one."""
-    loop = asyncio.get_running_loop()
-    signalled = False
-
-    def on_signal() -> None:
-        nonlocal signalled
-        if signalled and again is not None:
-            again()
-        else:
-            signalled = True
-            stop()
-
-    try:
-        for signum in STOP_SIGNALS:
-            loop.add_signal_handler(signum, on_signal)
-    except NotImplementedError:  # pragma: no cover - Windows: Ctrl-C ends the run
-        pass
-    try:
-        yield
-    finally:
-        for signum in STOP_SIGNALS:
-            loop.remove_signal_handler(signum)
-
-
-async def _echo_stream_async(sock: asocket.socket, address: Any) -> None:
-    """Send back every byte ``sock`` receives, until the peer shuts down its side."""
-    try:
-        while data := await sock.recv(CHUNK):
-            await sock.sendall(data)
-    except ConnectionError:
-        pass  # the peer reset the connection: nobody is left to echo to
-
-
-async def _open_udp_async(host: str, port: int) -> asocket.socket:
-    """A UDP socket bound to the first address ``host`` resolves to."""
-    infos = await asocket.getaddrinfo(host, port, type=socket.SOCK_DGRAM, flags=socket.AI_PASSIVE)
-    family, type_, proto, _, address = infos[0]
-    sock = asocket.socket(family, type_, proto)
-    try:
-        await sock.bind(address)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
-
-
-async def _echo_datagrams_async(sock: asocket.socket) -> None:
-    """Send each datagram back to its sender, until ``sock`` is closed."""
-    while True:
-        try:
-            data, address = await sock.recvfrom(MAX_DATAGRAM)
-        except OSError as exc:
-            if exc.errno == errno.EBADF:
-                return  # closed on a stop signal
-            raise
-        try:
-            await sock.sendto(data, address)
-        except OSError:
-            pass  # a reply that cannot be sent is lost, as datagrams may be
-
-
-# -- echo-server, sync face ---------------------------------------------------------------
-
-
-def _echo_server_sync(args: argparse.Namespace) -> int:
-    grace = GRACE_PERIOD if args.grace_period is None else args.grace_period
-    with _stop_signals_blocked():  # before any thread starts: they all inherit the mask
-        try:
-            if args.udp:
-                udp = _open_udp_sync(args.host or DEFAULT_HOST, args.port or 0)
-            elif args.unix is not None:
-                server = asocket.sync.serve_unix(
-                    _echo_stream_sync,
-                    args.unix,
-                    max_connections=args.max_connections,
-                    grace_period=grace,
-                )
-            else:
-                server = asocket.sync.serve_tcp(
-                    _echo_stream_sync,
-                    args.host or DEFAULT_HOST,
-                    args.port or 0,
-                    max_connections=args.max_connections,
-                    grace_period=grace,
-                )
-        except OSError as exc:
-            raise CommandError(f"cannot listen on {_endpoint(args)}: {_describe(exc)}") from None
-        if args.udp:
-            with udp:
-                _on_stop_signal_sync(udp.close)
-                _announce([udp.getsockname()])
-                _echo_datagrams_sync(udp)
-        else:
-            with server:
-                # The first signal stops accepting; a second one ends the grace period.
-                _on_stop_signal_sync(server.close, server.close_clients)
-                _announce(sock.getsockname() for sock in server.sockets)
-                server.serve_forever()
-    return 0
-
-
-@contextlib.contextmanager
-def _stop_signals_blocked() -> Iterator[None]:
-    """Within the block, SIGINT and SIGTERM wait, blocked, for ``_on_stop_signal_sync``."""
-    if not hasattr(signal, "pthread_sigmask"):  # pragma: no cover - Windows: Ctrl-C ends the run
-        yield
-        return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-
-
-def _on_stop_signal_sync(
-    stop: Callable[[], object], again: Callable[[], object] | None = None
-) -> None:
-    """On SIGINT or SIGTERM (blocked by ``_stop_signals_blocked``), call ``stop()``, and
-    ``again()`` (if given) on each later one.
-
-    A thread takes the signal with ``sigwait``: no signal handler interrupts a
-    thread that may hold a lock ``stop`` needs.
-    """
-    if not hasattr(signal, "sigwait"):  # pragma: no cover - Windows
-        return
-
-    def wait_then_stop() -> None:
-        signal.sigwait(STOP_SIGNALS)
-        stop()
-        while again is not None:
-            signal.sigwait(STOP_SIGNALS)
-            again()
-
-    threading.Thread(target=wait_then_stop, name="asocket stop signal", daemon=True).start()
-
-
-def _echo_stream_sync(sock: asocket.sync.socket, address: Any) -> None:
-    """Send back every byte ``sock`` receives, until the peer shuts down its side."""
-    try:
-        while data := sock.recv(CHUNK):
-            sock.sendall(data)
-    except ConnectionError:
-        pass  # the peer reset the connection: nobody is left to echo to
-
-
-def _open_udp_sync(host: str, port: int) -> asocket.sync.socket:
-    """A UDP socket bound to the first address ``host`` resolves to."""
-    infos = asocket.sync.getaddrinfo(host, port, type=socket.SOCK_DGRAM, flags=socket.AI_PASSIVE)
-    family, type_, proto, _, address = infos[0]
-    sock = asocket.sync.socket(family, type_, proto)
-    try:
-        sock.bind(address)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
-
-
-def _echo_datagrams_sync(sock: asocket.sync.socket) -> None:
-    """Send each datagram back to its sender, until ``sock`` is closed."""
-    while True:
-        try:
-            data, address = sock.recvfrom(MAX_DATAGRAM)
-        except OSError as exc:
-            if exc.errno == errno.EBADF:
-                return  # closed on a stop signal
-            raise
-        try:
-            sock.sendto(data, address)
-        except OSError:
-            pass  # a reply that cannot be sent is lost, as datagrams may be
-
-
-# -- echo-client ------------------------------------------------------------------------
-
-
-async def _echo_client_async(
-    args: argparse.Namespace, messages: Iterable[bytes], newline: bytes
-) -> int:
-    try:
-        sock = await _connect_async(args)
-    except OSError as exc:
-        raise CommandError(
-            f"cannot connect to {_endpoint(args)}: {_describe(exc, args.timeout)}"
-        ) from None
-    with sock:
-        for message in messages:  # stdin is read blocking: the loop has nothing else to do
-            reply: bytes | bytearray
+    async def _drive(self, plan: Plan[_T]) -> _T:
+        value: Any = None
+        error: BaseException | None = None
+        while True:
+            if self._interrupted:
+                self._interrupted, error = False, KeyboardInterrupt()
             try:
-                if args.udp:
-                    await sock.send(message)
-                    reply = await sock.recv(MAX_DATAGRAM)
-                else:
-                    reply = bytearray()
-                    for start in range(0, len(message), CHUNK):
-                        piece = message[start : start + CHUNK]
-                        await sock.sendall(piece)
-                        while len(reply) < start + len(piece):
-                            if not (data := await sock.recv(start + len(piece) - len(reply))):
-                                raise _closed_early(args)
-                            reply += data
-            except OSError as exc:
-                raise _no_echo(args, exc) from None
-            _write(bytes(reply) + newline)
-    return 0
-
-
-async def _connect_async(args: argparse.Namespace) -> asocket.socket:
-    """A socket connected to the server the options name, with their timeout."""
-    if args.unix is None and not args.udp:
-        return await asocket.create_connection(
-            (args.host or DEFAULT_HOST, args.port), timeout=args.timeout
-        )
-    if args.unix is not None:
-        family, type_, proto, address = socket.AF_UNIX, socket.SOCK_STREAM, 0, args.unix
-    else:
-        infos = await asocket.getaddrinfo(
-            args.host or DEFAULT_HOST, args.port, type=socket.SOCK_DGRAM
-        )
-        family, type_, proto, _, address = infos[0]
-    sock = asocket.socket(family, type_, proto)
-    try:
-        sock.settimeout(args.timeout)
-        await sock.connect(address)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
-
-
-def _echo_client_sync(args: argparse.Namespace, messages: Iterable[bytes], newline: bytes) -> int:
-    try:
-        sock = _connect_sync(args)
-    except OSError as exc:
-        raise CommandError(
-            f"cannot connect to {_endpoint(args)}: {_describe(exc, args.timeout)}"
-        ) from None
-    with sock:
-        for message in messages:
-            reply: bytes | bytearray
+                step = plan.send(value) if error is None else plan.throw(error)
+            except StopIteration as done:
+                return cast(_T, done.value)
+            value, error = None, None
             try:
-                if args.udp:
-                    sock.send(message)
-                    reply = sock.recv(MAX_DATAGRAM)
-                else:
-                    reply = bytearray()
-                    for start in range(0, len(message), CHUNK):
-                        piece = message[start : start + CHUNK]
-                        sock.sendall(piece)
-                        while len(reply) < start + len(piece):
-                            if not (data := sock.recv(start + len(piece) - len(reply))):
-                                raise _closed_early(args)
-                            reply += data
-            except OSError as exc:
-                raise _no_echo(args, exc) from None
-            _write(bytes(reply) + newline)
-    return 0
+                value = step()
+                if inspect.isawaitable(value):  # a plain call (next() on a list) is not
+                    self._waiting = True
+                    try:
+                        value = await value
+                    finally:
+                        self._waiting = False
+            except asyncio.CancelledError as exc:
+                error = exc
+                if self._interrupted:  # the cancel was interrupt()'s, not the caller's
+                    cast(asyncio.Task[_T], asyncio.current_task()).uncancel()
+                    self._interrupted, error = False, KeyboardInterrupt()
+            except BaseException as exc:
+                error = exc
+
+    @contextlib.contextmanager
+    def on_stop_signals(self, plan: Callable[[], None]) -> Iterator[None]:
+        """Within the block, SIGINT and SIGTERM call ``plan()`` in the loop."""
+        loop = asyncio.get_running_loop()
+        try:
+            for signum in STOP_SIGNALS:
+                loop.add_signal_handler(signum, plan)
+        except NotImplementedError:  # pragma: no cover - Windows: Ctrl-C ends the run
+            pass
+        try:
+            yield
+        finally:
+            for signum in STOP_SIGNALS:
+                loop.remove_signal_handler(signum)
+
+    def interrupted_by_stop_signals(self) -> contextlib.AbstractContextManager[None]:
+        """Within the block, SIGINT and SIGTERM make the step waiting raise KeyboardInterrupt."""
+        task = asyncio.current_task()
+        assert task is not None
+
+        def interrupt() -> None:
+            self._interrupted = True
+            if self._waiting:
+                task.cancel()  # else the driver raises it before the next step
+
+        stop = _StopPlan()
+        stop.arm(interrupt, interrupt)
+        return self.on_stop_signals(stop)
+
+    def stdin_lines(self) -> Step:
+        """A step returning stdin's next line, or None at its end.
+
+        A thread reads stdin, so that the loop never blocks on it (and takes a signal at
+        once); a daemon thread reading with os.read, so that it never holds up the exit.
+        """
+        loop = asyncio.get_running_loop()
+        lines: asyncio.Queue[bytes | None] = asyncio.Queue()
+
+        def deliver(line: bytes | None) -> None:
+            try:
+                loop.call_soon_threadsafe(lines.put_nowait, line)
+            except RuntimeError:
+                pass  # the loop is closed: the client is exiting
+
+        def read() -> None:
+            pending = b""
+            try:
+                while chunk := os.read(sys.stdin.fileno(), CHUNK):
+                    *complete, pending = (pending + chunk).split(b"\n")
+                    for line in complete:
+                        deliver(line + b"\n")
+            except OSError:
+                pass  # an unreadable stdin ends the input too
+            if pending:
+                deliver(pending)  # a last line without a newline goes as it is
+            deliver(None)
+
+        threading.Thread(target=read, name="asocket stdin", daemon=True).start()
+        return lines.get
 
 
-def _connect_sync(args: argparse.Namespace) -> asocket.sync.socket:
-    """A socket connected to the server the options name, with their timeout."""
-    if args.unix is None and not args.udp:
-        return asocket.sync.create_connection(
-            (args.host or DEFAULT_HOST, args.port), timeout=args.timeout
-        )
-    if args.unix is not None:
-        family, type_, proto, address = socket.AF_UNIX, socket.SOCK_STREAM, 0, args.unix
-    else:
-        infos = asocket.sync.getaddrinfo(
-            args.host or DEFAULT_HOST, args.port, type=socket.SOCK_DGRAM
-        )
-        family, type_, proto, _, address = infos[0]
-    sock = asocket.sync.socket(family, type_, proto)
-    try:
-        sock.settimeout(args.timeout)
-        sock.connect(address)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
+class _SyncFace:
+    """The sync face: a plan runs in the main thread, every step blocking."""
+
+    module: Any = asocket.sync
+    echo: Any = staticmethod(echo_sync)
+
+    def run(self, plan: Plan[_T]) -> _T:
+        value: Any = None
+        error: BaseException | None = None
+        while True:
+            try:
+                step = plan.send(value) if error is None else plan.throw(error)
+            except StopIteration as done:
+                return cast(_T, done.value)
+            try:
+                value, error = step(), None
+            except BaseException as exc:
+                value, error = None, exc
+
+    @contextlib.contextmanager
+    def on_stop_signals(self, plan: Callable[[], None]) -> Iterator[None]:
+        """Within the block, SIGINT and SIGTERM call ``plan()`` in a thread of its own.
+
+        The signals are blocked, in this thread and in every thread started within the
+        block (they inherit the mask), and taken by a thread with ``sigwait``: no signal
+        handler interrupts a thread that may hold a lock ``plan`` needs.
+        """
+        if not hasattr(signal, "sigwait"):  # pragma: no cover - Windows: Ctrl-C ends the run
+            yield
+            return
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+
+        def take_signals() -> None:
+            while True:
+                signal.sigwait(STOP_SIGNALS)
+                plan()
+
+        try:
+            threading.Thread(target=take_signals, name="asocket stop signal", daemon=True).start()
+            yield
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+    @contextlib.contextmanager
+    def interrupted_by_stop_signals(self) -> Iterator[None]:
+        """Within the block, SIGINT and SIGTERM raise KeyboardInterrupt in the main thread
+        (and so in the step waiting there)."""
+        previous = {
+            signum: signal.signal(signum, signal.default_int_handler) for signum in STOP_SIGNALS
+        }
+        try:
+            yield
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+    def stdin_lines(self) -> Step:
+        """A step returning stdin's next line, or None at its end."""
+        return partial(next, iter(sys.stdin.buffer.readline, b""), None)
 
 
-def _closed_early(args: argparse.Namespace) -> CommandError:
-    return CommandError(f"{_endpoint(args)} closed the connection before echoing everything")
-
-
-def _no_echo(args: argparse.Namespace, exc: OSError) -> CommandError:
-    return CommandError(f"no echo from {_endpoint(args)}: {_describe(exc, args.timeout)}")
+_Face = _AsyncFace | _SyncFace

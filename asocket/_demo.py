@@ -14,19 +14,7 @@ import time
 import asocket
 import asocket.sync
 
-
-async def _echo(conn: asocket.socket) -> None:
-    with conn:
-        while data := await conn.recv(65536):
-            await conn.sendall(data)
-
-
-async def _serve(listener: asocket.socket, handlers: set[asyncio.Task[None]]) -> None:
-    while True:
-        conn, _ = await listener.accept()
-        task = asyncio.create_task(_echo(conn))
-        handlers.add(task)
-        task.add_done_callback(handlers.discard)
+from ._echo import echo
 
 
 def _sync_client(port: int) -> list[str]:
@@ -48,12 +36,11 @@ def _sync_client(port: int) -> list[str]:
 
 async def demo() -> int:
     """Run the demo, printing each step; return the exit status, 0."""
-    listener = await asocket.create_server(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
-    print(f"echo server listening on 127.0.0.1:{port}")
-    handlers: set[asyncio.Task[None]] = set()
-    server = asyncio.create_task(_serve(listener, handlers))
-    try:
+    # The echo handler python -m asocket echo-server runs; a task per connection.
+    server = await asocket.serve_tcp(echo, "127.0.0.1", 0, grace_period=1.0)
+    async with server:  # on the way out: stop accepting, let the handlers end
+        port = server.sockets[0].getsockname()[1]
+        print(f"echo server listening on 127.0.0.1:{port}")
         sock = await asocket.create_connection(("127.0.0.1", port), timeout=5)
         with sock:
             await sock.sendall(b"hello from the async face")
@@ -72,11 +59,5 @@ async def demo() -> int:
                 print(f"async recv with settimeout(0.2): TimeoutError({exc}) after {waited:.2f}s")
         for line in await asyncio.wait_for(asyncio.to_thread(_sync_client, port), 10):
             print(line)
-    finally:
-        server.cancel()
-        for task in list(handlers):
-            task.cancel()
-        await asyncio.gather(server, *handlers, return_exceptions=True)
-        listener.close()
     print("done: both faces talked to one server")
     return 0

@@ -127,17 +127,19 @@ def attempt(s: State, op: Op, fn: Callable[..., T], args: tuple[Any, ...]) -> T 
     while True:
         try:
             return fn(*args)
-        except _WOULD_BLOCK as exc:
+        except WOULD_BLOCK as exc:
             wait = verdict(s, op, args, exc)
             if wait is not None:
                 return wait
 
 
-_WOULD_BLOCK: Final = (BlockingIOError, InterruptedError, SSLWantReadError, SSLWantWriteError)
+# What a non-blocking call raises when it would block (or was interrupted): the one
+# list every attempt catches, and hands to verdict().
+WOULD_BLOCK: Final = (BlockingIOError, InterruptedError, SSLWantReadError, SSLWantWriteError)
 
 
 def verdict(s: State, op: Op, args: tuple[Any, ...], exc: OSError) -> Wait | None:
-    """What a call that raised ``exc`` (one of ``_WOULD_BLOCK``) does next: ``None``, try
+    """What a call that raised ``exc`` (one of ``WOULD_BLOCK``) does next: ``None``, try
     again at once (EINTR); a :class:`Wait`; or raise ``exc``, as the mode says."""
     if type(exc) is InterruptedError:
         return None
@@ -161,7 +163,7 @@ async def io(waiter: Waiter, s: State, op: Op, fn: Callable[..., T], *args: Any)
     """
     try:  # (attempt(), inlined: this is every call's hot path)
         return fn(*args)
-    except _WOULD_BLOCK as exc:
+    except WOULD_BLOCK as exc:
         wait = verdict(s, op, args, exc)
     if wait is None:  # EINTR: the rest of the attempt
         result = attempt(s, op, fn, args)

@@ -5,7 +5,7 @@ Linux wakes a thread blocked in ``recv``/``accept``/``poll`` on ``shutdown()``,
 not on ``close()``; and a descriptor closed under a blocked thread could be
 reused by a new socket that the thread would then watch by mistake. So:
 
-1. every call that may block passes the gate (:meth:`Gate.run`), so ``close()``
+1. every call that may block passes the gate (:meth:`Gate.call`), so ``close()``
    knows whether a thread is inside;
 2. ``close()`` with threads inside detaches the descriptor (a woken thread finds
    ``fileno() == -1``), shuts it down (which wakes them) and leaves the OS close
@@ -20,6 +20,7 @@ import socket
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from ._ops import READ, Op
 from ._socket import RawSocket, close_fd
 from ._waiters.base import ebadf
 
@@ -34,23 +35,24 @@ def _empty(result: Any) -> bool:
 class Gate:
     """Who is blocked on one socket, and the close that wakes them."""
 
-    __slots__ = ("_inside", "_pending", "closing")
+    __slots__ = ("_inside", "_pending", "_raw", "closing")
 
-    def __init__(self) -> None:
+    def __init__(self, raw: socket.socket) -> None:
+        self._raw = raw  # the raw socket the calls are made on
         self._inside: list[None] = []  # one entry per thread inside a call that may block
         self._pending: list[int] = []  # a detached fd that the last thread out closes
         self.closing = False
 
-    def run(
-        self, raw: socket.socket, fn: Callable[..., T], args: tuple[Any, ...], reads: bool
-    ) -> T:
-        """``fn(*args)``, a call on ``raw`` that may block; ``OSError(EBADF)`` if
-        :meth:`close` woke it. ``reads``: an empty result then means EBADF, not end of file."""
+    def call(self, op: Op | None, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)``, a call on the raw socket that may block; ``OSError(EBADF)`` if
+        :meth:`close` woke it. For a read (``op.event == READ``) an empty result then means
+        EBADF, not end of file. (The sync face's blocking-mode calls are this, directly.)"""
         inside = self._inside
         inside.append(None)
-        was_open = raw.fileno() != -1
+        # Was the fd open as the call began? close() sets ``closing`` on an open fd only.
+        was_open = not self.closing
         try:
-            if self.closing and was_open:
+            if not was_open and self._raw.fileno() != -1:
                 # close() is under way in another thread and may have looked at _inside
                 # before the append above: do not start a call it would not wake.
                 raise ebadf()
@@ -63,12 +65,13 @@ class Gate:
             inside.pop()
             if self.closing and not inside:
                 self._close_pending()
-        if reads and self.closing and was_open and _empty(result):
+        if self.closing and was_open and op is not None and op.event == READ and _empty(result):
             raise ebadf()  # the "end of file" a shutdown by close() produced
         return result
 
     def close(self, raw: socket.socket) -> None:
-        """Close ``raw``; threads blocked on it wake (and raise ``OSError(EBADF)``)."""
+        """Close ``raw`` (the raw socket, as its owner holds it now); threads blocked on
+        it wake (and raise ``OSError(EBADF)``)."""
         if raw.fileno() == -1:
             return
         self.closing = True

@@ -10,7 +10,7 @@ from __future__ import annotations
 import _socket
 import socket
 import warnings
-from typing import Any, ClassVar, NoReturn, Self
+from typing import Any, NoReturn, Self
 
 from . import _timeouts
 
@@ -198,16 +198,7 @@ class SocketBase:
 
     # -- objects --------------------------------------------------------------
 
-    _public_name: ClassVar[str] = ""  # how users spell the class: "asocket.socket"
-
-    def __repr__(self) -> str:
-        """The stdlib's repr, naming the class as users spell it: ``<asocket.socket fd=...>``."""
-        text: str = RawSocket.__repr__(self)
-        cls = type(self)
-        public = cls.__dict__.get("_public_name")
-        if public:
-            text = text.replace(f"<{cls.__module__}.{cls.__qualname__}", f"<{public}", 1)
-        return text
+    __repr__ = RawSocket.__repr__
 
     def __getstate__(self) -> NoReturn:
         raise TypeError("cannot pickle 'socket' object")

@@ -1,11 +1,12 @@
-"""The public surface both faces share, declared once: its names and docstrings.
+"""The docstrings both faces share, declared once.
 
 Each face writes its methods and functions as one line on top of the engine
 (their signatures are the face's own: a coroutine on one, a plain call on the
 other, which type checkers must see), and takes its docstrings from here
-(:func:`documented`), so the reference text exists once. ``tests/test_surface.py``
-checks that both faces expose the same names with the same signatures and that
-every public callable has a docstring.
+(:func:`documented`, :func:`function`), so the reference text exists once.
+``tests/test_surface.py`` checks that both faces expose the same names (each
+face's ``__all__`` is a literal list: type checkers read only that) with the
+same signatures, and that every public callable has a docstring.
 """
 
 from __future__ import annotations
@@ -16,31 +17,6 @@ from typing import Any, TypeVar
 
 C = TypeVar("C", bound=type)
 F = TypeVar("F", bound=Callable[..., Any])
-
-# The names both faces define themselves (the rest they re-export from ``_stdlib``).
-NAMES = [
-    "SSLSocket",
-    "SocketType",
-    "create_connection",
-    "create_server",
-    "from_socket",
-    "fromfd",
-    "getaddrinfo",
-    "getdefaulttimeout",
-    "getfqdn",
-    "gethostbyaddr",
-    "gethostbyname",
-    "gethostbyname_ex",
-    "getnameinfo",
-    "recv_fds",
-    "send_fds",
-    "serve_tcp",
-    "serve_unix",
-    "setdefaulttimeout",
-    "socket",
-    "socketpair",
-    "wrap_socket",
-]
 
 # What each method of ``socket`` does, for both faces. On the async face the calls
 # that may wait are coroutines; "wait" there means the task waits, not the thread.

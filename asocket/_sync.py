@@ -16,7 +16,7 @@ import ssl as _ssl
 import threading
 from collections.abc import Callable, Coroutine, Iterable
 from functools import partial
-from typing import Any, Literal, Self, TypeVar, overload
+from typing import Any, Literal, Protocol, Self, TypeVar, overload
 
 from . import _connect, _engine as e, _listeners, _ops as ops, _surface, _tls
 from ._gate import Gate
@@ -25,6 +25,10 @@ from ._waiters.base import ebadf
 from ._waiters.poll import WAITER
 
 T = TypeVar("T")
+
+
+class _Call(Protocol):
+    def __call__(self, op: ops.Op, fn: Callable[..., T], /, *args: Any) -> T: ...
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
@@ -49,10 +53,12 @@ class SyncSocket(SocketBase):
     ``socket.socket``; ``fileno`` adopts an existing descriptor.
     """
 
-    __slots__ = ("_gate",)
-    _public_name = "asocket.sync.socket"
+    __slots__ = ("_call", "_gate")
 
     _gate: Gate
+    # How a one-step call runs in the current mode (set by _set_mode): in blocking mode
+    # the gate's call (the kernel waits), else the engine's attempt and wait.
+    _call: _Call
 
     def __init__(
         self,
@@ -61,42 +67,50 @@ class SyncSocket(SocketBase):
         proto: int = -1,
         fileno: int | None = None,
     ) -> None:
-        self._gate = Gate()
         super().__init__(family, type, proto, fileno)
 
     # -- how this face waits --------------------------------------------------
 
     def _init_fd(self) -> None:
+        self._gate = Gate(self._sock)
         # As the stdlib's constructor: in blocking mode the flag is left alone (a new
         # descriptor is blocking, an adopted one keeps the flag its owner set; fromfd()'s
         # dup shares that flag with the original, which must not change).
         if self._timeout is not None:
             self._sock.settimeout(0.0)
-        elif self._sock.gettimeout() is not None:  # it met the stdlib's own default timeout
-            self._sock.settimeout(None)
+            self._call = self._call_nonblocking
+        else:
+            if self._sock.gettimeout() is not None:  # it met the stdlib's default timeout
+                self._sock.settimeout(None)
+            self._call = self._gate.call
 
     def _set_mode(self, timeout: float | None) -> None:
         # As the stdlib: blocking mode gets a blocking descriptor, the others O_NONBLOCK.
         self._timeout = timeout  # recorded even if the socket is closed (EBADF below)
+        self._call = self._gate.call if timeout is None else self._call_nonblocking
         self._sock.settimeout(None if timeout is None else 0.0)
 
-    def _call(self, op: ops.Op, fn: Callable[..., T], *args: Any) -> T:
-        """``fn(*args)`` in the socket's mode (the engine's attempt, then its wait)."""
-        if self._timeout is None:  # a blocking descriptor: the kernel waits
-            return self._gate.run(self._sock, fn, args, op.event == ops.READ)
-        result = e.attempt(self, op, fn, args)  # O_NONBLOCK: never blocks
-        if type(result) is e.Wait:
-            wait = (op, fn, args, result.event)
-            waited: T = self._gate.run(self._sock, self._wait, wait, op.event == ops.READ)
-            return waited
-        return result  # type: ignore[return-value]
+    def _call_nonblocking(self, op: ops.Op, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` on the O_NONBLOCK descriptor of timeout and non-blocking modes:
+        the engine's attempt, inline, then its wait (through the gate)."""
+        try:  # (the engine's attempt(), inlined: this is every call's hot path)
+            return fn(*args)
+        except e.WOULD_BLOCK as exc:
+            wait = e.verdict(self, op, args, exc)
+        if wait is None:  # EINTR: the rest of the attempt
+            result = e.attempt(self, op, fn, args)
+            if not isinstance(result, e.Wait):
+                return result
+            wait = result
+        waited: T = self._gate.call(op, self._wait, op, fn, args, wait.event)
+        return waited
 
     def _wait(self, op: ops.Op, fn: Callable[..., T], args: tuple[Any, ...], event: int) -> T:
         return run(e.retry(WAITER, self, op, fn, args, event, e.deadline(WAITER, self._timeout)))
 
     def _drive(self, coro: Callable[[], Coroutine[Any, Any, T]]) -> T:
         """Run the engine coroutine ``coro()`` makes, through the gate."""
-        result: T = self._gate.run(self._sock, _run_made, (coro,), False)
+        result: T = self._gate.call(None, _run_made, coro)
         return result
 
     def _real_close(self) -> None:
@@ -202,6 +216,11 @@ class SyncSocket(SocketBase):
 
 def _run_made(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
     return run(make())
+
+
+# The stdlib's repr names the class as users spell it: <asocket.sync.socket fd=...>.
+SyncSocket.__module__ = "asocket.sync"
+SyncSocket.__qualname__ = "socket"
 
 
 # -- module functions ---------------------------------------------------------
@@ -331,6 +350,7 @@ class SyncSSLSocket(_tls.TLSMethods, SyncSocket):
         SyncSocket.__init__(self, inner.family, inner.type, inner.proto, inner.fileno())
         self._sock.detach()  # the base made a raw socket on the fd: the inner one takes its place
         self._sock = inner
+        self._gate = Gate(inner)
         self.settimeout(timeout)
         return self
 
@@ -339,10 +359,12 @@ class SyncSSLSocket(_tls.TLSMethods, SyncSocket):
             return fn(*args)
 
     def _init_fd(self) -> None:
+        self._gate = Gate(self._sock)
         self._sock.settimeout(0.0)  # O_NONBLOCK in every mode
+        self._call = self._call_nonblocking
 
     def _set_mode(self, timeout: float | None) -> None:
-        self._timeout = timeout
+        self._timeout = timeout  # the descriptor stays O_NONBLOCK
         if self._sock.fileno() == -1:
             raise ebadf()
 
@@ -359,7 +381,7 @@ class SyncSSLSocket(_tls.TLSMethods, SyncSocket):
 
     def _tls(self, reads: bool, make: Callable[[], Coroutine[Any, Any, T]]) -> T:
         """Run the TLS engine coroutine ``make()`` makes, through the gate."""
-        result: T = self._gate.run(self._sock, _run_made, (make,), reads)
+        result: T = self._gate.call(_tls.TLS_READ if reads else None, _run_made, make)
         return result
 
     def do_handshake(self, block: bool = False) -> None:

@@ -5,9 +5,6 @@ from __future__ import annotations
 import _socket
 import math
 import operator
-import time
-
-clock = time.monotonic
 
 # A closed socket object: its settimeout() validates a value exactly as the
 # stdlib does (same exception types and messages), then fails with EBADF.

@@ -46,8 +46,8 @@ from ._timeouts import (
 # keeps the names bound first.)
 from ._stdlib import *  # type: ignore[assignment, no-redef]  # noqa: F403
 
-# Type checkers read a literal list: tests/test_surface.py checks that it is
-# the face's classes + _surface.NAMES + _stdlib._NAMES.
+# A literal list, as type checkers read it; tests/test_surface.py checks that both
+# faces list the same names after their two classes.
 __all__ = [
     "SyncSocket",
     "ThreadedServer",

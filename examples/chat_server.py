@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 from typing import Any
 
@@ -122,19 +123,29 @@ class ChatRoom:
             client.close_after_outbox()
 
 
+def fail(doing: str, exc: OSError) -> SystemExit:
+    """Exit status 1 and one line on stderr ("chat_server: cannot ...: reason"), for a
+    mistake (a port in use, a host that does not resolve), not a traceback."""
+    reason = os.strerror(exc.errno) if exc.errno and exc.errno > 0 else exc.strerror or exc
+    return SystemExit(f"chat_server: {doing}: {reason}")
+
+
 async def serve(args: argparse.Namespace) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     room = ChatRoom(args.max_queue)
-    server = await asocket.serve_tcp(
-        room.handle,
-        args.host,
-        args.port,
-        max_connections=args.max_connections,
-        grace_period=5.0,  # for clients that do not read their last lines
-    )
+    try:
+        server = await asocket.serve_tcp(
+            room.handle,
+            args.host,
+            args.port,
+            max_connections=args.max_connections,
+            grace_period=5.0,  # for clients that do not read their last lines
+        )
+    except OSError as exc:  # a port in use, a host that does not resolve...
+        raise fail(f"cannot listen on {format_address((args.host, args.port))}", exc) from None
     async with server:
         for listener in server.sockets:
             print(f"listening on {format_address(listener.getsockname())}", flush=True)
@@ -142,6 +153,20 @@ async def serve(args: argparse.Namespace) -> None:
         server.close()  # stop accepting first, so no one joins while we say goodbye
         room.close()
     logging.info("stopped")
+
+
+def port_number(text: str) -> int:
+    """--port's type: an integer from 0 to 65535 (argparse rejects anything else)."""
+    if not (text.isdigit() and int(text) <= 65535):
+        raise argparse.ArgumentTypeError(f"not a port number (0-65535): {text!r}")
+    return int(text)
+
+
+def count(text: str) -> int:
+    """The type of a count that must be at least 1."""
+    if not (text.isdigit() and int(text) >= 1):
+        raise argparse.ArgumentTypeError(f"not a positive integer: {text!r}")
+    return int(text)
 
 
 def parse_args() -> argparse.Namespace:
@@ -153,17 +178,20 @@ def parse_args() -> argparse.Namespace:
         "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
     )
     parser.add_argument(
-        "--port", type=int, default=7000, help="port; 0 picks a free one (default: %(default)s)"
+        "--port",
+        type=port_number,
+        default=7000,
+        help="port; 0 picks a free one (default: %(default)s)",
     )
     parser.add_argument(
         "--max-connections",
-        type=int,
+        type=count,
         default=100,
         help="clients at once; more wait in the backlog (default: %(default)s)",
     )
     parser.add_argument(
         "--max-queue",
-        type=int,
+        type=count,
         default=100,
         help="lines queued for a slow client before it is dropped (default: %(default)s)",
     )

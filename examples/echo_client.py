@@ -19,7 +19,7 @@ import asyncio
 import os
 import sys
 import threading
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 import asocket
@@ -84,19 +84,40 @@ async def talk(args: argparse.Namespace) -> int:
                 reply = await recv_exactly(sock, len(line))
                 sys.stdout.buffer.write(reply)
                 sys.stdout.buffer.flush()
-    except OSError as exc:  # TimeoutError and ConnectionError are OSErrors
-        print(f"echo_client: {exc}", file=sys.stderr)
+    except OSError as exc:  # TimeoutError, ConnectionError, socket.gaierror are OSErrors
+        where = f"[{args.host}]:{args.port}" if ":" in args.host else f"{args.host}:{args.port}"
+        print(f"echo_client: {where}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     return 0
 
 
-def run(main: Coroutine[Any, Any, int], use_uvloop: bool) -> int:
-    """Run ``main`` on the default asyncio loop, or on uvloop if asked."""
-    if use_uvloop:
+def runner(use_uvloop: bool) -> Callable[[Coroutine[Any, Any, int]], int]:
+    """asyncio.run, or uvloop.run if asked."""
+    if not use_uvloop:
+        return asyncio.run
+    try:
         import uvloop  # imported only when asked: the example runs without it
+    except ImportError:
+        raise SystemExit("echo_client: --uvloop needs uvloop: pip install uvloop") from None
+    return uvloop.run
 
-        return uvloop.run(main)
-    return asyncio.run(main)
+
+def port_number(text: str) -> int:
+    """--port's type: an integer from 0 to 65535 (argparse rejects anything else)."""
+    if not (text.isdigit() and int(text) <= 65535):
+        raise argparse.ArgumentTypeError(f"not a port number (0-65535): {text!r}")
+    return int(text)
+
+
+def positive_seconds(text: str) -> float:
+    """--timeout's type: a number of seconds, more than 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"not a positive number of seconds: {text!r}")
+    return value
 
 
 def parse_args() -> argparse.Namespace:
@@ -105,10 +126,12 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("message", nargs="*", help="lines to send (default: read stdin)")
     parser.add_argument("--host", default="127.0.0.1", help="server address (default: %(default)s)")
-    parser.add_argument("--port", type=int, default=8000, help="server port (default: %(default)s)")
+    parser.add_argument(
+        "--port", type=port_number, default=8000, help="server port (default: %(default)s)"
+    )
     parser.add_argument(
         "--timeout",
-        type=float,
+        type=positive_seconds,
         default=5.0,
         help="seconds to wait for the connection and for each reply (default: %(default)s)",
     )
@@ -119,7 +142,7 @@ def parse_args() -> argparse.Namespace:
 def main() -> int:
     args = parse_args()
     try:
-        return run(talk(args), args.uvloop)
+        return runner(args.uvloop)(talk(args))
     except KeyboardInterrupt:
         return 130  # Ctrl-C: exit quietly, as shell tools do
 

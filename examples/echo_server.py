@@ -23,8 +23,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import asocket
@@ -64,14 +65,25 @@ def on_stop_signals(server: asocket.Server) -> asyncio.Event:
     return stop
 
 
+def fail(doing: str, exc: OSError) -> SystemExit:
+    """Exit status 1 and one line on stderr ("echo_server: cannot ...: reason"), for a
+    mistake (a port in use, a host that does not resolve), not a traceback."""
+    # The errno's message alone: serve_tcp's own message repeats the address.
+    reason = os.strerror(exc.errno) if exc.errno and exc.errno > 0 else exc.strerror or exc
+    return SystemExit(f"echo_server: {doing}: {reason}")
+
+
 async def serve(args: argparse.Namespace) -> None:
-    server = await asocket.serve_tcp(
-        echo,
-        args.host,
-        args.port,  # 0: the OS picks a free port; we print the one it chose
-        max_connections=args.max_connections,
-        grace_period=args.grace_period,
-    )
+    try:
+        server = await asocket.serve_tcp(
+            echo,
+            args.host,
+            args.port,  # 0: the OS picks a free port; we print the one it chose
+            max_connections=args.max_connections,
+            grace_period=args.grace_period,
+        )
+    except OSError as exc:
+        raise fail(f"cannot listen on {format_address((args.host, args.port))}", exc) from None
     stop = on_stop_signals(server)
     # `async with` closes the server on exit: close() stops accepting, then
     # wait_closed() lets the handlers finish for up to grace_period seconds.
@@ -87,14 +99,40 @@ async def serve(args: argparse.Namespace) -> None:
     logging.info("stopped")
 
 
-def run(main: Coroutine[Any, Any, None], use_uvloop: bool) -> None:
-    """Run ``main`` on the default asyncio loop, or on uvloop if asked."""
-    if use_uvloop:
+def runner(use_uvloop: bool) -> Callable[[Coroutine[Any, Any, None]], None]:
+    """asyncio.run, or uvloop.run if asked."""
+    if not use_uvloop:
+        return asyncio.run
+    try:
         import uvloop  # imported only when asked: the example runs without it
+    except ImportError:
+        raise SystemExit("echo_server: --uvloop needs uvloop: pip install uvloop") from None
+    return uvloop.run
 
-        uvloop.run(main)
-    else:
-        asyncio.run(main)
+
+def port_number(text: str) -> int:
+    """--port's type: an integer from 0 to 65535 (argparse rejects anything else)."""
+    if not (text.isdigit() and int(text) <= 65535):
+        raise argparse.ArgumentTypeError(f"not a port number (0-65535): {text!r}")
+    return int(text)
+
+
+def count(text: str) -> int:
+    """The type of a count that must be at least 1."""
+    if not (text.isdigit() and int(text) >= 1):
+        raise argparse.ArgumentTypeError(f"not a positive integer: {text!r}")
+    return int(text)
+
+
+def seconds(text: str) -> float:
+    """--grace-period's type: a number of seconds, 0 or more."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}")
+    return value
 
 
 def parse_args() -> argparse.Namespace:
@@ -105,17 +143,20 @@ def parse_args() -> argparse.Namespace:
         "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
     )
     parser.add_argument(
-        "--port", type=int, default=8000, help="port; 0 picks a free one (default: %(default)s)"
+        "--port",
+        type=port_number,
+        default=8000,
+        help="port; 0 picks a free one (default: %(default)s)",
     )
     parser.add_argument(
         "--max-connections",
-        type=int,
+        type=count,
         default=1000,
         help="connections served at once; more wait in the backlog (default: %(default)s)",
     )
     parser.add_argument(
         "--grace-period",
-        type=float,
+        type=seconds,
         default=5.0,
         help="seconds open connections get to finish on shutdown (default: %(default)s)",
     )
@@ -126,7 +167,7 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    run(serve(args), args.uvloop)
+    runner(args.uvloop)(serve(args))
 
 
 if __name__ == "__main__":

@@ -17,10 +17,12 @@ How it fits together:
   event loop and reports its pid to the parent once it is listening; then
   the parent prints "listening on HOST:PORT (N workers: pids ...)".
 * SIGINT (Ctrl-C) or SIGTERM to the parent is forwarded to the workers as
-  SIGTERM; each shuts down gracefully (see echo_server.py) and the parent
-  exits, with status 0 if they all did. Should a worker die, the parent
-  stops the others; should the parent die, even by SIGKILL, the workers
-  notice and stop.
+  SIGTERM; each shuts down gracefully (see echo_server.py; a second signal
+  closes the open connections at once) and the parent exits, with status 0
+  if they all did. The workers ignore SIGINT: a Ctrl-C at a terminal signals
+  the whole process group, and a worker must stop once, when the parent
+  says so. Should a worker die, the parent stops the others; should the
+  parent die, even by SIGKILL, the workers notice and stop.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ import multiprocessing
 import os
 import signal
 import sys
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from types import FrameType
@@ -54,10 +56,28 @@ async def echo(sock: asocket.socket, address: Any) -> None:
 
 
 async def worker_serve(args: argparse.Namespace, port: int, ready: Connection) -> None:
+    try:
+        server = await asocket.serve_tcp(
+            echo,
+            args.host,
+            port,
+            reuse_port=True,  # SO_REUSEPORT: share the port with the other workers
+            max_connections=args.max_connections,
+            grace_period=args.grace_period,
+        )
+    except OSError as exc:
+        raise SystemExit(f"multicore_echo_server: worker {os.getpid()}: {exc}") from None
     stop = asyncio.Event()
+
+    def on_sigterm() -> None:  # the parent's: the first stops accepting, a second
+        if not stop.is_set():  # closes the connections
+            stop.set()
+        else:
+            server.close_clients()
+
+    # SIGTERM only: SIGINT stays ignored, as the parent started this process.
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGTERM, on_sigterm)
 
     # multiprocessing gives each child a descriptor that becomes readable when the
     # parent process ends, however it ends: watch it, so no worker outlives the parent.
@@ -70,18 +90,11 @@ async def worker_serve(args: argparse.Namespace, port: int, ready: Connection) -
 
         loop.add_reader(parent.sentinel, parent_died)
 
-    server = await asocket.serve_tcp(
-        echo,
-        args.host,
-        port,
-        reuse_port=True,  # SO_REUSEPORT: share the port with the other workers
-        max_connections=args.max_connections,
-        grace_period=args.grace_period,
-    )
     async with server:
         ready.send(os.getpid())  # tell the parent this worker is listening
         ready.close()
         await stop.wait()
+        server.close()  # stop accepting now; leaving `async with` waits for the handlers
 
 
 def worker_main(args: argparse.Namespace, port: int, ready: Connection) -> None:
@@ -89,17 +102,23 @@ def worker_main(args: argparse.Namespace, port: int, ready: Connection) -> None:
     logging.basicConfig(
         level=logging.INFO, format=f"%(asctime)s worker {os.getpid()} %(levelname)s %(message)s"
     )
-    run(worker_serve(args, port, ready), args.uvloop)
+    runner(args.uvloop)(worker_serve(args, port, ready))
+    # The loop has put SIGTERM back to its default: a late one from the parent (a
+    # second Ctrl-C) must not kill a worker that has already stopped.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
-def run(main: Coroutine[Any, Any, None], use_uvloop: bool) -> None:
-    """Run ``main`` on the default asyncio loop, or on uvloop if asked."""
-    if use_uvloop:
+def runner(use_uvloop: bool) -> Callable[[Coroutine[Any, Any, None]], None]:
+    """asyncio.run, or uvloop.run if asked."""
+    if not use_uvloop:
+        return asyncio.run
+    try:
         import uvloop  # imported only when asked: the example runs without it
-
-        uvloop.run(main)
-    else:
-        asyncio.run(main)
+    except ImportError:
+        raise SystemExit(
+            "multicore_echo_server: --uvloop needs uvloop: pip install uvloop"
+        ) from None
+    return uvloop.run
 
 
 # -- the parent process ----------------------------------------------------------------
@@ -141,14 +160,20 @@ def main() -> int:
             if worker.exitcode is None:
                 worker.terminate()  # SIGTERM: the worker shuts down gracefully
 
-    signal.signal(signal.SIGINT, stop_workers)
-    signal.signal(signal.SIGTERM, stop_workers)
-
+    runner(args.uvloop)  # --uvloop without uvloop: say so here, not in every worker
     try:
         reserved = reserve_port(args.host, args.port)
-    except OSError as exc:
-        print(f"multicore_echo_server: {exc}", file=sys.stderr)
+    except OSError as exc:  # a port in use, a host that does not resolve...
+        reason = os.strerror(exc.errno) if exc.errno and exc.errno > 0 else exc.strerror or exc
+        where = format_address((args.host, args.port))
+        print(f"multicore_echo_server: cannot listen on {where}: {reason}", file=sys.stderr)
         return 1
+    # The workers inherit SIGINT ignored (Python keeps an ignored SIGINT ignored): a
+    # terminal's Ctrl-C reaches the whole process group, and a worker that stopped on
+    # it could then be killed by the SIGTERM forwarded here. The parent takes SIGINT
+    # once they have started (one coming while they start is lost).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, stop_workers)
     with reserved:
         address = reserved.getsockname()
         readers = []
@@ -161,6 +186,7 @@ def main() -> int:
             writer.close()  # the worker has its own copy: EOF here if it dies unready
             workers.append(process)
             readers.append(reader)
+        signal.signal(signal.SIGINT, stop_workers)
         try:
             pids = [reader.recv() for reader in readers]  # each worker's "listening"
         except EOFError:
@@ -183,6 +209,31 @@ def main() -> int:
     return 0 if all(worker.exitcode == 0 for worker in workers) else 1
 
 
+def port_number(text: str) -> int:
+    """--port's type: an integer from 0 to 65535 (argparse rejects anything else)."""
+    if not (text.isdigit() and int(text) <= 65535):
+        raise argparse.ArgumentTypeError(f"not a port number (0-65535): {text!r}")
+    return int(text)
+
+
+def count(text: str) -> int:
+    """The type of a count that must be at least 1."""
+    if not (text.isdigit() and int(text) >= 1):
+        raise argparse.ArgumentTypeError(f"not a positive integer: {text!r}")
+    return int(text)
+
+
+def seconds(text: str) -> float:
+    """--grace-period's type: a number of seconds, 0 or more."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}")
+    return value
+
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Async TCP echo server in N worker processes sharing one port "
@@ -192,31 +243,31 @@ def parse_args() -> argparse.Namespace:
         "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
     )
     parser.add_argument(
-        "--port", type=int, default=8000, help="port; 0 picks a free one (default: %(default)s)"
+        "--port",
+        type=port_number,
+        default=8000,
+        help="port; 0 picks a free one (default: %(default)s)",
     )
     parser.add_argument(
         "--workers",
-        type=int,
+        type=count,
         default=os.cpu_count() or 1,
         help="worker processes (default: the number of CPUs, %(default)s)",
     )
     parser.add_argument(
         "--max-connections",
-        type=int,
+        type=count,
         default=1000,
         help="connections each worker serves at once (default: %(default)s)",
     )
     parser.add_argument(
         "--grace-period",
-        type=float,
+        type=seconds,
         default=5.0,
         help="seconds open connections get to finish on shutdown (default: %(default)s)",
     )
     parser.add_argument("--uvloop", action="store_true", help="run on uvloop (must be installed)")
-    args = parser.parse_args()
-    if args.workers < 1:
-        parser.error("--workers must be at least 1")
-    return args
+    return parser.parse_args()
 
 
 if __name__ == "__main__":

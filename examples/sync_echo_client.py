@@ -29,16 +29,36 @@ def lines(messages: list[str]) -> Iterator[bytes]:
         yield from sys.stdin.buffer
 
 
+def port_number(text: str) -> int:
+    """--port's type: an integer from 0 to 65535 (argparse rejects anything else)."""
+    if not (text.isdigit() and int(text) <= 65535):
+        raise argparse.ArgumentTypeError(f"not a port number (0-65535): {text!r}")
+    return int(text)
+
+
+def positive_seconds(text: str) -> float:
+    """--timeout's type: a number of seconds, more than 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"not a positive number of seconds: {text!r}")
+    return value
+
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Blocking TCP echo client on asocket.sync: sends lines, prints the echo."
     )
     parser.add_argument("message", nargs="*", help="lines to send (default: read stdin)")
     parser.add_argument("--host", default="127.0.0.1", help="server address (default: %(default)s)")
-    parser.add_argument("--port", type=int, default=8000, help="server port (default: %(default)s)")
+    parser.add_argument(
+        "--port", type=port_number, default=8000, help="server port (default: %(default)s)"
+    )
     parser.add_argument(
         "--timeout",
-        type=float,
+        type=positive_seconds,
         default=5.0,
         help="seconds to wait for the connection and for each reply (default: %(default)s)",
     )
@@ -62,8 +82,9 @@ def main() -> int:
                     raise ConnectionError("the server closed the connection")
                 sys.stdout.buffer.write(reply)
                 sys.stdout.buffer.flush()
-    except OSError as exc:  # TimeoutError and ConnectionError are OSErrors
-        print(f"sync_echo_client: {exc}", file=sys.stderr)
+    except OSError as exc:  # TimeoutError, ConnectionError, socket.gaierror are OSErrors
+        where = f"[{args.host}]:{args.port}" if ":" in args.host else f"{args.host}:{args.port}"
+        print(f"sync_echo_client: {where}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130  # Ctrl-C: exit quietly, as shell tools do

@@ -22,6 +22,7 @@ a cap on connections and a grace period; this script shows the code it saves.)
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -53,8 +54,22 @@ def format_address(address: Any) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+def fail(doing: str, exc: OSError) -> SystemExit:
+    """Exit status 1 and one line on stderr ("sync_echo_server: cannot ...: reason"), for a
+    mistake (a port in use, a host that does not resolve), not a traceback."""
+    reason = os.strerror(exc.errno) if exc.errno and exc.errno > 0 else exc.strerror or exc
+    return SystemExit(f"sync_echo_server: {doing}: {reason}")
+
+
 def raise_keyboard_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt  # SIGTERM stops the server the way Ctrl-C does
+
+
+def port_number(text: str) -> int:
+    """--port's type: an integer from 0 to 65535 (argparse rejects anything else)."""
+    if not (text.isdigit() and int(text) <= 65535):
+        raise argparse.ArgumentTypeError(f"not a port number (0-65535): {text!r}")
+    return int(text)
 
 
 def parse_args() -> argparse.Namespace:
@@ -65,7 +80,10 @@ def parse_args() -> argparse.Namespace:
         "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
     )
     parser.add_argument(
-        "--port", type=int, default=8000, help="port; 0 picks a free one (default: %(default)s)"
+        "--port",
+        type=port_number,
+        default=8000,
+        help="port; 0 picks a free one (default: %(default)s)",
     )
     return parser.parse_args()
 
@@ -75,9 +93,13 @@ def main() -> int:
     signal.signal(signal.SIGTERM, raise_keyboard_interrupt)
     family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
     threads: list[threading.Thread] = []
-    with socket.create_server((args.host, args.port), family=family) as server:
-        print(f"listening on {format_address(server.getsockname())}", flush=True)
-        try:
+    try:
+        server = socket.create_server((args.host, args.port), family=family)
+    except OSError as exc:  # a port in use, a host that does not resolve...
+        raise fail(f"cannot listen on {format_address((args.host, args.port))}", exc) from None
+    with server:
+        try:  # from here on, Ctrl-C or SIGTERM stops the server
+            print(f"listening on {format_address(server.getsockname())}", flush=True)
             while True:
                 conn, address = server.accept()
                 with connections_lock:

@@ -42,24 +42,50 @@ async def exchange(
 
 
 async def talk(args: argparse.Namespace) -> int:
-    family, type_, proto, _, server = (
-        await asocket.getaddrinfo(args.host, args.port, type=asocket.SOCK_DGRAM)
-    )[0]
     if args.message:
         payloads = [message.encode() + b"\n" for message in args.message]
     else:
         payloads = list(sys.stdin.buffer)  # read all of stdin first: no blocking later
-    with asocket.socket(family, type_, proto) as sock:
-        try:
+    try:
+        family, type_, proto, _, server = (
+            await asocket.getaddrinfo(args.host, args.port, type=asocket.SOCK_DGRAM)
+        )[0]
+        with asocket.socket(family, type_, proto) as sock:
             for payload in payloads:
                 sys.stdout.buffer.write(
                     await exchange(sock, server, payload, args.timeout, args.retries)
                 )
                 sys.stdout.buffer.flush()
-        except OSError as exc:  # TimeoutError is an OSError
-            print(f"udp_echo_client: {exc}", file=sys.stderr)
-            return 1
+    except OSError as exc:  # TimeoutError and socket.gaierror are OSErrors
+        where = f"[{args.host}]:{args.port}" if ":" in args.host else f"{args.host}:{args.port}"
+        print(f"udp_echo_client: {where}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     return 0
+
+
+def port_number(text: str) -> int:
+    """--port's type: an integer from 0 to 65535 (argparse rejects anything else)."""
+    if not (text.isdigit() and int(text) <= 65535):
+        raise argparse.ArgumentTypeError(f"not a port number (0-65535): {text!r}")
+    return int(text)
+
+
+def retries(text: str) -> int:
+    """--retries' type: an integer, 0 or more."""
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"not a number of retries: {text!r}")
+    return int(text)
+
+
+def positive_seconds(text: str) -> float:
+    """--timeout's type: a number of seconds, more than 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"not a positive number of seconds: {text!r}")
+    return value
 
 
 def parse_args() -> argparse.Namespace:
@@ -68,16 +94,18 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("message", nargs="*", help="lines to send (default: read stdin)")
     parser.add_argument("--host", default="127.0.0.1", help="server address (default: %(default)s)")
-    parser.add_argument("--port", type=int, default=9000, help="server port (default: %(default)s)")
+    parser.add_argument(
+        "--port", type=port_number, default=9000, help="server port (default: %(default)s)"
+    )
     parser.add_argument(
         "--timeout",
-        type=float,
+        type=positive_seconds,
         default=1.0,
         help="seconds to wait for each reply before resending (default: %(default)s)",
     )
     parser.add_argument(
         "--retries",
-        type=int,
+        type=retries,
         default=3,
         help="how many times to resend a lost datagram (default: %(default)s)",
     )

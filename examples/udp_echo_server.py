@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import sys
 from typing import Any
@@ -41,6 +42,13 @@ def format_address(address: Any) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+def fail(doing: str, exc: OSError) -> SystemExit:
+    """Exit status 1 and one line on stderr ("udp_echo_server: cannot ...: reason"), for a
+    mistake (a port in use, a host that does not resolve), not a traceback."""
+    reason = os.strerror(exc.errno) if exc.errno and exc.errno > 0 else exc.strerror or exc
+    return SystemExit(f"udp_echo_server: {doing}: {reason}")
+
+
 async def serve(host: str, port: int) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -49,17 +57,30 @@ async def serve(host: str, port: int) -> None:
 
     # getaddrinfo picks the family (IPv4 or IPv6) that --host needs; a host name
     # would be resolved without blocking the event loop.
-    family, type_, proto, _, address = (
-        await asocket.getaddrinfo(host, port, type=asocket.SOCK_DGRAM)
-    )[0]
+    try:
+        family, type_, proto, _, address = (
+            await asocket.getaddrinfo(host, port, type=asocket.SOCK_DGRAM)
+        )[0]
+    except OSError as exc:  # a host that does not resolve
+        raise fail(f"cannot listen on {format_address((host, port))}", exc) from None
     with asocket.socket(family, type_, proto) as sock:
-        await sock.bind(address)
+        try:
+            await sock.bind(address)
+        except OSError as exc:  # a port in use, an address not on this machine...
+            raise fail(f"cannot listen on {format_address((host, port))}", exc) from None
         print(f"listening on {format_address(sock.getsockname())}", flush=True)
         # A TaskGroup: should echo() fail, its error ends serve() (no silent hang).
         async with asyncio.TaskGroup() as tasks:
             echoing = tasks.create_task(echo(sock))
             await stop.wait()
             echoing.cancel()
+
+
+def port_number(text: str) -> int:
+    """--port's type: an integer from 0 to 65535 (argparse rejects anything else)."""
+    if not (text.isdigit() and int(text) <= 65535):
+        raise argparse.ArgumentTypeError(f"not a port number (0-65535): {text!r}")
+    return int(text)
 
 
 def parse_args() -> argparse.Namespace:
@@ -70,7 +91,10 @@ def parse_args() -> argparse.Namespace:
         "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
     )
     parser.add_argument(
-        "--port", type=int, default=9000, help="port; 0 picks a free one (default: %(default)s)"
+        "--port",
+        type=port_number,
+        default=9000,
+        help="port; 0 picks a free one (default: %(default)s)",
     )
     return parser.parse_args()
 

@@ -42,9 +42,20 @@ async def talk(args: argparse.Namespace) -> int:
                 sys.stdout.buffer.write(await recv_exactly(sock, len(line)))
                 sys.stdout.buffer.flush()
     except OSError as exc:  # TimeoutError, FileNotFoundError, ConnectionError...
-        print(f"unix_echo_client: {exc}", file=sys.stderr)
+        print(f"unix_echo_client: {args.path}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def positive_seconds(text: str) -> float:
+    """--timeout's type: a number of seconds, more than 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"not a positive number of seconds: {text!r}")
+    return value
 
 
 def parse_args() -> argparse.Namespace:
@@ -59,7 +70,7 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument(
         "--timeout",
-        type=float,
+        type=positive_seconds,
         default=5.0,
         help="seconds to wait for the connection and for each reply (default: %(default)s)",
     )

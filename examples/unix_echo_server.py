@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 from typing import Any
 
@@ -34,10 +35,20 @@ async def echo(sock: asocket.socket, address: Any) -> None:
         pass  # the client reset the connection: nothing to clean up
 
 
+def fail(doing: str, exc: OSError) -> SystemExit:
+    """Exit status 1 and one line on stderr ("unix_echo_server: cannot ...: reason"), for a
+    mistake (a port in use, a host that does not resolve), not a traceback."""
+    reason = os.strerror(exc.errno) if exc.errno and exc.errno > 0 else exc.strerror or exc
+    return SystemExit(f"unix_echo_server: {doing}: {reason}")
+
+
 async def serve(path: str, max_connections: int, grace_period: float) -> None:
-    server = await asocket.serve_unix(
-        echo, path, max_connections=max_connections, grace_period=grace_period
-    )
+    try:
+        server = await asocket.serve_unix(
+            echo, path, max_connections=max_connections, grace_period=grace_period
+        )
+    except OSError as exc:  # a missing directory, a path in use...
+        raise fail(f"cannot listen on {path}", exc) from None
     stop = asyncio.Event()
 
     def on_signal() -> None:  # the first stops accepting, a second closes the connections
@@ -61,6 +72,24 @@ async def serve(path: str, max_connections: int, grace_period: float) -> None:
     logging.info("stopped")
 
 
+def count(text: str) -> int:
+    """The type of a count that must be at least 1."""
+    if not (text.isdigit() and int(text) >= 1):
+        raise argparse.ArgumentTypeError(f"not a positive integer: {text!r}")
+    return int(text)
+
+
+def seconds(text: str) -> float:
+    """--grace-period's type: a number of seconds, 0 or more."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}")
+    return value
+
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Async echo server on a Unix stream socket (asocket.serve_unix). "
@@ -74,13 +103,13 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument(
         "--max-connections",
-        type=int,
+        type=count,
         default=1000,
         help="connections served at once; more wait in the backlog (default: %(default)s)",
     )
     parser.add_argument(
         "--grace-period",
-        type=float,
+        type=seconds,
         default=5.0,
         help="seconds open connections get to finish on shutdown (default: %(default)s)",
     )

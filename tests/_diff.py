@@ -327,10 +327,7 @@ _PORT = re.compile(r"(\('[^']*', )\d+")
 def repr_shape(sock: Any) -> str:
     """``repr(sock)`` without what varies: the class's module, fd numbers and ports."""
     text = repr(sock)
-    name = getattr(type(sock), "_public_name", "") or type(sock).__qualname__
     prefix = f"<{type(sock).__module__}.{type(sock).__qualname__}"
-    if name.startswith("asocket"):
-        prefix = f"<{name}"
     assert text.startswith(prefix), text
     text = "<socket" + text[len(prefix) :]
     return _PORT.sub(r"\1PORT", _FD.sub("fd=N", text))

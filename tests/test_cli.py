@@ -10,6 +10,8 @@ from __future__ import annotations
 import errno
 import importlib.metadata
 import os
+import pty
+import re
 import selectors
 import shutil
 import signal
@@ -56,10 +58,25 @@ def command(*args: str) -> list[str]:
 
 
 @contextmanager
-def spawn(*args: str, stdin: int = subprocess.DEVNULL) -> Iterator[subprocess.Popen[bytes]]:
-    """``python -m asocket ARGS`` with its output piped; ended by PID on the way out."""
+def spawn(
+    *args: str,
+    stdin: int = subprocess.DEVNULL,
+    new_session: bool = False,
+    env: dict[str, str] | None = None,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``python -m asocket ARGS`` with its output piped; ended by PID on the way out.
+
+    With ``new_session``, it leads a process group of its own, as a terminal's
+    foreground job does: ``os.killpg(proc.pid, SIGINT)`` is a Ctrl-C.
+    """
     proc = subprocess.Popen(
-        command(*args), stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0
+        command(*args),
+        stdin=stdin,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        bufsize=0,
+        start_new_session=new_session,
+        env=env,
     )
     try:
         yield proc
@@ -76,9 +93,11 @@ def spawn(*args: str, stdin: int = subprocess.DEVNULL) -> Iterator[subprocess.Po
                 pipe.close()
 
 
-def run(*args: str, stdin: bytes = b"") -> tuple[int, bytes, bytes]:
+def run(
+    *args: str, stdin: bytes = b"", env: dict[str, str] | None = None
+) -> tuple[int, bytes, bytes]:
     """Run ``python -m asocket ARGS`` to its end: (exit status, stdout, stderr)."""
-    with spawn(*args, stdin=subprocess.PIPE) as proc:
+    with spawn(*args, stdin=subprocess.PIPE, env=env) as proc:
         out, err = proc.communicate(stdin, timeout=WAIT)
     return proc.returncode, out, err
 
@@ -110,11 +129,23 @@ def echo_server(*args: str) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
         yield proc, line.removeprefix(b"listening on ").decode()
 
 
-def stop(proc: subprocess.Popen[bytes], signum: int = signal.SIGTERM) -> None:
-    """Send ``signum`` to the server: it must exit 0, with nothing on stderr."""
+def waiting(grace: str) -> str:
+    """What ``echo-server`` says on stderr as it waits out its grace period (a pattern)."""
+    return (
+        rf"python -m asocket echo-server: stopped accepting; waiting up to {grace} s for "
+        r"\d+ open connection\(s\) to finish \(SIGINT or SIGTERM again: close them now\)\n"
+    )
+
+
+def stop(proc: subprocess.Popen[bytes], signum: int = signal.SIGTERM, says: str = "") -> None:
+    """Send ``signum`` to the server: it must exit 0, with only ``says`` (a pattern) on
+    stderr. By default, nothing or the waiting line: a client that has just closed its
+    connection may still have its handler running when the signal comes."""
+    says = says or f"({waiting('5')})?"
     proc.send_signal(signum)
     _, err = proc.communicate(timeout=WAIT)
-    assert (proc.returncode, err.decode()) == (0, "")
+    assert proc.returncode == 0, err
+    assert re.fullmatch(says, err.decode()), err
 
 
 def port_of(address: str) -> int:
@@ -171,9 +202,9 @@ def raw_echo(protocol: str, address: str) -> None:
         raw_stream_echo(socket.AF_UNIX, address)
 
 
-def assert_one_line_error(status: int, out: bytes, err: bytes) -> str:
+def assert_one_line_error(status: int, out: bytes, err: bytes, command: str = "echo-client") -> str:
     assert (status, out) == (1, b""), err
-    assert err.startswith(PROG + b" echo-client: error: "), err
+    assert err.startswith(PROG + f" {command}: error: ".encode()), err
     assert err.count(b"\n") == 1 and err.endswith(b"\n"), err
     return err.decode()
 
@@ -247,7 +278,7 @@ def test_signal_stops_server_with_open_connection(face: str, signum: int) -> Non
     ):
         sock.sendall(b"ping")
         assert sock.recv(16) == b"ping"
-        stop(server, signum)
+        stop(server, signum, says=waiting("0.2"))
         assert sock.recv(16) == b""  # the server closed it when the grace period ended
 
 
@@ -279,7 +310,7 @@ def test_second_signal_cuts_the_grace_period_short(face: str, signum: int) -> No
         sock.sendall(b"still served")
         assert sock.recv(16) == b"still served"
         t0 = time.monotonic()
-        stop(server, signum)  # exit 0, nothing on stderr
+        stop(server, signum, says=waiting("60"))  # exit 0, nothing else on stderr
         assert time.monotonic() - t0 < WAIT / 2
         assert sock.recv(16) == b""  # closed at the second signal
 
@@ -387,13 +418,88 @@ def test_client_stops_quietly_when_stdout_closes() -> None:
         stop(server)
 
 
-def test_server_reports_address_in_use_in_one_line() -> None:
+@pytest.mark.parametrize("face", ["async", "sync"])
+def test_server_reports_address_in_use_in_one_line(face: str) -> None:
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]
-        status, out, err = run("echo-server", "--port", str(port))
-    assert (status, out) == (1, b"")
-    assert err.startswith(PROG + b" echo-server: error: cannot listen on 127.0.0.1:")
-    assert err.count(b"\n") == 1 and os.strerror(errno.EADDRINUSE).encode() in err
+        status, out, err = run("echo-server", "--port", str(port), *FACES[face])
+    message = assert_one_line_error(status, out, err, "echo-server")
+    # The address once: not again in the reason (serve_tcp's strerror names it too).
+    reason = os.strerror(errno.EADDRINUSE)
+    assert message.endswith(f"error: cannot listen on 127.0.0.1:{port}: {reason}\n"), message
+
+
+# "bad host" (a space) is no host name: the resolver rejects it without asking any server.
+@pytest.mark.parametrize("face", ["async", "sync"])
+@pytest.mark.parametrize("command", ["echo-server", "echo-client"])
+def test_bad_host_in_one_line(command: str, face: str) -> None:
+    hi = ["hi"] if command == "echo-client" else []
+    status, out, err = run(command, "--host", "bad host", "--port", "1", *FACES[face], *hi)
+    message = assert_one_line_error(status, out, err, command)
+    assert "bad host:1: " in message
+
+
+@pytest.mark.parametrize("face", ["async", "sync"])
+@pytest.mark.parametrize("command", ["echo-server", "echo-client"])
+def test_missing_unix_directory_in_one_line(command: str, face: str, tmp_path: Path) -> None:
+    path = tmp_path / "no such directory" / "echo.sock"
+    hi = ["hi"] if command == "echo-client" else []
+    status, out, err = run(command, "--unix", str(path), *FACES[face], *hi)
+    message = assert_one_line_error(status, out, err, command)
+    assert message.endswith(f" {path}: {os.strerror(errno.ENOENT)}\n"), message
+
+
+@pytest.mark.parametrize("command", ["demo", "echo-server", "echo-client"])
+def test_uvloop_missing_in_one_line(command: str, tmp_path: Path) -> None:
+    (tmp_path / "uvloop.py").write_text("raise ImportError('No module named uvloop')\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])}
+    port = [] if command == "demo" else ["--port", "1"]
+    status, out, err = run(command, "--uvloop", *port, env=env)
+    message = assert_one_line_error(status, out, err, command)
+    assert message.endswith("error: --uvloop needs uvloop installed (pip install uvloop)\n")
+
+
+# -- Ctrl-C at a terminal: SIGINT to the whole process group -----------------------------------
+
+
+def ctrl_c(proc: subprocess.Popen[bytes]) -> tuple[int, bytes]:
+    """Press Ctrl-C once: SIGINT to ``proc``'s process group; its exit status and stderr."""
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=WAIT)
+    return proc.returncode, err
+
+
+@face_param
+def test_ctrl_c_stops_server(face: str) -> None:
+    with spawn("echo-server", *FACES[face], new_session=True) as server:
+        assert read_line(server).startswith(b"listening on ")
+        assert ctrl_c(server) == (0, b"")
+
+
+@face_param
+@pytest.mark.parametrize("stdin", ["pipe", "terminal"])
+def test_ctrl_c_stops_client_reading_stdin(face: str, stdin: str) -> None:
+    """The first Ctrl-C ends a client waiting for its next line of input: status 0."""
+    if stdin == "terminal":
+        writer, reader = pty.openpty()  # a terminal's two ends: we type into the first
+    else:
+        reader, writer = os.pipe()
+    with echo_server() as (server, address):
+        try:
+            with spawn(
+                "echo-client", "--port", str(port_of(address)), *FACES[face],
+                stdin=reader, new_session=True,
+            ) as client:  # fmt: skip
+                os.close(reader)
+                reader = -1
+                os.write(writer, b"typed\n")
+                assert read_line(client) == b"typed"  # it answers; now it reads stdin again
+                assert ctrl_c(client) == (0, b"")
+        finally:
+            for fd in (reader, writer):
+                if fd >= 0:
+                    os.close(fd)
+        stop(server)
 
 
 # -- usage errors (parsed in-process: nothing runs) ---------------------------------------------
@@ -404,6 +510,8 @@ def test_server_reports_address_in_use_in_one_line() -> None:
     [
         (["echo-client", "hi"], "--port is required (or --unix PATH)"),
         (["echo-client", "--port", "65536"], "not a port number"),
+        (["echo-server", "--port", "70000"], "not a port number (0-65535): '70000'"),
+        (["echo-server", "--udp", "--port", "-1"], "not a port number"),
         (["echo-client", "--port", "1", "--timeout", "0"], "not a positive number of seconds"),
         (["echo-server", "--unix", "x.sock", "--port", "1"], "--unix PATH replaces --host"),
         (["echo-server", "--udp", "--unix", "x.sock"], "not allowed with argument"),
@@ -418,3 +526,17 @@ def test_usage_errors(args: list[str], complaint: str, capsys: pytest.CaptureFix
         main(args)
     assert exit_info.value.code == 2
     assert complaint in capsys.readouterr().err
+
+
+@face_param
+def test_ctrl_c_stops_client_waiting_for_an_echo(face: str) -> None:
+    """The first Ctrl-C ends a client waiting for a silent server's echo: status 0."""
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # connects, never answers
+        port = str(silent.getsockname()[1])
+        args = ["--port", port, "--timeout", str(WAIT), *FACES[face], "hello"]
+        with spawn("echo-client", *args, new_session=True) as client:
+            silent.settimeout(WAIT)
+            conn, _ = silent.accept()
+            with conn:
+                assert conn.recv(16) == b"hello"  # sent: now it waits for the echo
+                assert ctrl_c(client) == (0, b"")

@@ -22,6 +22,7 @@ OUTPUT = {
     "server.py": "b'ping'\n",
     "server_sync.py": "b'ping'\n",
     "connect.py": "127.0.0.1 5.0\n(ConnectionRefusedError(111, 'Connection refused'),)\n",
+    "porting_stdlib.py": "asocket.sync.socket\n200 asocket.sync.socket\nssl.SSLSocket -1\n",
 }
 
 

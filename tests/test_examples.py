@@ -84,7 +84,14 @@ def assert_clean(stderr: str) -> None:
 class Program:
     """A running program; a thread reads its stdout, so every read here is bounded."""
 
-    def __init__(self, command: Sequence[str], stderr_path: Path, stdin: bool = False) -> None:
+    def __init__(
+        self,
+        command: Sequence[str],
+        stderr_path: Path,
+        stdin: bool = False,
+        new_session: bool = False,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.command = list(command)
         self.stderr_path = stderr_path
         self._stderr = open(stderr_path, "wb")  # noqa: SIM115 - a file, not a pipe: never full
@@ -93,6 +100,8 @@ class Program:
             stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=self._stderr,
+            start_new_session=new_session,  # a process group of its own, as a shell's job
+            env=env,
         )
         self._chunks: queue.Queue[bytes] = queue.Queue()
         self._buffer = b""
@@ -148,9 +157,13 @@ class Program:
                 pytest.fail(f"{self.command}: no {text!r} on stderr: {self.stderr()}")
             time.sleep(0.02)
 
-    def stop(self, sig: int) -> str:
-        """Send ``sig``; the program must exit with status 0 and a clean stderr."""
-        self.proc.send_signal(sig)
+    def stop(self, sig: int, group: bool = False) -> str:
+        """Send ``sig`` (with ``group``, to the process group, as a terminal's Ctrl-C
+        does); the program must exit with status 0 and a clean stderr."""
+        if group:
+            os.killpg(self.proc.pid, sig)
+        else:
+            self.proc.send_signal(sig)
         try:
             status = self.proc.wait(WAIT)
         except subprocess.TimeoutExpired:
@@ -186,11 +199,18 @@ Start = Callable[..., Program]
 
 @pytest.fixture
 def start(tmp_path: Path) -> Iterator[Start]:
-    """start(command..., stdin=False) -> a running Program, killed when the test ends."""
+    """start(command..., stdin=False, new_session=False, env=None) -> a running Program,
+    killed when the test ends."""
     programs: list[Program] = []
 
-    def start(*command: str, stdin: bool = False) -> Program:
-        program = Program(command, tmp_path / f"stderr-{len(programs)}.txt", stdin)
+    def start(
+        *command: str,
+        stdin: bool = False,
+        new_session: bool = False,
+        env: dict[str, str] | None = None,
+    ) -> Program:
+        stderr_path = tmp_path / f"stderr-{len(programs)}.txt"
+        program = Program(command, stderr_path, stdin, new_session, env)
         programs.append(program)
         return program
 
@@ -604,3 +624,165 @@ def test_chat(start: Start) -> None:
     finally:
         for client in clients:
             client.close()
+
+
+# -- Ctrl-C at a terminal: SIGINT to the whole process group --------------------------------
+
+SERVER_COMMANDS = {
+    "echo_server": ["echo_server.py", "--port", "0"],
+    "sync_echo_server": ["sync_echo_server.py", "--port", "0"],
+    "udp_echo_server": ["udp_echo_server.py", "--port", "0"],
+    "unix_echo_server": ["unix_echo_server.py", "--path", "{tmp}/echo.sock"],
+    "chat_server": ["chat_server.py", "--port", "0"],
+    "multicore_echo_server": ["multicore_echo_server.py", "--port", "0", "--workers", "2"],
+}
+
+
+@pytest.mark.parametrize("name", sorted(SERVER_COMMANDS))
+def test_ctrl_c_stops_server(start: Start, tmp_path: Path, name: str) -> None:
+    """One Ctrl-C at a terminal (SIGINT to the process group, workers included): exit 0."""
+    if name == "multicore_echo_server" and not hasattr(socket, "SO_REUSEPORT"):
+        pytest.skip("SO_REUSEPORT: Linux only")
+    args = [arg.format(tmp=tmp_path) for arg in SERVER_COMMANDS[name]]
+    server = start(*python(*args), new_session=True)
+    assert server.readline().startswith(b"listening on ")
+    server.stop(signal.SIGINT, group=True)
+
+
+@linux_only
+def test_multicore_ctrl_c_while_idle_again_and_again(start: Start) -> None:
+    """The race the workers used to lose (stopped on the terminal's SIGINT, then killed by
+    the SIGTERM the parent forwards: exit status 1), run a few times over."""
+    for _ in range(5):
+        server = start(
+            *python("multicore_echo_server.py", "--port", "0", "--workers", "3"), new_session=True
+        )
+        assert server.readline().startswith(b"listening on ")
+        server.stop(signal.SIGINT, group=True)
+
+
+# -- ordinary mistakes: one line on stderr, no traceback ------------------------------------
+
+ADDRESS_IN_USE = os.strerror(98)  # EADDRINUSE on Linux: its message, as the programs print it
+NO_SUCH_FILE = os.strerror(2)  # ENOENT
+
+# (program and arguments, the one line it must print). {tcp}: a port a TCP listener holds;
+# {udp}: a port a UDP socket holds; {tmp}: a fresh directory. "bad host" (a space) is no
+# host name: the resolver rejects it without asking any server.
+MISTAKES = [
+    (
+        ["echo_server.py", "--port", "{tcp}"],
+        f"echo_server: cannot listen on 127.0.0.1:{{tcp}}: {ADDRESS_IN_USE}",
+    ),
+    (["echo_server.py", "--host", "bad host"], "echo_server: cannot listen on bad host:8000: "),
+    (
+        ["sync_echo_server.py", "--port", "{tcp}"],
+        f"sync_echo_server: cannot listen on 127.0.0.1:{{tcp}}: {ADDRESS_IN_USE}",
+    ),
+    (["sync_echo_server.py", "--host", "bad host"], "sync_echo_server: cannot listen on bad "),
+    (
+        ["chat_server.py", "--port", "{tcp}"],
+        f"chat_server: cannot listen on 127.0.0.1:{{tcp}}: {ADDRESS_IN_USE}",
+    ),
+    (["chat_server.py", "--host", "bad host"], "chat_server: cannot listen on bad host:7000: "),
+    (
+        ["udp_echo_server.py", "--port", "{udp}"],
+        f"udp_echo_server: cannot listen on 127.0.0.1:{{udp}}: {ADDRESS_IN_USE}",
+    ),
+    (["udp_echo_server.py", "--host", "bad host"], "udp_echo_server: cannot listen on bad "),
+    (
+        ["multicore_echo_server.py", "--port", "{tcp}", "--workers", "1"],
+        f"multicore_echo_server: cannot listen on 127.0.0.1:{{tcp}}: {ADDRESS_IN_USE}",
+    ),
+    (
+        ["multicore_echo_server.py", "--host", "bad host", "--workers", "1"],
+        "multicore_echo_server: cannot listen on bad host:8000: ",
+    ),
+    (
+        ["unix_echo_server.py", "--path", "{tmp}/missing/echo.sock"],
+        f"unix_echo_server: cannot listen on {{tmp}}/missing/echo.sock: {NO_SUCH_FILE}",
+    ),
+    (
+        ["unix_echo_client.py", "--path", "{tmp}/missing/echo.sock", "hi"],
+        f"unix_echo_client: {{tmp}}/missing/echo.sock: {NO_SUCH_FILE}",
+    ),
+    (
+        ["unix_echo_client.py", "--path", "{tmp}/nobody.sock", "hi"],
+        f"unix_echo_client: {{tmp}}/nobody.sock: {NO_SUCH_FILE}",
+    ),
+    (["echo_client.py", "--host", "bad host", "hi"], "echo_client: bad host:8000: "),
+    (["sync_echo_client.py", "--host", "bad host", "hi"], "sync_echo_client: bad host:8000: "),
+    (["udp_echo_client.py", "--host", "bad host", "hi"], "udp_echo_client: bad host:9000: "),
+]
+NEEDS_UVLOOP = ["echo_server.py", "echo_client.py", "multicore_echo_server.py"]
+
+
+def one_line_error(command: Sequence[str], env: dict[str, str] | None = None) -> str:
+    """Run ``command`` (a mistake): exit status 1, nothing on stdout, one line on stderr."""
+    result = subprocess.run(list(command), capture_output=True, timeout=WAIT, env=env)
+    stderr = result.stderr.decode(errors="replace")
+    assert (result.returncode, result.stdout) == (1, b""), stderr
+    assert stderr.count("\n") == 1 and stderr.endswith("\n"), stderr
+    assert_clean(stderr)
+    return stderr
+
+
+@pytest.mark.parametrize(("args", "says"), MISTAKES, ids=[" ".join(m[0]) for m in MISTAKES])
+def test_mistake_in_one_line(tmp_path: Path, args: list[str], says: str) -> None:
+    if args[0] == "multicore_echo_server.py" and not hasattr(socket, "SO_REUSEPORT"):
+        pytest.skip("SO_REUSEPORT: Linux only")
+    with (
+        socket.create_server(("127.0.0.1", 0)) as tcp,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp,
+    ):
+        udp.bind(("127.0.0.1", 0))
+        where = {"tcp": tcp.getsockname()[1], "udp": udp.getsockname()[1], "tmp": tmp_path}
+        stderr = one_line_error(python(*[arg.format(**where) for arg in args]))
+    assert stderr.startswith(says.format(**where)), stderr
+    if says.endswith(ADDRESS_IN_USE):
+        assert stderr == says.format(**where) + "\n"  # the address once, not twice
+
+
+@pytest.mark.parametrize("program", NEEDS_UVLOOP)
+def test_uvloop_missing_in_one_line(tmp_path: Path, program: str) -> None:
+    (tmp_path / "uvloop.py").write_text("raise ImportError('No module named uvloop')\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])}
+    stderr = one_line_error(python(program, "--uvloop", "--port", "0", "hi")[:-1], env)
+    assert stderr == f"{program[:-3]}: --uvloop needs uvloop: pip install uvloop\n"
+
+
+PORTED = sorted(program for program in EXPECTED if not program.startswith("unix_"))
+
+
+@pytest.mark.parametrize("program", PORTED)
+@pytest.mark.parametrize("port", ["70000", "65536", "-1", "eighty"])
+def test_port_out_of_range_is_a_usage_error(program: str, port: str) -> None:
+    """--port 70000 is refused (exit status 2), not taken for 70000 % 65536."""
+    result = run(python(program, f"--port={port}"))
+    stderr = result.stderr.decode(errors="replace")
+    assert (result.returncode, result.stdout) == (2, b""), stderr
+    assert stderr.startswith("usage: ")
+    assert f"error: argument --port: not a port number (0-65535): '{port}'\n" in stderr
+    assert_clean(stderr)
+
+
+@pytest.mark.parametrize(
+    ("program", "option", "value", "complaint"),
+    [
+        ("echo_server.py", "--max-connections", "0", "not a positive integer"),
+        ("echo_server.py", "--grace-period", "-1", "not a number of seconds"),
+        ("unix_echo_server.py", "--grace-period", "nan", "not a number of seconds"),
+        ("multicore_echo_server.py", "--workers", "0", "not a positive integer"),
+        ("chat_server.py", "--max-queue", "0", "not a positive integer"),
+        ("echo_client.py", "--timeout", "0", "not a positive number of seconds"),
+        ("sync_echo_client.py", "--timeout", "-1", "not a positive number of seconds"),
+        ("unix_echo_client.py", "--timeout", "inf", "not a positive number of seconds"),
+        ("udp_echo_client.py", "--retries", "-1", "not a number of retries"),
+    ],
+)
+def test_bad_number_is_a_usage_error(program: str, option: str, value: str, complaint: str) -> None:
+    result = run(python(program, f"{option}={value}"))
+    stderr = result.stderr.decode(errors="replace")
+    assert (result.returncode, result.stdout) == (2, b""), stderr
+    assert f"error: argument {option}: {complaint}: '{value}'\n" in stderr
+    assert_clean(stderr)

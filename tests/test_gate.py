@@ -12,19 +12,18 @@ from typing import Any
 import pytest
 
 from asocket._gate import Gate
+from asocket._ops import RECV
 
 WAIT = 5.0
 
 
-def blocked_in(
-    gate: Gate, raw: socket.socket, fn: Any, *args: Any
-) -> tuple[threading.Thread, list[Any]]:
-    """Run ``gate.run(raw, fn, args)`` in a thread; wait until it is inside the gate."""
+def blocked_in(gate: Gate, fn: Any, *args: Any) -> tuple[threading.Thread, list[Any]]:
+    """Run ``gate.call(RECV, fn, *args)`` in a thread; wait until it is inside the gate."""
     out: list[Any] = []
 
     def target() -> None:
         try:
-            out.append(gate.run(raw, fn, args, True))
+            out.append(gate.call(RECV, fn, *args))
         except BaseException as exc:
             out.append(exc)
 
@@ -39,9 +38,9 @@ def blocked_in(
 
 def test_close_wakes_a_thread_blocked_in_the_kernel_with_ebadf() -> None:
     a, b = socket.socketpair()
-    gate = Gate()
+    gate = Gate(b)
     with a:
-        thread, out = blocked_in(gate, b, b.recv, 10)
+        thread, out = blocked_in(gate, b.recv, 10)
         gate.close(b)
         thread.join(WAIT)
         assert not thread.is_alive()
@@ -51,10 +50,10 @@ def test_close_wakes_a_thread_blocked_in_the_kernel_with_ebadf() -> None:
 
 def test_the_last_thread_out_closes_the_descriptor() -> None:
     a, b = socket.socketpair()
-    gate = Gate()
+    gate = Gate(b)
     with a:
         fd = b.fileno()
-        threads = [blocked_in(gate, b, b.recv, 10)[0] for _ in range(3)]
+        threads = [blocked_in(gate, b.recv, 10)[0] for _ in range(3)]
         gate.close(b)
         for thread in threads:
             thread.join(WAIT)
@@ -66,7 +65,7 @@ def test_the_last_thread_out_closes_the_descriptor() -> None:
 
 def test_close_with_nobody_inside_closes_at_once() -> None:
     a, b = socket.socketpair()
-    gate = Gate()
+    gate = Gate(b)
     with a:
         gate.close(b)
         assert b.fileno() == -1 and gate._pending == []
@@ -74,18 +73,18 @@ def test_close_with_nobody_inside_closes_at_once() -> None:
 
 def test_an_empty_read_after_close_is_the_stdlibs_not_ebadf() -> None:
     a, b = socket.socketpair()
-    gate = Gate()
+    gate = Gate(b)
     with a:
         gate.close(b)
-        assert gate.run(b, b.recv, (0,), True) == b.recv(0) == b""  # as the closed stdlib
+        assert gate.call(RECV, b.recv, 0) == b.recv(0) == b""  # as the closed stdlib
 
 
 def test_a_call_entering_while_close_is_under_way_is_refused() -> None:
     a, b = socket.socketpair()
-    gate = Gate()
+    gate = Gate(b)
     with a, b:
         gate.closing = True  # close() has begun in another thread, fd still open
         with pytest.raises(OSError) as info:
-            gate.run(b, b.recv, (10,), True)
+            gate.call(RECV, b.recv, 10)
         assert info.value.errno == errno.EBADF
         assert gate._inside == []

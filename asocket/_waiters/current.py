@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import weakref
+from collections.abc import Callable, Sequence
+from typing import Any, Final, TypeVar
 
 from .base import Waiter
 from .loop import LoopWaiter
 from .readiness import ReadinessWaiter
 from .thread import ThreadWaiter
+
+T = TypeVar("T")
 
 _get_running_loop = asyncio._get_running_loop
 # The loop of the last call and its waiter (a strong reference to one loop at most).
@@ -39,6 +43,42 @@ def current() -> Waiter:
         _last_loop = loop
         return waiter
     raise RuntimeError("no running event loop")
+
+
+class Running:
+    """The waiter of whatever async library runs at the moment each member is called.
+
+    The async face hands this to the engine on every call: the lookup (:func:`current`)
+    then happens only when the call must wait, not on the hot path of a call that
+    completes at once.
+    """
+
+    __slots__ = ()
+
+    def now(self) -> Waiter:
+        """The waiter it stands for now."""
+        return current()
+
+    def clock(self) -> float:
+        return current().clock()
+
+    async def wait(self, fd: int, event: int, deadline: float | None) -> None:
+        await current().wait(fd, event, deadline)
+
+    async def wait_any(self, fds: Sequence[int], event: int, deadline: float | None) -> list[int]:
+        return await current().wait_any(fds, event, deadline)
+
+    def forget(self, fd: int, close: Callable[[], None] | None) -> None:
+        current().forget(fd, close)
+
+    async def to_thread(self, fn: Callable[..., T], *args: Any, deadline: float | None) -> T:
+        return await current().to_thread(fn, *args, deadline=deadline)
+
+    async def sleep(self, delay: float) -> None:
+        await current().sleep(delay)
+
+
+RUNNING: Final = Running()
 
 
 def waiter_for(loop: asyncio.AbstractEventLoop) -> LoopWaiter:

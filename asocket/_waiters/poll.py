@@ -19,6 +19,7 @@ from .._timeouts import timed_out
 
 T = TypeVar("T")
 
+_clock = time.monotonic  # the sync face's clock: deadlines are on it
 _HAS_POLL = hasattr(select, "poll")
 _EVENTS = {READ: select.POLLIN | select.POLLPRI, WRITE: select.POLLOUT} if _HAS_POLL else {}
 
@@ -26,7 +27,7 @@ _EVENTS = {READ: select.POLLIN | select.POLLPRI, WRITE: select.POLLOUT} if _HAS_
 def _select(fds: Sequence[int], event: int, deadline: float | None) -> list[int]:
     """The ``select()`` fallback where there is no ``poll()``: the fds of ``fds`` ready for
     ``event`` (or in error), ``[]`` at ``deadline``."""
-    timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+    timeout = None if deadline is None else max(0.0, deadline - _clock())
     r, w, x = select.select(*((fds, [], fds) if event == READ else ([], fds, fds)), timeout)
     return [fd for fd in fds if fd in r or fd in w or fd in x]
 
@@ -34,7 +35,7 @@ def _select(fds: Sequence[int], event: int, deadline: float | None) -> list[int]
 class PollWaiter:
     """Waits by blocking the calling thread; stateless, one instance serves every socket."""
 
-    clock = staticmethod(time.monotonic)
+    clock = staticmethod(_clock)
 
     async def wait(self, fd: int, event: int, deadline: float | None) -> None:
         """Block until ``fd`` is ready for ``event`` or raise ``TimeoutError`` at ``deadline``."""
@@ -47,7 +48,7 @@ class PollWaiter:
         if deadline is None:
             poller.poll()  # EINTR is retried inside (PEP 475)
             return
-        timeout = deadline - time.monotonic()
+        timeout = deadline - _clock()
         # poll() takes milliseconds and rounds a fraction up, never returning early.
         if timeout <= 0 or not poller.poll(timeout * 1000.0):
             raise timed_out()
@@ -63,7 +64,7 @@ class PollWaiter:
             poller.register(fd, mask)
         if deadline is None:
             return [fd for fd, _ in poller.poll()]
-        timeout = deadline - time.monotonic()
+        timeout = deadline - _clock()
         return [fd for fd, _ in poller.poll(timeout * 1000.0)] if timeout > 0 else []
 
     def forget(self, fd: int, close: Callable[[], None] | None) -> None:

@@ -356,7 +356,7 @@ class AsyncSSLSocket(_tls.TLSMethods, AsyncSocket):
     __slots__ = ("_pending",)
 
     _sock: ssl.SSLSocket
-    _pending: bytes | None
+    _pending: bytes | memoryview | None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         raise _tls.no_constructor(type(self))

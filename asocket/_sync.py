@@ -336,7 +336,7 @@ class SyncSSLSocket(_tls.TLSMethods, SyncSocket):
     __slots__ = ("_lock", "_pending")
 
     _sock: ssl.SSLSocket
-    _pending: bytes | None
+    _pending: bytes | memoryview | None
     _lock: threading.Lock
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -58,7 +58,7 @@ class TLSState(e.State, Protocol):
     """What the TLS functions need of a face's TLS socket."""
 
     _sock: ssl.SSLSocket  # the inner socket: the stdlib's
-    _pending: bytes | None  # the bytes of an interrupted SSL write, until it completes
+    _pending: bytes | memoryview | None  # an interrupted SSL write's bytes, until it completes
 
     def _ssl(self, fn: Callable[..., T], /, *args: Any) -> T:
         """Run one non-blocking SSL call (alone on this socket)."""
@@ -170,11 +170,21 @@ def _write_new(s: TLSState, data: Any) -> int:
     try:
         return s._sock.send(data)
     except (ssl.SSLWantWriteError, ssl.SSLWantReadError):
-        s._pending = bytes(data)
+        s._pending = _keep(data)
         raise
 
 
-def _write_pending(s: TLSState, pending: bytes) -> int:
+def _keep(data: Any) -> bytes | memoryview:
+    """The bytes of ``data``, kept for the retry: ``data`` itself where it cannot change
+    (``bytes``, a view of ``bytes``: no copy), else a copy."""
+    if type(data) is bytes:
+        return data
+    if type(data) is memoryview and type(data.obj) is bytes and data.format == "B":
+        return data
+    return bytes(data)
+
+
+def _write_pending(s: TLSState, pending: bytes | memoryview) -> int:
     """Retry the pending write ``pending`` (run by ``s._ssl``); done if another call
     finished it meanwhile."""
     if s._pending is not pending:
@@ -184,12 +194,14 @@ def _write_pending(s: TLSState, pending: bytes) -> int:
     return n
 
 
-async def _finish(waiter: Waiter, s: TLSState, pending: bytes, deadline: _Deadline) -> None:
+async def _finish(
+    waiter: Waiter, s: TLSState, pending: bytes | memoryview, deadline: _Deadline
+) -> None:
     """Complete the interrupted write ``pending``."""
     await call(waiter, s, TLS_WRITE, WRITE_TIMEOUT, _write_pending, s, pending, deadline=deadline)
 
 
-def _starts_with(data: Any, prefix: bytes) -> bool:
+def _starts_with(data: Any, prefix: bytes | memoryview) -> bool:
     with memoryview(data) as view, view.cast("B") as view:
         return len(view) >= len(prefix) and view[: len(prefix)] == prefix
 

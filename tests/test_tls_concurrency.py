@@ -360,3 +360,23 @@ async def test_cancelled_handshake_leaks_nothing(certs: Certs, fd_count: Callabl
         assert cli.fileno() == -1
     await asyncio.sleep(0)
     assert fd_count() == before
+
+
+@pytest.mark.asyncio
+async def test_timed_out_send_of_a_mutable_buffer(certs: Certs) -> None:
+    """The interrupted bytes are kept as they were: changing the caller's bytearray after
+    a timeout does not change what the next write finishes."""
+    c, s = await tls_pair(certs)
+    with c, s:
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8192)
+        original = os.urandom(4 << 20)
+        data = bytearray(original)
+        c.settimeout(0.1)
+        with pytest.raises(TimeoutError):
+            await c.sendall(data)
+        data[:] = b"\0" * len(data)  # the caller reuses its buffer
+        c.settimeout(WAIT)
+        reading = asyncio.ensure_future(_read_until_end(s))
+        await c.sendall(b"later<END>")
+        got = await asyncio.wait_for(reading, WAIT)
+        _check_prefix_then(got, original, b"later<END>")

@@ -25,7 +25,8 @@ Figures: ``up`` = 64 MiB sent by the side under test (``sendall`` of 1 MiB
 blocks), ``down`` = 64 MiB received (``recv_into`` a 256 KiB buffer), MB/s =
 10^6 bytes per second, wall clock, median of the transfers; ``cpu`` = the test
 process's CPU time per MiB (user + system; less sensitive to a busy machine than
-the wall clock); ping-pong = µs per 1-byte round trip, median of batches.
+the wall clock); ping-pong = µs per 1-byte round trip, median of batches, and
+the test process's CPU time per round trip.
 Only loopback is used; every loop is bounded.
 """
 
@@ -276,6 +277,7 @@ class Result:
         self.up_cpu: list[float] = []
         self.down_cpu: list[float] = []
         self.rtt: list[float] = []
+        self.rtt_cpu: list[float] = []
 
     def row(self, name: str) -> str:
         def med(xs: list[float], fmt: str) -> str:
@@ -283,13 +285,15 @@ class Result:
 
         return (
             f"| {name} | {med(self.up, '.0f')} | {med(self.down, '.0f')} | "
-            f"{med(self.up_cpu, '.0f')} | {med(self.down_cpu, '.0f')} | {med(self.rtt, '.1f')} |"
+            f"{med(self.up_cpu, '.0f')} | {med(self.down_cpu, '.0f')} | {med(self.rtt, '.1f')} | "
+            f"{med(self.rtt_cpu, '.1f')} |"
         )
 
 
 HEADER = (
-    "| row | up MB/s | down MB/s | up cpu µs/MiB | down cpu µs/MiB | ping-pong µs |\n"
-    "| --- | ---: | ---: | ---: | ---: | ---: |"
+    "| row | up MB/s | down MB/s | up cpu µs/MiB | down cpu µs/MiB | ping-pong µs "
+    "| ping-pong cpu µs |\n"
+    "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
 )
 
 
@@ -355,13 +359,14 @@ async def async_run(
     # ping-pong
     eng = await connect(f"echo {rounds * (reps + 1)}")
     for rep in range(reps + 1):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), _cpu()
         for _ in range(rounds):
             await eng.sendall(b"p")
             assert await eng.recv(1) == b"p"
-        t1 = time.perf_counter()
+        t1, c1 = time.perf_counter(), _cpu()
         if rep:
             result.rtt.append((t1 - t0) / rounds * 1e6)
+            result.rtt_cpu.append((c1 - c0) / rounds * 1e6)
     eng.close()
 
 
@@ -410,13 +415,14 @@ def sync_run(
             result.down_cpu.append((c1 - c0) / (total / BLOCK) * 1e6)
     s = connect(f"echo {rounds * (reps + 1)}")
     for rep in range(reps + 1):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), _cpu()
         for _ in range(rounds):
             s.sendall(b"p")
             assert s.recv(1) == b"p"
-        t1 = time.perf_counter()
+        t1, c1 = time.perf_counter(), _cpu()
         if rep:
             result.rtt.append((t1 - t0) / rounds * 1e6)
+            result.rtt_cpu.append((c1 - c0) / rounds * 1e6)
     s.close()
 
 
@@ -538,9 +544,11 @@ def section_faces(peer: Peer, total: int, reps: int, rounds: int) -> None:
     for loop_name in loops:
         a = statistics.median(results[f"asocket SSLSocket, {loop_name}"].rtt)
         b = statistics.median(results[f"asyncio streams ssl=, {loop_name}"].rtt)
+        ac = statistics.median(results[f"asocket SSLSocket, {loop_name}"].rtt_cpu)
+        bc = statistics.median(results[f"asyncio streams ssl=, {loop_name}"].rtt_cpu)
         print(
             f"- ping-pong on {loop_name}: asocket {a:.1f} µs vs streams {b:.1f} µs "
-            f"({b / a:.2f}x faster)"
+            f"({b / a:.2f}x); CPU per round trip {ac:.1f} vs {bc:.1f} µs ({bc / ac:.2f}x)"
         )
     print()
 

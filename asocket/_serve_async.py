@@ -9,13 +9,16 @@ from __future__ import annotations
 import asyncio
 import ssl as _ssl
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Self
+from typing import Any, Self, overload
 
 from . import _listeners, _serve_policy as policy, _tls
 from ._async import AsyncSocket, AsyncSSLSocket
 from ._waiters.current import current
 
 Handler = Callable[[AsyncSocket, Any], Awaitable[None]]
+TLSHandler = Callable[
+    [AsyncSSLSocket, Any], Awaitable[None]
+]  # with ssl=: the handler gets a TLS socket
 
 
 class Server:
@@ -190,8 +193,38 @@ class Server:
         await self.wait_closed()
 
 
+@overload
 async def serve_tcp(
     handler: Handler,
+    host: str | None = ...,
+    port: int = ...,
+    *,
+    backlog: int | None = ...,
+    max_connections: int | None = ...,
+    reuse_port: bool = ...,
+    grace_period: float | None = ...,
+    ssl: None = ...,
+    ssl_handshake_timeout: float | None = ...,
+) -> Server: ...
+
+
+@overload
+async def serve_tcp(
+    handler: TLSHandler,
+    host: str | None = ...,
+    port: int = ...,
+    *,
+    backlog: int | None = ...,
+    max_connections: int | None = ...,
+    reuse_port: bool = ...,
+    grace_period: float | None = ...,
+    ssl: _ssl.SSLContext,
+    ssl_handshake_timeout: float | None = ...,
+) -> Server: ...
+
+
+async def serve_tcp(
+    handler: Any,
     host: str | None = None,
     port: int = 0,
     *,

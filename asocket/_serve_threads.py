@@ -11,13 +11,14 @@ import socket
 import ssl as _ssl
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any, Self
+from typing import Any, Self, overload
 
 from . import _listeners, _serve_policy as policy, _tls
 from ._sync import SyncSocket, SyncSSLSocket, run
 from ._waiters.poll import WAITER
 
 Handler = Callable[[SyncSocket, Any], None]
+TLSHandler = Callable[[SyncSSLSocket, Any], None]  # with ssl=: the handler gets a TLS socket
 
 
 class ThreadedServer:
@@ -228,8 +229,38 @@ class ThreadedServer:
         self.wait_closed()
 
 
+@overload
 def serve_tcp(
     handler: Handler,
+    host: str | None = ...,
+    port: int = ...,
+    *,
+    backlog: int | None = ...,
+    max_connections: int | None = ...,
+    reuse_port: bool = ...,
+    grace_period: float | None = ...,
+    ssl: None = ...,
+    ssl_handshake_timeout: float | None = ...,
+) -> ThreadedServer: ...
+
+
+@overload
+def serve_tcp(
+    handler: TLSHandler,
+    host: str | None = ...,
+    port: int = ...,
+    *,
+    backlog: int | None = ...,
+    max_connections: int | None = ...,
+    reuse_port: bool = ...,
+    grace_period: float | None = ...,
+    ssl: _ssl.SSLContext,
+    ssl_handshake_timeout: float | None = ...,
+) -> ThreadedServer: ...
+
+
+def serve_tcp(
+    handler: Any,
     host: str | None = None,
     port: int = 0,
     *,

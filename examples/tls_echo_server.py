@@ -32,7 +32,7 @@ from typing import Any
 import asocket
 
 
-async def echo(sock: asocket.socket, address: Any) -> None:
+async def echo(sock: asocket.SSLSocket, address: Any) -> None:
     """Handle one TLS connection (an asocket.SSLSocket, handshake done): send back
     every byte until the client closes."""
     try:

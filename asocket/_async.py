@@ -414,6 +414,19 @@ class AsyncSSLSocket(_tls.TLSMethods, AsyncSocket):
             current(), self, _tls.TLS_READ, _tls.READ_TIMEOUT, self._sock.recv_into, args, event
         )
 
+    async def read(self, len: int = 1024, buffer: Any = None) -> Any:
+        """The stdlib's legacy ``read``: up to ``len`` bytes (or into ``buffer``: the count);
+        ``ValueError`` once closed or unwrapped."""
+        args = (len,) if buffer is None else (len, buffer)
+        read = self._sock.read
+        return await _tls.call(current(), self, _tls.TLS_READ, _tls.READ_TIMEOUT, read, *args)
+
+    async def write(self, data: Any) -> int:
+        """The stdlib's legacy ``write``: ``send`` without flags; ``ValueError`` once closed."""
+        if self._sock._sslobj is None:  # type: ignore[attr-defined]
+            return self._sock.write(data)  # the stdlib's ValueError
+        return await _tls.send(current(), self, data)
+
     async def send(self, data: Any, flags: int = 0) -> int:
         """Send plaintext; return the count sent. A write interrupted earlier (timeout,
         cancellation, non-blocking mode) is finished first; see the TLS docs."""

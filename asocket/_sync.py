@@ -422,6 +422,21 @@ class SyncSSLSocket(_tls.TLSMethods, SyncSocket):
         recv_into = self._sock.recv_into
         return self._retry(True, _tls.TLS_READ, _tls.READ_TIMEOUT, recv_into, args, event)
 
+    def read(self, len: int = 1024, buffer: Any = None) -> Any:
+        """The stdlib's legacy ``read``: up to ``len`` bytes (or into ``buffer``: the count);
+        ``ValueError`` once closed or unwrapped."""
+        args = (len,) if buffer is None else (len, buffer)
+        read = self._sock.read
+        return self._tls(
+            True, partial(_tls.call, WAITER, self, _tls.TLS_READ, _tls.READ_TIMEOUT, read, *args)
+        )
+
+    def write(self, data: Any) -> int:
+        """The stdlib's legacy ``write``: ``send`` without flags; ``ValueError`` once closed."""
+        if self._sock._sslobj is None:  # type: ignore[attr-defined]
+            return self._sock.write(data)  # the stdlib's ValueError
+        return self._tls(False, partial(_tls.send, WAITER, self, data))
+
     def send(self, data: Any, flags: int = 0) -> int:
         """Send plaintext; return the count sent. A write interrupted earlier (timeout,
         cancellation, non-blocking mode) is finished first; see the TLS docs."""

@@ -32,13 +32,15 @@ import logging
 import socket
 import ssl
 from collections.abc import Callable
-from typing import Any, Final, Protocol, TypeVar
+from typing import Any, Final, Protocol, TypeVar, cast
 
 from . import _engine as e, _timeouts
 from ._ops import READ, WRITE, Op
 from ._waiters.base import Waiter, ebadf
 
 T = TypeVar("T")
+
+_StdlibSSLSocket = ssl.SSLSocket  # bound at import: see _new_inner
 
 # The TLS calls, for the engine's retry loop (no flags argument: SSL takes none).
 TLS_READ: Final = Op("tls_read", READ)
@@ -277,6 +279,28 @@ async def sendfile(
 # -- building a TLS socket -------------------------------------------------------------
 
 
+def _new_inner(
+    sock: socket.socket,
+    context: ssl.SSLContext,
+    server_side: bool,
+    server_hostname: str | bytes | None,
+    suppress_ragged_eofs: bool,
+    session: ssl.SSLSession | None,
+) -> ssl.SSLSocket:
+    """What ``context.wrap_socket(sock, do_handshake_on_connect=False, ...)`` does, with
+    the stdlib's own class (bound at import): a program may point
+    ``SSLContext.sslsocket_class`` at asocket, as gevent-style patching does."""
+    return _StdlibSSLSocket._create(  # type: ignore[attr-defined, no-any-return]
+        sock=sock,
+        server_side=server_side,
+        do_handshake_on_connect=False,
+        suppress_ragged_eofs=suppress_ragged_eofs,
+        server_hostname=server_hostname,
+        context=context,
+        session=session,
+    )
+
+
 def wrap_inner(
     sock: Any,
     context: ssl.SSLContext,
@@ -300,13 +324,8 @@ def wrap_inner(
     shadow = socket.socket(raw.family, raw.type, raw.proto, fileno=fd)
     shadow.setblocking(False)
     try:
-        inner = context.wrap_socket(
-            shadow,
-            server_side=server_side,
-            do_handshake_on_connect=False,
-            suppress_ragged_eofs=suppress_ragged_eofs,
-            server_hostname=server_hostname,
-            session=session,
+        inner = _new_inner(
+            shadow, context, server_side, server_hostname, suppress_ragged_eofs, session
         )
     except BaseException:
         if shadow.fileno() != -1:  # refused before taking the descriptor over
@@ -350,6 +369,12 @@ class TLSMethods:
 
     def _ssl(self, fn: Callable[..., T], /, *args: Any) -> T:
         return fn(*args)
+
+    @property
+    def _sslobj(self) -> Any:
+        """The inner socket's SSL object, for code that reaches into the stdlib's
+        ``SSLSocket._sslobj`` (CPython's own tests do); None once closed."""
+        return self._sock._sslobj  # type: ignore[attr-defined]
 
     @property
     def context(self) -> ssl.SSLContext:
@@ -429,6 +454,18 @@ class TLSMethods:
     def verify_client_post_handshake(self) -> None:
         """Request TLS 1.3 post-handshake authentication of the client (server side)."""
         self._ssl(self._sock.verify_client_post_handshake)
+
+    if hasattr(ssl.SSLSocket, "get_verified_chain"):  # Python 3.13+
+
+        def get_verified_chain(self) -> list[bytes]:
+            """The verified certificate chain of the peer (DER), as the stdlib's."""
+            chain: list[bytes] = self._ssl(cast(Any, self._sock).get_verified_chain)
+            return chain
+
+        def get_unverified_chain(self) -> list[bytes]:
+            """The certificate chain the peer sent (DER), as the stdlib's."""
+            chain: list[bytes] = self._ssl(cast(Any, self._sock).get_unverified_chain)
+            return chain
 
     def dup(self) -> Any:
         """Not allowed on TLS sockets (``NotImplementedError``), as the stdlib's."""
@@ -575,20 +612,33 @@ async def connect(waiter: Waiter, s: TLSState, address: Any, ex: bool) -> int:
     finally:
         s._sock = inner
         plain.detach()
-    if err:
+    if err and not ex:
         return err
+    # connect_ex keeps the SSL object whatever it returns, as the stdlib's (a
+    # non-blocking caller then waits for writability and calls do_handshake()).
     fd = inner.detach()  # unconnected, it has no SSL object: wrap the descriptor anew
     fresh = socket.socket(inner.family, inner.type, inner.proto, fileno=fd)
     fresh.setblocking(False)
-    s._sock = inner.context.wrap_socket(
+    s._sock = _new_inner(
         fresh,
-        server_side=False,
-        do_handshake_on_connect=False,
-        suppress_ragged_eofs=inner.suppress_ragged_eofs,  # type: ignore[attr-defined]
-        server_hostname=inner.server_hostname,
-        session=inner._session,  # type: ignore[attr-defined]
+        inner.context,
+        False,
+        inner.server_hostname,
+        inner.suppress_ragged_eofs,  # type: ignore[attr-defined]
+        inner._session,  # type: ignore[attr-defined]
     )
     s._sock.do_handshake_on_connect = inner.do_handshake_on_connect  # type: ignore[attr-defined]
+    if err:  # still connecting (or failed): the SSL object as the stdlib's connect_ex makes it
+        fresh_inner = s._sock
+        if fresh_inner._sslobj is None:  # type: ignore[attr-defined]
+            fresh_inner._sslobj = fresh_inner.context._wrap_socket(  # type: ignore[attr-defined]
+                fresh_inner,
+                False,
+                fresh_inner.server_hostname,
+                owner=fresh_inner,
+                session=fresh_inner._session,  # type: ignore[attr-defined]
+            )
+        return err
     if inner.do_handshake_on_connect:  # type: ignore[attr-defined]
         await do_handshake(waiter, s)
     return 0

@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-import trustme
+
+trustme = pytest.importorskip("trustme")  # a test dependency (pyproject's test extra)
 
 import asocket
 import asocket.sync

@@ -24,10 +24,10 @@ from typing import Any, TypeVar
 
 import pytest
 
-trustme = pytest.importorskip("trustme")  # a test dependency (pyproject's test extra)
-
 import asocket
 import asocket.sync
+
+trustme = pytest.importorskip("trustme")  # a test dependency (pyproject's test extra)
 
 T = TypeVar("T")
 WAIT = 10.0  # bound on every wait that should succeed

@@ -28,6 +28,11 @@ from ._async import (
     socketpair as socketpair,
     wrap_socket as wrap_socket,
 )
+from ._file import (
+    AsyncSocketFile as AsyncSocketFile,
+    IncompleteReadError as IncompleteReadError,
+    LimitOverrunError as LimitOverrunError,
+)
 from ._serve_async import Server as Server, serve_tcp as serve_tcp, serve_unix as serve_unix
 from ._timeouts import (
     getdefaulttimeout as getdefaulttimeout,

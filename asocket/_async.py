@@ -12,16 +12,31 @@ import array
 import socket
 import ssl
 import ssl as _ssl
-from collections.abc import Iterable
+from collections.abc import Awaitable, Coroutine, Iterable
 from functools import partial
-from typing import Any, Literal, Self, overload
+from typing import Any, Literal, Self, TypeVar, overload
 
-from . import _connect, _engine as e, _listeners, _ops as ops, _resolve, _surface, _tls
+from . import _connect, _engine as e, _listeners, _ops as ops, _reduction, _resolve, _surface, _tls
+from ._file import AsyncSocketFile
 from ._socket import SocketBase, close_fd
 from ._waiters.base import AddrInfo, Waiter, ebadf
-from ._waiters.current import RUNNING, Running, current
+from ._waiters.current import RUNNING, Running, current, notice_trio
 
 _MSG_WAITALL = int(getattr(socket, "MSG_WAITALL", 0))
+T = TypeVar("T")
+
+
+def _strict() -> Waiter | None:
+    """The running library's waiter if its calls must be checkpoints (trio), else None.
+    Asked (after ``RUNNING.checkpoints``, False in a program without trio) by the calls
+    of several steps; ``_engine.io`` asks the same for the calls of one."""
+    waiter = current()
+    return waiter if waiter.checkpoints else None
+
+
+def _checkpoint(waiter: Waiter, call: Coroutine[Any, Any, T]) -> Awaitable[T]:
+    """``call``, made a checkpoint where the running library requires it (trio)."""
+    return waiter.checkpointed(call) if waiter.checkpoints else call
 
 
 @_surface.documented
@@ -45,6 +60,8 @@ class AsyncSocket(SocketBase):
     ) -> None:
         self._w: Waiter | None = None  # the waiter that may watch the fd (to forget it)
         super().__init__(family, type, proto, fileno)
+        if not Running.checkpoints:
+            notice_trio()
 
     # -- how this face waits --------------------------------------------------
 
@@ -83,6 +100,17 @@ class AsyncSocket(SocketBase):
             waiter.forget(fd, None)
         return fd
 
+    def makefile(
+        self,
+        mode: str = "rb",
+        buffering: int | None = None,
+        *,
+        encoding: str | None = None,
+        errors: str | None = None,
+        newline: str | None = None,
+    ) -> AsyncSocketFile:
+        return AsyncSocketFile(self, mode, buffering, text=(encoding, errors, newline))
+
     async def __aenter__(self) -> Self:
         return self
 
@@ -96,12 +124,19 @@ class AsyncSocket(SocketBase):
         return self._new(fd), address
 
     async def bind(self, address: Any, /) -> None:
+        if RUNNING.checkpoints and (waiter := _strict()):
+            return await waiter.checkpointed(e.bind(waiter, self, address))
         await e.bind(RUNNING, self, address)
 
     async def connect(self, address: Any, /) -> None:
+        if RUNNING.checkpoints and (waiter := _strict()):
+            await waiter.checkpointed(e.connect(waiter, self, address, False))
+            return
         await e.connect(RUNNING, self, address, False)
 
     async def connect_ex(self, address: Any, /) -> int:
+        if RUNNING.checkpoints and (waiter := _strict()):
+            return await waiter.checkpointed(e.connect(waiter, self, address, True))
         return await e.connect(RUNNING, self, address, True)
 
     async def recv(self, bufsize: int, flags: int = 0, /) -> bytes:
@@ -138,6 +173,8 @@ class AsyncSocket(SocketBase):
         return await e.io(RUNNING, self, ops.SEND, self._sock.send, data, flags)
 
     async def sendall(self, data: Any, flags: int = 0, /) -> None:
+        if RUNNING.checkpoints and (waiter := _strict()):
+            return await waiter.checkpointed(e.sendall(waiter, self, data, flags))
         await e.sendall(RUNNING, self, data, flags)
 
     async def sendto(self, data: Any, /, *args: Any) -> int:
@@ -168,12 +205,16 @@ class AsyncSocket(SocketBase):
             return await e.io(RUNNING, self, ops.SENDMSG, afalg)
 
     async def sendfile(self, file: Any, offset: int = 0, count: int | None = None) -> int:
+        if RUNNING.checkpoints and (waiter := _strict()):
+            return await waiter.checkpointed(e.sendfile(waiter, self, file, offset, count))
         return await e.sendfile(RUNNING, self, file, offset, count)
 
 
 # The stdlib's repr names the class as users spell it: <asocket.socket fd=...>.
 AsyncSocket.__module__ = "asocket"
 AsyncSocket.__qualname__ = "socket"
+
+_reduction.register(AsyncSocket)  # multiprocessing passes it to other processes
 
 
 # -- module functions ---------------------------------------------------------
@@ -239,8 +280,11 @@ async def create_connection(
     waiter = current()
     context = _tls.check_ssl_args(ssl, server_hostname, ssl_handshake_timeout)
     until = None if context is None else _tls.call_until(waiter, timeout)
-    connect = _connect.create_connection(
-        AsyncSocket, waiter, address, timeout, source_address, all_errors, happy_eyeballs_delay
+    connect = _checkpoint(
+        waiter,
+        _connect.create_connection(
+            AsyncSocket, waiter, address, timeout, source_address, all_errors, happy_eyeballs_delay
+        ),
     )
     sock = await connect
     if context is None:
@@ -267,8 +311,12 @@ async def create_server(
     reuse_port: bool = False,
     dualstack_ipv6: bool = False,
 ) -> AsyncSocket:
-    return await _listeners.create_server(
-        AsyncSocket, current(), address, family, backlog, reuse_port, dualstack_ipv6
+    waiter = current()
+    return await _checkpoint(
+        waiter,
+        _listeners.create_server(
+            AsyncSocket, waiter, address, family, backlog, reuse_port, dualstack_ipv6
+        ),
     )
 
 
@@ -276,7 +324,9 @@ async def getaddrinfo(
     host: Any, port: Any, family: int = 0, type: int = 0, proto: int = 0, flags: int = 0
 ) -> list[AddrInfo]:
     """``socket.getaddrinfo`` without blocking the loop (literals are answered inline)."""
-    return await _resolve.getaddrinfo(current(), host, port, family, type, proto, flags)
+    waiter = current()
+    lookup = _resolve.getaddrinfo(waiter, host, port, family, type, proto, flags)
+    return await _checkpoint(waiter, lookup)
 
 
 async def _in_thread(fn: Any, *args: Any) -> Any:

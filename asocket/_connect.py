@@ -91,9 +91,12 @@ async def create_connection(
     default timeout) bounds the whole call, resolution included where the face
     can interrupt it, and is then set on the socket returned. Raises the last
     attempt's error (``TimeoutError('timed out')`` at the deadline), or with
-    ``all_errors=True`` an ``ExceptionGroup`` of every attempt's error.
+    ``all_errors=True`` an ``ExceptionGroup`` of every attempt's error. A port
+    outside 0-65535 raises ``OverflowError``, as ``connect`` does (the stdlib's
+    ``create_connection`` lets ``getaddrinfo`` wrap it to another port).
     """
     host, port = address
+    _resolve.check_port(port, "connect")  # getaddrinfo would wrap it to another port
     delay = check_delay(delay)
     timeout = _timeouts.getdefaulttimeout() if timeout is _DEFAULT else _timeouts.check(timeout)
     deadline = None if timeout is None else waiter.clock() + timeout

@@ -160,7 +160,10 @@ async def io(waiter: Waiter, s: State, op: Op, fn: Callable[..., T], *args: Any)
 
     Non-blocking mode raises ``BlockingIOError`` at once; timeout mode raises
     ``TimeoutError('timed out')`` at the deadline (computed once per call).
+    Where every call must be a checkpoint (trio), it is one.
     """
+    if waiter.checkpoints:
+        return await checkpointed_io(waiter, s, op, fn, args)
     try:  # (attempt(), inlined: this is every call's hot path)
         return fn(*args)
     except WOULD_BLOCK as exc:
@@ -172,6 +175,40 @@ async def io(waiter: Waiter, s: State, op: Op, fn: Callable[..., T], *args: Any)
         wait = result
     when = None if s._timeout is None else waiter.clock() + s._timeout
     return await retry(waiter, s, op, fn, args, wait.event, when)
+
+
+async def checkpointed_io(
+    waiter: Waiter, s: State, op: Op, fn: Callable[..., T], args: tuple[Any, ...]
+) -> T:
+    """:func:`io` where every call must be a checkpoint (trio): a cancellation point
+    before the syscall and, after a syscall that completed (or failed) without waiting,
+    a schedule point, shielded so that no cancellation lands after data was consumed
+    (a call that waited had its checkpoint in the wait)."""
+    waiter = waiter.now()  # the async face's RUNNING: which library runs this call?
+    if not waiter.checkpoints:  # asyncio, in a program that imported trio
+        return await io(waiter, s, op, fn, *args)
+    await waiter.cancel_point()
+    try:  # (attempt(), inlined)
+        result = fn(*args)
+    except WOULD_BLOCK as exc:
+        try:
+            wait = verdict(s, op, args, exc)  # raises in non-blocking mode
+            if wait is None:  # EINTR: the rest of the attempt
+                retried = attempt(s, op, fn, args)
+                if not isinstance(retried, Wait):
+                    await waiter.schedule_point()
+                    return retried
+                wait = retried
+        except BaseException:
+            await waiter.schedule_point()
+            raise
+        until = None if s._timeout is None else waiter.clock() + s._timeout
+        return await retry(waiter, s, op, fn, args, wait.event, until)  # the wait: a checkpoint
+    except BaseException:
+        await waiter.schedule_point()
+        raise
+    await waiter.schedule_point()
+    return result
 
 
 async def io_until(

@@ -8,6 +8,7 @@ address goes to the stdlib untouched, so its own checks raise its own errors.
 
 from __future__ import annotations
 
+import re
 import socket
 from functools import lru_cache
 from typing import Any
@@ -15,6 +16,28 @@ from typing import Any
 from ._waiters.base import AddrInfo, Waiter, getaddrinfo as _getaddrinfo
 
 _INET = (socket.AF_INET, socket.AF_INET6)
+# A service getaddrinfo reads as a port number (C's strtoul: blanks, a sign, digits).
+_DECIMAL = re.compile(r"[ \t\n\v\f\r]*\+?[0-9]+\Z")
+
+
+def check_port(port: Any, caller: str) -> None:
+    """Raise ``OverflowError('<caller>(): port must be 0-65535.')``, the stdlib's error
+    from ``bind``/``connect``, for an ``int`` port outside 0-65535, or a decimal string
+    above 65535: ``getaddrinfo`` would silently wrap it to another port (70000 becomes
+    4464). Any other port is left to ``getaddrinfo`` and the syscalls to judge.
+    """
+    if isinstance(port, bytes | bytearray):
+        port = bytes(port).decode("latin-1")
+    if isinstance(port, str):
+        if not (port.isascii() and _DECIMAL.match(port)):
+            return
+        value = int(port)
+    elif isinstance(port, int) and not isinstance(port, bool):
+        value = port
+    else:
+        return
+    if not 0 <= value <= 0xFFFF:
+        raise OverflowError(f"{caller}(): port must be 0-65535.")
 
 
 @lru_cache(maxsize=512)

@@ -13,7 +13,9 @@ from typing import Any, Self, overload
 
 from . import _listeners, _serve_policy as policy, _tls
 from ._async import AsyncSocket, AsyncSSLSocket
+from ._waiters.base import Waiter
 from ._waiters.current import current
+from ._waiters.loop import LoopWaiter
 
 Handler = Callable[[AsyncSocket, Any], Awaitable[None]]
 TLSHandler = Callable[
@@ -97,7 +99,7 @@ class Server:
 
     async def _run(self, conn: AsyncSocket, address: Any) -> None:
         if self._tls is not None:
-            tls = await self._handshake(conn, address)
+            tls = await self._tls_handshake(conn, address)
             if tls is None:
                 return
             conn = tls
@@ -107,7 +109,7 @@ class Server:
             if conn not in self._shut:
                 policy.log_handler_error(address)
 
-    async def _handshake(self, conn: AsyncSocket, address: Any) -> AsyncSSLSocket | None:
+    async def _tls_handshake(self, conn: AsyncSocket, address: Any) -> AsyncSSLSocket | None:
         """The TLS handshake before the handler: the TLS socket, or None (logged, closed)."""
         assert self._tls is not None
         context, timeout = self._tls
@@ -254,12 +256,14 @@ async def serve_tcp(
     handler; it counts against ``max_connections`` while it runs.
     """
     policy.check_max_connections(max_connections)
+    policy.check_grace_period(grace_period)
     context = _tls.check_ssl_args(ssl, None, ssl_handshake_timeout if ssl else None)
     tls = None if context is None else (context, ssl_handshake_timeout)
+    waiter = current()
     listeners = await _listeners.open_tcp_listeners(
-        AsyncSocket, current(), host, port, backlog, reuse_port
+        AsyncSocket, waiter, host, port, backlog, reuse_port
     )
-    return Server(listeners, handler, max_connections, grace_period, tls=tls)
+    return _kind(waiter)(listeners, handler, max_connections, grace_period, tls=tls)
 
 
 async def serve_unix(
@@ -272,5 +276,19 @@ async def serve_unix(
 ) -> Server:
     """``serve_tcp`` on a Unix stream socket at ``path`` (removed again on close)."""
     policy.check_max_connections(max_connections)
-    listener = await _listeners.open_unix_listener(AsyncSocket, current(), path, backlog)
-    return Server([listener], handler, max_connections, grace_period, _listeners.remove_unix_path)
+    policy.check_grace_period(grace_period)
+    waiter = current()
+    listener = await _listeners.open_unix_listener(AsyncSocket, waiter, path, backlog)
+    return _kind(waiter)(
+        [listener], handler, max_connections, grace_period, _listeners.remove_unix_path
+    )
+
+
+def _kind(waiter: Waiter) -> type[Server]:
+    """The server class for the running library: asyncio's tasks, or trio's (a system
+    task owns the accept loops and handlers: ``_serve_trio``)."""
+    if isinstance(waiter, LoopWaiter):
+        return Server
+    from ._serve_trio import TrioServer
+
+    return TrioServer

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -43,9 +44,28 @@ UNWIND = 1.0  # how long a handler has to end once stopped (cancelled; sync: con
 
 
 def check_max_connections(max_connections: int | None) -> None:
-    """Raise ``ValueError`` unless ``max_connections`` is None or a positive int."""
-    if max_connections is not None and max_connections < 1:
+    """Raise unless ``max_connections`` is None or a positive int: ``TypeError`` for
+    a non-integer (a float or a bool would silently become another cap),
+    ``ValueError`` for one below 1."""
+    if max_connections is None:
+        return
+    if not isinstance(max_connections, int) or isinstance(max_connections, bool):
+        kind = type(max_connections).__name__
+        raise TypeError(f"max_connections must be a positive integer or None, not {kind}")
+    if max_connections < 1:
         raise ValueError("max_connections must be a positive integer or None")
+
+
+def check_grace_period(grace_period: float | None) -> None:
+    """Raise unless ``grace_period`` is None or a number of seconds >= 0: ``TypeError``
+    for a non-number (a bool included), ``ValueError`` for a negative or NaN one."""
+    if grace_period is None:
+        return
+    if not isinstance(grace_period, int | float) or isinstance(grace_period, bool):
+        kind = type(grace_period).__name__
+        raise TypeError(f"grace_period must be a number or None, not {kind}")
+    if math.isnan(grace_period) or grace_period < 0:
+        raise ValueError("grace_period must be non-negative or None")
 
 
 class AcceptPolicy:

@@ -114,7 +114,7 @@ class ThreadedServer:
 
     def _run(self, conn: SyncSocket, address: Any) -> None:
         if self._tls is not None:
-            tls = self._handshake(conn, address)
+            tls = self._tls_handshake(conn, address)
             if tls is None:
                 with self._lock:
                     self._conns.pop(threading.current_thread(), None)
@@ -133,7 +133,7 @@ class ThreadedServer:
                 self._shut.discard(conn)
                 self._lock.notify_all()
 
-    def _handshake(self, conn: SyncSocket, address: Any) -> SyncSSLSocket | None:
+    def _tls_handshake(self, conn: SyncSocket, address: Any) -> SyncSSLSocket | None:
         """The TLS handshake before the handler: the TLS socket, or None (logged, closed)."""
         assert self._tls is not None
         context, timeout = self._tls
@@ -278,6 +278,7 @@ def serve_tcp(
     never fatal; ``grace_period`` bounds the wait for handlers at shutdown.
     """
     policy.check_max_connections(max_connections)
+    policy.check_grace_period(grace_period)
     context = _tls.check_ssl_args(ssl, None, ssl_handshake_timeout if ssl else None)
     tls = None if context is None else (context, ssl_handshake_timeout)
     listeners = run(
@@ -296,6 +297,7 @@ def serve_unix(
 ) -> ThreadedServer:
     """``serve_tcp`` on a Unix stream socket at ``path`` (removed again on close)."""
     policy.check_max_connections(max_connections)
+    policy.check_grace_period(grace_period)
     listener = run(_listeners.open_unix_listener(SyncSocket, WAITER, path, backlog))
     return ThreadedServer(
         [listener], handler, max_connections, grace_period, _listeners.remove_unix_path

@@ -6,6 +6,16 @@ leaves out (``SocketIO``, ``AddressInfo``, ``MsgFlag``, ``EAGAIN``, ...).
 Both faces re-export this module with ``from ._stdlib import *``.
 """
 
+import sys as _sys
+
+# The first module both faces import: on Windows, one clear line instead of an
+# error from deep inside (poll(), fd passing, AF_UNIX servers are assumed).
+if _sys.platform == "win32":
+    raise ImportError(
+        "asocket does not support Windows yet: it is built and tested for Linux "
+        "(see the Install section of the docs)"
+    )
+
 import socket as _socket
 import typing as _typing
 from socket import *  # noqa: F403

@@ -57,7 +57,18 @@ METHODS: dict[str, str] = {
         """,
     "detach": """Close the socket object without closing the descriptor, and return
         the descriptor.""",
-    "makefile": """A file object on the socket, as ``socket.socket.makefile``.""",
+    "makefile": """A file object on the socket.
+
+        On the sync face, the stdlib's own ``socket.socket.makefile`` (text or binary).
+        On the async face, an awaitable buffered binary file
+        (``asocket.AsyncSocketFile``): mode ``"rb"`` (the default), ``"wb"`` or
+        ``"rwb"``; a text mode raises ``ValueError`` (decode the bytes read). Its
+        calls follow the socket's mode, one deadline per call, and lose no byte to a
+        timeout or a cancellation (see docs/files.md).
+
+        As in the stdlib, the descriptor stays open until the socket and every file
+        made from it are closed.
+        """,
 }
 
 FUNCTIONS: dict[str, str] = {

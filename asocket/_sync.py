@@ -18,7 +18,7 @@ from collections.abc import Callable, Coroutine, Iterable
 from functools import partial
 from typing import Any, Literal, Protocol, Self, TypeVar, overload
 
-from . import _connect, _engine as e, _listeners, _ops as ops, _surface, _tls
+from . import _connect, _engine as e, _listeners, _ops as ops, _reduction, _surface, _tls
 from ._gate import Gate
 from ._socket import RawSocket, SocketBase
 from ._waiters.base import ebadf
@@ -221,6 +221,8 @@ def _run_made(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
 # The stdlib's repr names the class as users spell it: <asocket.sync.socket fd=...>.
 SyncSocket.__module__ = "asocket.sync"
 SyncSocket.__qualname__ = "socket"
+
+_reduction.register(SyncSocket)  # multiprocessing passes it to other processes
 
 
 # -- module functions ---------------------------------------------------------

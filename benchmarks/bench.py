@@ -1,7 +1,11 @@
 """asocket benchmarks: every peer side by side, in one process run.
 
-    /work/venv/bin/python benchmarks/bench.py            # full run, under 2 minutes
-    /work/venv/bin/python benchmarks/bench.py --quick    # about 15 seconds
+    pip install '.[bench]'
+    python benchmarks/bench.py            # full run, under 2 minutes
+    python benchmarks/bench.py --quick    # about 15 seconds
+
+(The server benchmarks, with a load generator in another process, are in
+servers.py.)
 
 Sections (see README.md): 1. recv of buffered data, per call; 2. 1-byte
 ping-pong round trip; 3. bulk throughput over loopback TCP; 4. syscalls per
@@ -70,6 +74,18 @@ QUICK = Plans(  # about 15 seconds
     ),
 )
 
+SMOKE = Plans(  # a few seconds: every row runs once, the figures mean nothing (tests)
+    rounds=1,
+    recv=c.Plan(batch=50, batches=3, warmup=0, budget=0.01),
+    pingpong=c.Plan(batch=10, batches=3, warmup=0, budget=0.01),
+    bulk=_bulk.BulkPlan(total=1 << 20, reps=1, budget=0.01),
+    strace=(20, 40, _strace.REQUIRED),
+    connect=_connect.ConnectPlan(
+        rate=c.Plan(batch=3, batches=3, warmup=0, budget=0.01),
+        eyeballs=c.Plan(batch=1, batches=1, warmup=0, budget=0.01),
+    ),
+)
+
 
 def _header(args: argparse.Namespace) -> None:
     libs = ", ".join(f"{m} {version(m)}" for m in ("uvloop", "anyio", "trio"))
@@ -110,6 +126,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a run of about 15 seconds")
     parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="tiny sizes, one round: checks that every row runs (the test suite); "
+        "the figures mean nothing",
+    )
+    parser.add_argument(
         "--sections",
         default=",".join(SECTIONS),
         help=f"comma-separated subset of {','.join(SECTIONS)} (default: all)",
@@ -138,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     def select(name: str) -> bool:
         return args.only in name
 
-    plans = QUICK if args.quick else FULL
+    plans = SMOKE if args.smoke else QUICK if args.quick else FULL
     started = time.perf_counter()
     _header(args)
     cpus = _pin(not args.no_pin)

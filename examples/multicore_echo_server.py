@@ -170,10 +170,12 @@ def main() -> int:
         return 1
     # The workers inherit SIGINT ignored (Python keeps an ignored SIGINT ignored): a
     # terminal's Ctrl-C reaches the whole process group, and a worker that stopped on
-    # it could then be killed by the SIGTERM forwarded here. The parent takes SIGINT
-    # once they have started (one coming while they start is lost).
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # it could then be killed by the SIGTERM forwarded here. Meanwhile the parent blocks
+    # SIGINT: on Linux a blocked signal is kept pending, though ignored, until the
+    # parent's own handler is back and takes it.
     signal.signal(signal.SIGTERM, stop_workers)
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     with reserved:
         address = reserved.getsockname()
         readers = []
@@ -187,6 +189,7 @@ def main() -> int:
             workers.append(process)
             readers.append(reader)
         signal.signal(signal.SIGINT, stop_workers)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
         try:
             pids = [reader.recv() for reader in readers]  # each worker's "listening"
         except EOFError:

@@ -173,3 +173,27 @@ async def loop_kind() -> str:
 
 def pytest_report_header(config: pytest.Config) -> str:
     return f"asocket loop matrix: {', '.join(LOOPS)} (python {sys.version.split()[0]})"
+
+
+# -- anyio's pytest plugin: the loop matrix plus trio ----------------------------------
+# Tests marked ``@pytest.mark.anyio`` run one body on every backend: the three asyncio
+# loops above (through anyio's ``loop_factory``) and trio. anyio's plugin, rather than a
+# fixture of our own, because it already runs a body on either library, and the bodies
+# written with anyio's primitives (task groups, cancel scopes, fail_after) are the same
+# code on both.
+
+ANYIO_BACKENDS: dict[str, tuple[str, dict[str, Any]]] = {
+    name: ("asyncio", {"loop_factory": factory}) for name, factory in LOOPS.items()
+}
+try:
+    import trio  # noqa: F401
+except ImportError:  # pragma: no cover - trio is optional
+    pass
+else:
+    ANYIO_BACKENDS["trio"] = ("trio", {})
+
+
+@pytest.fixture(params=list(ANYIO_BACKENDS))
+def anyio_backend(request: pytest.FixtureRequest) -> tuple[str, dict[str, Any]]:
+    """The backend an ``@pytest.mark.anyio`` test runs on (each in turn)."""
+    return ANYIO_BACKENDS[request.param]

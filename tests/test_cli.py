@@ -22,13 +22,14 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import asocket
-from asocket._cli import main
+from asocket._cli import Plan, _AsyncFace, _Face, _StopPlan, _SyncFace, main
 
 WAIT = 20.0  # the bound on any one wait; a healthy run takes a fraction of it
 PROG = b"python -m asocket"
@@ -540,3 +541,37 @@ def test_ctrl_c_stops_client_waiting_for_an_echo(face: str) -> None:
             with conn:
                 assert conn.recv(16) == b"hello"  # sent: now it waits for the echo
                 assert ctrl_c(client) == (0, b"")
+
+
+# -- the pieces the two faces share (in-process) -----------------------------------------------
+
+
+def test_stop_plan_acts_on_signals_that_came_before_it_was_armed() -> None:
+    calls: list[str] = []
+    plan = _StopPlan()
+    plan()  # a signal while the server starts: nothing to stop yet
+    plan()
+    plan.arm(lambda: calls.append("stop"), lambda: calls.append("again"))
+    assert calls == ["stop", "again"]
+    plan()
+    assert calls == ["stop", "again", "again"]
+
+
+def ping_pong(face: _Face) -> Plan[list[object]]:
+    """A plan: send, receive, then a failing call whose error the plan catches."""
+    a, b = face.module.socketpair()
+    with a, b:
+        yield partial(a.sendall, b"ping")
+        got = yield partial(b.recv, 16)
+        b.close()
+        try:
+            yield partial(b.recv, 16)
+        except OSError as exc:
+            return [got, exc.errno]
+    raise AssertionError("unreachable")
+
+
+@pytest.mark.parametrize("face", ["async", "sync"])
+def test_both_drivers_run_one_plan(face: str) -> None:
+    runner: _Face = _AsyncFace(use_uvloop=False) if face == "async" else _SyncFace()
+    assert runner.run(ping_pong(runner)) == [b"ping", errno.EBADF]

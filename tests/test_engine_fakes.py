@@ -27,6 +27,8 @@ EINTR = InterruptedError(errno.EINTR, "Interrupted system call")
 class FakeWaiter:
     """Records each wait; each one advances the virtual clock by ``step`` seconds."""
 
+    checkpoints = False
+
     def __init__(self, step: float = 0.25) -> None:
         self.now = 100.0
         self.step = step

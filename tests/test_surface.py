@@ -51,7 +51,9 @@ def test_both_sockets_have_the_same_methods_and_signatures() -> None:
     a = public_methods(asocket.socket)
     s = public_methods(asocket.sync.socket)
     assert set(a) - {"makefile"} == set(s) - {"makefile"}
-    for name in a.keys() & s.keys():
+    # makefile() differs by design: binary "rb" by default on the async face, the
+    # stdlib's text "r" on the sync face (docs/files.md has the table).
+    for name in a.keys() & s.keys() - {"makefile"}:
         assert same(a[name], s[name]), name
 
 

@@ -219,17 +219,34 @@ async def test_cancelled_recv_loses_no_plaintext(certs: Certs) -> None:
     """A recv cancelled while waiting consumes nothing; the bytes come with the next recv."""
     c, s = await tls_pair(certs)
     with c, s:
-        for _ in range(3):
+        for i in range(3):
             task = asyncio.ensure_future(c.recv(100))
             await asyncio.sleep(0.01)
+            assert not task.done()  # waiting: nothing has been sent yet
             task.cancel()
-            await s.sendall(b"plaintext")
             with pytest.raises(asyncio.CancelledError):
                 await task
-        got = b""
-        while len(got) < 27:
-            got += await asyncio.wait_for(c.recv(100), WAIT)
-        assert got == b"plaintext" * 3
+            await s.sendall(b"plaintext %d" % i)
+            got = b""
+            while len(got) < 11:
+                got += await asyncio.wait_for(c.recv(100), WAIT)
+            assert got == b"plaintext %d" % i
+        # The race: the data arrives, the waiting recv is woken, and is cancelled before
+        # it runs. Either it got the data, or the next recv gets all of it.
+        for i in range(20):
+            task = asyncio.ensure_future(c.recv(100))
+            await asyncio.sleep(0.005)
+            await s.sendall(b"race %02d" % i)
+            for _ in range(i % 3):
+                await asyncio.sleep(0)
+            task.cancel()
+            try:
+                got = await task
+            except asyncio.CancelledError:
+                got = b""
+            while len(got) < 7:
+                got += await asyncio.wait_for(c.recv(100), WAIT)
+            assert got == b"race %02d" % i
 
 
 async def _read_until_end(s: Any) -> bytes:

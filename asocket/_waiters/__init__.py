@@ -12,6 +12,7 @@ module        mechanism
 ``readiness`` loops with ``add_reader`` (the default selector loop, uvloop)
 ``thread``    loops without ``add_reader`` (proactor-style): readiness from a helper thread
 ``poll``      the sync face: block the calling thread in ``poll()``
+``trio``      ``trio.run`` (and anyio's trio backend): trio's waits, fanned out
 ``current``   the waiter of the async library running now
 ============  =====================================================================
 """

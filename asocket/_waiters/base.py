@@ -13,8 +13,8 @@ from __future__ import annotations
 import errno
 import os
 import socket
-from collections.abc import Callable, Sequence
-from typing import Any, Protocol, TypeVar
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Protocol, Self, TypeVar
 
 T = TypeVar("T")
 
@@ -35,6 +35,32 @@ def ebadf() -> OSError:
 
 class Waiter(Protocol):
     """How one face waits. Implementations know nothing of socket semantics."""
+
+    #: True where every awaitable call must be a checkpoint (trio's rule): the engine
+    #: (``io``) and the faces (the calls of several steps, through :meth:`checkpointed`)
+    #: then use the three members below. False for asyncio and the sync face, which pay
+    #: one attribute test for it and never call them (``NoCheckpoints``). The async
+    #: face's ``RUNNING`` says True once trio was imported: ask :meth:`now`.
+    checkpoints: bool
+
+    def now(self) -> Waiter:
+        """The waiter doing the waiting: itself, except for the async face's ``RUNNING``
+        (the waiter of the library running at the moment)."""
+        ...
+
+    async def cancel_point(self) -> None:
+        """Raise the library's cancellation if the caller is cancelled (before a syscall)."""
+        ...
+
+    async def schedule_point(self) -> None:
+        """Let other tasks run, shielded from cancellation (after a syscall that did not
+        wait: a cancellation must not land after data was consumed)."""
+        ...
+
+    async def checkpointed(self, call: Awaitable[T]) -> T:
+        """Await ``call`` as a checkpoint: :meth:`cancel_point` before it,
+        :meth:`schedule_point` after it if it completed (or failed) without suspending."""
+        ...
 
     def clock(self) -> float:
         """Monotonic time in seconds; every deadline given to this waiter is on this clock."""
@@ -71,6 +97,25 @@ class Waiter(Protocol):
     async def sleep(self, delay: float) -> None:
         """Sleep ``delay`` seconds."""
         ...
+
+
+class NoCheckpoints:
+    """For the waiters of libraries without trio's checkpoint rule (asyncio, the sync
+    face): ``checkpoints`` is False, so the members below are never called."""
+
+    checkpoints = False
+
+    def now(self) -> Self:
+        return self
+
+    async def cancel_point(self) -> None:  # pragma: no cover - never called
+        pass
+
+    async def schedule_point(self) -> None:  # pragma: no cover - never called
+        pass
+
+    async def checkpointed(self, call: Awaitable[T]) -> T:  # pragma: no cover - never called
+        return await call
 
 
 def getaddrinfo(

@@ -2,15 +2,18 @@
 
 asyncio's running loop is looked up first (a C call): its waiter is made once
 per loop, a readiness waiter where the loop has ``add_reader``, else a thread
-waiter. Nothing is configured, and nothing is imported that the running
-program does not already use.
+waiter. With no asyncio loop running, the waiter of the running ``trio.run``
+(anyio's trio backend included) is looked for, if the program imported trio.
+Nothing is configured, and nothing is imported that the running program does
+not already use.
 """
 
 from __future__ import annotations
 
 import asyncio
+import sys
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final, TypeVar
 
 from .base import Waiter
@@ -42,7 +45,38 @@ def current() -> Waiter:
         waiter = _last_waiter = waiter_for(loop)
         _last_loop = loop
         return waiter
+    if _trio_current is not None:
+        trio_waiter = _trio_current()
+        if trio_waiter is not None:
+            return trio_waiter
+    return _not_asyncio()
+
+
+# asocket._waiters.trio.current, once a call found trio imported (None: not yet).
+_trio_current: Callable[[], Waiter | None] | None = None
+
+
+def _not_asyncio() -> Waiter:
+    """No asyncio loop runs: the waiter of the running ``trio.run`` (looked for only if
+    the program imported trio), else ``RuntimeError('no running event loop')``."""
+    global _trio_current
+    if _trio_current is None and "trio" in sys.modules:
+        from . import trio
+
+        notice_trio()
+        _trio_current = trio.current
+        waiter = trio.current()
+        if waiter is not None:
+            return waiter
     raise RuntimeError("no running event loop")
+
+
+def notice_trio() -> None:
+    """Once the program has imported trio, ``RUNNING.checkpoints`` says True: from then
+    on a call asks which library runs it before its syscall (trio's calls must be
+    checkpoints). Called where sockets are made (not a hot path)."""
+    if "trio" in sys.modules:
+        Running.checkpoints = True
 
 
 class Running:
@@ -55,9 +89,22 @@ class Running:
 
     __slots__ = ()
 
+    #: False until the program imports trio (``notice_trio``): asyncio's calls pay one
+    #: attribute test for trio's checkpoints, and nothing more, in a program without trio.
+    checkpoints = False
+
     def now(self) -> Waiter:
         """The waiter it stands for now."""
         return current()
+
+    async def cancel_point(self) -> None:
+        await current().cancel_point()
+
+    async def schedule_point(self) -> None:
+        await current().schedule_point()
+
+    async def checkpointed(self, call: Awaitable[T]) -> T:
+        return await current().checkpointed(call)
 
     def clock(self) -> float:
         return current().clock()

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from .._ops import READ, WRITE
 from .._timeouts import timed_out
-from .base import ebadf
+from .base import NoCheckpoints, ebadf
 
 T = TypeVar("T")
 
@@ -37,7 +37,7 @@ def _expire(fut: asyncio.Future[None]) -> None:
         fut.set_exception(timed_out())
 
 
-class LoopWaiter:
+class LoopWaiter(NoCheckpoints):
     """Base of the asyncio waiters; one instance per loop. Subclasses say how the
     loop is asked to watch an fd (``_arm``) and to stop watching it (``_disarm``)."""
 

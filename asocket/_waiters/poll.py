@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from .._ops import READ, WRITE
 from .._timeouts import timed_out
+from .base import NoCheckpoints
 
 T = TypeVar("T")
 
@@ -32,7 +33,7 @@ def _select(fds: Sequence[int], event: int, deadline: float | None) -> list[int]
     return [fd for fd in fds if fd in r or fd in w or fd in x]
 
 
-class PollWaiter:
+class PollWaiter(NoCheckpoints):
     """Waits by blocking the calling thread; stateless, one instance serves every socket."""
 
     clock = staticmethod(_clock)

@@ -1,0 +1,203 @@
+"""Buffered files on TLS sockets (``asocket.SSLSocket.makefile``), on the loop matrix.
+
+The peer is a thread running the stdlib's blocking ``ssl`` server on the other
+end of a loopback TCP connection. Skipped until asocket has ``wrap_socket``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import ssl
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+import asocket
+from asocket import _engine as e, _ops as ops
+from asocket._waiters.current import current
+
+trustme = pytest.importorskip("trustme")
+pytestmark = pytest.mark.asyncio
+WAIT = 10.0
+
+
+@pytest.fixture(scope="module")
+def contexts() -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    ca = trustme.CA()
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost", "127.0.0.1").configure_cert(server)
+    client = ssl.create_default_context()
+    ca.configure_trust(client)
+    return server, client
+
+
+class Peer:
+    """A blocking TLS server thread on one connection: runs ``script(tls_sock)``."""
+
+    def __init__(self, ctx: ssl.SSLContext, script: Callable[[ssl.SSLSocket], None]) -> None:
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32768)  # accept() inherits it
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen()
+        self.address = self.listener.getsockname()
+        self.ctx = ctx
+        self.script = script
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.listener.settimeout(WAIT)
+            conn, _ = self.listener.accept()
+            conn.settimeout(WAIT)
+            with self.ctx.wrap_socket(conn, server_side=True) as tls:
+                self.script(tls)
+        except BaseException as exc:  # reported by join()
+            self.error = exc
+        finally:
+            self.listener.close()
+
+    def join(self) -> None:
+        self.thread.join(WAIT)
+        assert not self.thread.is_alive()
+        if self.error is not None:
+            raise self.error
+
+
+@pytest_asyncio.fixture
+async def tls_client(
+    contexts: tuple[ssl.SSLContext, ssl.SSLContext],
+) -> AsyncIterator[Callable[[Callable[[ssl.SSLSocket], None]], Any]]:
+    opened: list[Any] = []
+    peers: list[Peer] = []
+
+    async def connect(script: Callable[[ssl.SSLSocket], None]) -> Any:
+        peer = Peer(contexts[0], script)
+        peers.append(peer)
+        sock = await asocket.create_connection(peer.address, timeout=WAIT)
+        wrap = getattr(asocket, "wrap_socket", None)
+        if wrap is not None:
+            tls = await wrap(sock, contexts[1], server_hostname="localhost")
+        else:
+            tls = await stand_in(sock, contexts[1])
+        opened.append(tls)
+        return tls
+
+    try:
+        yield connect
+    finally:
+        for tls in opened:
+            tls.close()
+        for peer in peers:
+            peer.join()
+
+
+async def stand_in(sock: asocket.socket, ctx: ssl.SSLContext) -> asocket.socket:
+    """Until asocket has TLS sockets: an ``asocket.socket`` whose raw socket is a
+    non-blocking ``ssl.SSLSocket``, as ``asocket.SSLSocket``'s is (the engine waits on
+    ``SSLWantReadError``/``SSLWantWriteError``)."""
+    inner = ctx.wrap_socket(sock._sock, server_hostname="localhost", do_handshake_on_connect=False)
+    sock._sock = inner
+    await e.io_until(current(), sock, ops.RECV, None, inner.do_handshake)
+    return sock
+
+
+def lines_then_frame(tls: ssl.SSLSocket) -> None:
+    payload = os.urandom(100_000)
+    tls.sendall(b"hello\r\nworld\n" + len(payload).to_bytes(4, "big") + payload)
+    assert tls.recv(100) == b"thanks\n"
+    tls.sendall(b"rest")
+
+
+async def test_tls_file_lines_frames_and_write(loop_kind: str, tls_client: Any) -> None:
+    tls = await tls_client(lines_then_frame)
+    async with tls.makefile("rwb") as f:
+        assert await f.readuntil(b"\r\n") == b"hello\r\n"
+        assert await f.readline() == b"world\n"
+        size = int.from_bytes(await f.readexactly(4), "big")
+        assert len(await f.readexactly(size)) == 100_000
+        await f.write(b"thanks\n")
+        await f.flush()
+        assert await f.read(4) == b"rest"
+
+
+def slow_frame(tls: ssl.SSLSocket) -> None:
+    tls.sendall(b"\x00\x00\x00\x08abcd")
+    assert tls.recv(100) == b"go"
+    tls.sendall(b"efgh")
+    tls.sendall(b"late\n")
+    assert tls.recv(100) == b""  # the client closes
+
+
+async def test_tls_file_timeout_cancel_nonblocking_keep_bytes(
+    loop_kind: str, tls_client: Any
+) -> None:
+    tls = await tls_client(slow_frame)
+    f = tls.makefile("rb")
+    try:
+        size = int.from_bytes(await f.readexactly(4), "big")
+        tls.settimeout(0.05)
+        with pytest.raises(TimeoutError):
+            await f.readexactly(size)
+        tls.settimeout(0.0)
+        with pytest.raises(BlockingIOError):  # not SSLWantReadError: the file's contract
+            await f.readexactly(size)
+        tls.settimeout(WAIT)
+        task = asyncio.ensure_future(f.readexactly(size))
+        await asyncio.sleep(0.02)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await tls.sendall(b"go")
+        assert await asyncio.wait_for(f.readexactly(size), WAIT) == b"abcdefgh"
+        assert await asyncio.wait_for(f.readline(), WAIT) == b"late\n"
+    finally:
+        f.close()
+
+
+def refcount_script(tls: ssl.SSLSocket) -> None:
+    tls.sendall(b"one\n")
+    assert tls.recv(100) == b""
+
+
+async def test_tls_file_keeps_the_socket_open(loop_kind: str, tls_client: Any) -> None:
+    tls = await tls_client(refcount_script)
+    f = tls.makefile("rb")
+    tls.close()
+    assert tls.fileno() != -1
+    assert await asyncio.wait_for(f.readline(), WAIT) == b"one\n"
+    f.close()
+    assert tls.fileno() == -1
+
+
+def slow_reader(tls: ssl.SSLSocket) -> None:
+    time.sleep(0.3)  # the client's first flush times out meanwhile
+    got = bytearray()
+    while len(got) < 3_000_000:
+        chunk = tls.recv(1 << 20)
+        assert chunk
+        got += chunk
+    assert bytes(got) == bytes(range(250)) * 12_000  # nothing lost, nothing twice
+    tls.sendall(b"ok")
+
+
+async def test_tls_flush_timeout_then_resume(loop_kind: str, tls_client: Any) -> None:
+    tls = await tls_client(slow_reader)
+    tls.setsockopt(asocket.SOL_SOCKET, asocket.SO_SNDBUF, 32768)
+    w = tls.makefile("wb")
+    try:
+        tls.settimeout(0.05)
+        with pytest.raises(TimeoutError):  # 3 MB, more than the buffering: sent at once
+            await w.write(bytes(range(250)) * 12_000)  # the bytes are kept all the same
+        tls.settimeout(WAIT)
+        await asyncio.wait_for(w.flush(), WAIT)
+        assert await asyncio.wait_for(tls.recv(10), WAIT) == b"ok"
+    finally:
+        w.close()

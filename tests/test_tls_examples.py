@@ -211,3 +211,106 @@ def test_help(program: str) -> None:
     assert result.returncode == 0 and result.stderr == b""
     assert result.stdout.startswith(b"usage:")
     assert b"--host" in result.stdout and b"--port" in result.stdout
+
+
+# -- the command line: echo-server --tls-cert, echo-client --tls ------------------------
+
+
+@pytest.mark.parametrize("face", [[], ["--sync"]], ids=["async", "sync"])
+def test_cli_tls_echo(certs: Certs, tmp_path: Path, face: list[str]) -> None:
+    """``python -m asocket echo-server --tls-cert`` answers ``echo-client --tls`` and
+    ``openssl s_client``; a client that does not trust it fails with a one-line error."""
+    cli = [sys.executable, "-W", "error", "-m", "asocket"]
+    log = tmp_path / "server.err"
+    with open(log, "wb") as err:
+        proc = subprocess.Popen(
+            [*cli, "echo-server", "--tls-cert", certs.certfile, "--port", "0", *face],
+            stdout=subprocess.PIPE,
+            stderr=err,
+        )
+    try:
+        assert proc.stdout is not None
+        box: list[bytes] = []
+        t = threading.Thread(target=lambda: box.append(proc.stdout.readline()))  # type: ignore[union-attr]
+        t.start()
+        t.join(WAIT)
+        m = re.match(rb"listening on ([0-9.]+):(\d+)", box[0] if box else b"")
+        assert m, (box, log.read_text())
+        port = m.group(2).decode()
+        ok = subprocess.run(
+            [
+                *cli,
+                "echo-client",
+                "--tls",
+                "--cafile",
+                certs.cafile,
+                "--server-hostname",
+                "localhost",
+                "--port",
+                port,
+                *face,
+                "hello",
+                "tls",
+            ],
+            capture_output=True,
+            timeout=WAIT,
+            check=False,
+        )
+        assert (ok.returncode, ok.stdout) == (0, b"hello\ntls\n"), ok.stderr
+        bad = subprocess.run(
+            [*cli, "echo-client", "--tls", "--port", port, "hi"],
+            capture_output=True,
+            timeout=WAIT,
+            check=False,
+        )
+        assert bad.returncode == 1
+        assert b"certificate verify failed" in bad.stderr and b"Traceback" not in bad.stderr
+        if shutil.which(OPENSSL):
+            sc = subprocess.Popen(
+                [
+                    OPENSSL,
+                    "s_client",
+                    "-connect",
+                    f"127.0.0.1:{port}",
+                    "-CAfile",
+                    certs.cafile,
+                    "-verify_return_error",
+                    "-quiet",
+                ],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+            )
+            try:
+                assert sc.stdin is not None and sc.stdout is not None
+                sc.stdin.write(b"from openssl\n")
+                sc.stdin.flush()
+                got: list[bytes] = []
+                r = threading.Thread(target=lambda: got.append(sc.stdout.readline()))  # type: ignore[union-attr]
+                r.start()
+                r.join(WAIT)
+                assert got == [b"from openssl\n"]
+            finally:
+                sc.kill()
+                sc.communicate(timeout=WAIT)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(WAIT) == 0
+        assert_clean(log.read_text())
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if proc.stdout:
+            proc.stdout.close()
+
+
+def test_cli_tls_option_checks() -> None:
+    cli = [sys.executable, "-m", "asocket"]
+    for args, text in [
+        (["echo-client", "--port", "1", "--cafile", "x"], b"--cafile needs --tls"),
+        (["echo-client", "--unix", "/tmp/x", "--tls"], b"TLS runs over TCP"),
+        (["echo-server", "--udp", "--tls-cert", "x"], b"TLS runs over TCP"),
+        (["echo-server", "--tls-key", "x"], b"--tls-key needs --tls-cert"),
+    ]:
+        result = subprocess.run([*cli, *args], capture_output=True, timeout=WAIT, check=False)
+        assert result.returncode == 2 and text in result.stderr, (args, result.stderr)

@@ -49,7 +49,7 @@ class AsyncSocket(SocketBase):
     at once. It may be created outside a loop and used inside one.
     """
 
-    __slots__ = ("_w",)
+    __slots__ = ("_kept", "_w")
 
     def __init__(
         self,
@@ -59,14 +59,16 @@ class AsyncSocket(SocketBase):
         fileno: int | None = None,
     ) -> None:
         self._w: Waiter | None = None  # the waiter that may watch the fd (to forget it)
+        self._kept = b""  # read by a cancelled MSG_WAITALL gather: the next recv* returns it
         super().__init__(family, type, proto, fileno)
         if not Running.checkpoints:
             notice_trio()
 
     # -- how this face waits --------------------------------------------------
 
-    def _watched_by(self, waiter: Waiter) -> None:
-        # The waiter that may watch the fd, so close() can forget it there first.
+    def _watcher(self, waiter: Waiter) -> Waiter:
+        # The waiter that will watch the fd (the running one, for RUNNING: no proxy layer
+        # in the wait), so close() can forget the fd there first.
         if isinstance(waiter, Running):
             waiter = waiter.now()
         old = self._w
@@ -74,6 +76,7 @@ class AsyncSocket(SocketBase):
             if old is not None:  # moved to another loop: let the old one go
                 old.forget(e.fileno(self), None)
             self._w = waiter
+        return waiter
 
     def _init_fd(self) -> None:
         self._sock.setblocking(False)  # the descriptor is always O_NONBLOCK on this face
@@ -84,6 +87,7 @@ class AsyncSocket(SocketBase):
             raise ebadf()
 
     def _real_close(self) -> None:
+        self._kept = b""
         waiter, self._w = self._w, None
         if waiter is None:
             self._sock.close()
@@ -94,6 +98,7 @@ class AsyncSocket(SocketBase):
 
     def detach(self) -> int:
         self._closed = True
+        self._kept = b""
         waiter, self._w = self._w, None
         fd = self._sock.detach()
         if waiter is not None and fd != -1:
@@ -140,32 +145,44 @@ class AsyncSocket(SocketBase):
         return await e.connect(RUNNING, self, address, True)
 
     async def recv(self, bufsize: int, flags: int = 0, /) -> bytes:
-        if flags and self._timeout is None and isinstance(flags, int) and flags & _MSG_WAITALL:
+        if self._kept:
+            return await e.recv_kept(RUNNING, self, bufsize, flags)
+        if flags and isinstance(flags, int) and flags & _MSG_WAITALL and e.gathers(self, flags):
             return await e.recv_waitall(RUNNING, self, bufsize, flags)
         return await e.io(RUNNING, self, ops.RECV, self._sock.recv, bufsize, flags)
 
     async def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
-        if flags and self._timeout is None and isinstance(flags, int) and flags & _MSG_WAITALL:
+        if self._kept:
+            return await e.recv_into_kept(RUNNING, self, buffer, nbytes, flags)
+        if flags and isinstance(flags, int) and flags & _MSG_WAITALL and e.gathers(self, flags):
             return await e.recv_into_waitall(RUNNING, self, buffer, nbytes, flags)
         recv_into = self._sock.recv_into
         return await e.io(RUNNING, self, ops.RECV_INTO, recv_into, buffer, nbytes, flags)
 
     async def recvfrom(self, bufsize: int, flags: int = 0, /) -> tuple[bytes, Any]:
+        if self._kept:  # (a connected stream socket's recvfrom gives no address)
+            return await e.recv_kept(RUNNING, self, bufsize, flags), None
         return await e.io(RUNNING, self, ops.RECVFROM, self._sock.recvfrom, bufsize, flags)
 
     async def recvfrom_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> tuple[int, Any]:
+        if self._kept:
+            return await e.recv_into_kept(RUNNING, self, buffer, nbytes, flags), None
         recvfrom_into = self._sock.recvfrom_into
         return await e.io(RUNNING, self, ops.RECVFROM_INTO, recvfrom_into, buffer, nbytes, flags)
 
     async def recvmsg(
         self, bufsize: int, ancbufsize: int = 0, flags: int = 0, /
     ) -> tuple[bytes, list[tuple[int, int, bytes]], int, Any]:
+        if self._kept:
+            return await e.recv_kept(RUNNING, self, bufsize, flags), [], 0, None
         recvmsg = self._sock.recvmsg
         return await e.io(RUNNING, self, ops.RECVMSG, recvmsg, bufsize, ancbufsize, flags)
 
     async def recvmsg_into(
         self, buffers: Iterable[Any], ancbufsize: int = 0, flags: int = 0, /
     ) -> tuple[int, list[tuple[int, int, bytes]], int, Any]:
+        if self._kept:
+            return e.recvmsg_into_kept(self, buffers, flags), [], 0, None
         recvmsg_into = self._sock.recvmsg_into
         return await e.io(RUNNING, self, ops.RECVMSG_INTO, recvmsg_into, buffers, ancbufsize, flags)
 
@@ -180,7 +197,8 @@ class AsyncSocket(SocketBase):
     async def sendto(self, data: Any, /, *args: Any) -> int:
         waiter = RUNNING
         if args and e.needs_resolution(self, args[-1]):
-            args = (*args[:-1], await e.resolve(waiter, self, args[-1]))
+            address = await e.resolve(waiter, self, args[-1], None, "sendto", (data, *args[:-1]))
+            args = (*args[:-1], address)
         return await e.io(waiter, self, ops.SENDTO, self._sock.sendto, data, *args)
 
     async def sendmsg(
@@ -195,7 +213,7 @@ class AsyncSocket(SocketBase):
         sendmsg = self._sock.sendmsg
         if address is None:
             return await e.io(waiter, self, ops.SENDMSG, sendmsg, buffers, ancdata, flags)
-        address = await e.resolve(waiter, self, address)
+        address = await e.resolve(waiter, self, address, None, "sendmsg", ([], (), flags))
         return await e.io(waiter, self, ops.SENDMSG, sendmsg, buffers, ancdata, flags, address)
 
     if hasattr(socket.socket, "sendmsg_afalg"):  # Linux

@@ -288,8 +288,10 @@ def _echo_server(face: _Face, args: argparse.Namespace) -> Plan[int]:
 
 
 def _stop_accepting(server: Any, grace: float) -> None:
-    """The first stop signal: stop accepting; say so if connections are left to wait for."""
-    server.close()
+    """The first stop signal: stop accepting; say so if connections are left to wait for.
+
+    The line is printed before ``close()``: on the sync face this runs in the signal
+    thread, and once the server is closed the main thread may exit mid-print."""
     if grace > 0 and (count := server.active_connections):
         print(
             f"{PROG} echo-server: stopped accepting; waiting up to {grace:g} s for "
@@ -297,6 +299,7 @@ def _stop_accepting(server: Any, grace: float) -> None:
             file=sys.stderr,
             flush=True,
         )
+    server.close()
 
 
 def _echo_datagrams(sock: Any) -> Plan[None]:

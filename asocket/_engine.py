@@ -52,6 +52,18 @@ _UNIX_RETRY_FIRST = 0.001
 _UNIX_RETRY_MAX = 0.05
 # Plain ints: a test against an IntFlag member costs a Python call.
 _MSG_DONTWAIT = int(getattr(socket, "MSG_DONTWAIT", 0))
+_MSG_PEEK = int(socket.MSG_PEEK)
+_MSG_WAITALL = int(getattr(socket, "MSG_WAITALL", 0))
+_INET = (socket.AF_INET, socket.AF_INET6)
+# A TCP socket's state, the first byte of TCP_INFO (Linux): CLOSE after a reset; the
+# states in which the peer may still send (ESTABLISHED, FIN_WAIT1, FIN_WAIT2).
+_TCP_INFO: int | None = getattr(socket, "TCP_INFO", None) if sys.platform == "linux" else None
+_TCP_CLOSE = b"\x07"
+_TCP_RECEIVING = (b"\x01", b"\x04", b"\x05")
+_PEEK_POLL_FIRST = 0.0005
+_PEEK_POLL_MAX = 0.02
+_MSG_ERRQUEUE = int(getattr(socket, "MSG_ERRQUEUE", 0))
+_NO_WAIT = _MSG_DONTWAIT | _MSG_ERRQUEUE  # flags whose blocking call may not wait (_no_wait)
 _SENDFILE_BLOCK = 1 << 30  # as the stdlib: at most 1 GiB per os.sendfile call
 _SEND_BLOCK = 8192  # the stdlib's send-loop block for sendfile without os.sendfile
 _has_os_sendfile = hasattr(os, "sendfile")
@@ -67,7 +79,7 @@ class State(Protocol):
 
     def settimeout(self, value: float | None, /) -> None: ...
 
-    def _watched_by(self, waiter: Waiter) -> None: ...
+    def _watcher(self, waiter: Waiter) -> Waiter: ...
 
 
 class Wait:
@@ -98,13 +110,12 @@ def fileno(s: State) -> int:
 
 async def wait(waiter: Waiter, s: State, event: int, until: float | None) -> None:
     """Wait until the socket may be ready for ``event`` (every wait of the engine is this)."""
-    s._watched_by(waiter)
-    await waiter.wait(fileno(s), event, until)
+    await s._watcher(waiter).wait(fileno(s), event, until)
 
 
 def watch(waiter: Waiter, s: State) -> int:
     """The socket's descriptor, for a driver that waits on it with ``waiter.wait_any``."""
-    s._watched_by(waiter)
+    s._watcher(waiter)
     return fileno(s)
 
 
@@ -149,9 +160,19 @@ def verdict(s: State, op: Op, args: tuple[Any, ...], exc: OSError) -> Wait | Non
         return _WAIT[READ]
     if isinstance(exc, SSLWantWriteError):
         return _WAIT[WRITE]
-    if s._timeout is None and op.flags(args) & _MSG_DONTWAIT:
+    if s._timeout is None and op.flags(args) & _NO_WAIT and _no_wait(s, op, args):
         raise exc
     return _WAIT[op.event]
+
+
+def _no_wait(s: State, op: Op, args: tuple[Any, ...]) -> bool:
+    """Whether the stdlib's blocking call with these flags returns at once: with
+    ``MSG_DONTWAIT``; with ``MSG_ERRQUEUE`` except on AF_UNIX, whose kernel ignores
+    the flag (an empty error queue is ``EAGAIN`` at once, readable or not)."""
+    flags = op.flags(args)
+    return bool(flags & _MSG_DONTWAIT) or (
+        bool(flags & _MSG_ERRQUEUE) and op.event == READ and s._family != _AF_UNIX
+    )
 
 
 async def io(waiter: Waiter, s: State, op: Op, fn: Callable[..., T], *args: Any) -> T:
@@ -256,17 +277,27 @@ def needs_resolution(s: State, address: Any) -> bool:
     return _resolve.needs_resolution(s._family, address)
 
 
-async def resolve(waiter: Waiter, s: State, address: Any, until: float | None = None) -> Any:
-    """``address`` with a host name resolved (``_resolve``) without blocking the loop."""
+async def resolve(
+    waiter: Waiter,
+    s: State,
+    address: Any,
+    until: float | None = None,
+    call: str = "connect",
+    args: tuple[Any, ...] = (),
+) -> Any:
+    """``address`` with a host name resolved (``_resolve``) without blocking the loop,
+    once the stdlib's ``call(*args, address)`` would have accepted its arguments."""
     if not _resolve.needs_resolution(s._family, address):
         return address
     sock = s._sock
-    return await _resolve.resolve(s._family, sock.type, sock.proto, address, waiter, until)
+    return await _resolve.resolve(
+        s._family, sock.type, sock.proto, address, waiter, until, call, args
+    )
 
 
 async def bind(waiter: Waiter, s: State, address: Any) -> None:
     """``bind``, a host name resolved first."""
-    s._sock.bind(await resolve(waiter, s, address))
+    s._sock.bind(await resolve(waiter, s, address, call="bind"))
 
 
 # -- multi-step calls --------------------------------------------------------------
@@ -293,7 +324,7 @@ async def connect(
 
     ``until``: a deadline that ends the wait earlier than the mode's would.
     """
-    address = await resolve(waiter, s, address)
+    address = await resolve(waiter, s, address, call="connect_ex" if ex else "connect")
     sock = s._sock
     timeout = s._timeout
     when = deadline(waiter, timeout)
@@ -384,38 +415,181 @@ async def sendall(waiter: Waiter, s: State, data: Any, flags: int) -> None:
             await wait(waiter, s, result.event, when)
 
 
-async def recv_waitall(waiter: Waiter, s: State, bufsize: int, flags: int) -> bytes:
-    """``recv(n, MSG_WAITALL)`` in blocking mode. On an O_NONBLOCK descriptor the
-    kernel returns what has arrived, so gather until ``n`` bytes or end of file; an
-    error after some data is left for the next call, as the kernel does."""
+class Keeper(State, Protocol):
+    """A socket that keeps the bytes a cancelled ``MSG_WAITALL`` gather had read."""
+
+    _kept: bytes  # returned first by the next recv* call
+
+
+def _is_tcp(s: State) -> bool:
+    return s._family in _INET and s._sock.type == socket.SOCK_STREAM
+
+
+def _tcp_closed(s: State) -> bool:
+    """A TCP socket in state CLOSE (reset, or failed): no byte will arrive any more, and
+    a read on its empty queue would consume the pending error that the stdlib's
+    ``MSG_WAITALL`` call leaves for the next call. (Linux: ``TCP_INFO``; else False.)"""
+    if _TCP_INFO is None or not _is_tcp(s):
+        return False
+    try:
+        return s._sock.getsockopt(socket.IPPROTO_TCP, _TCP_INFO, 1) == _TCP_CLOSE
+    except OSError:
+        return False
+
+
+def _tcp_receiving(s: State) -> bool:
+    """A TCP socket whose peer may still send (Linux: ``TCP_INFO``; else False)."""
+    if _TCP_INFO is None or not _is_tcp(s):
+        return False
+    try:
+        return s._sock.getsockopt(socket.IPPROTO_TCP, _TCP_INFO, 1) in _TCP_RECEIVING
+    except OSError:
+        return False
+
+
+def gathers(s: State, flags: int) -> bool:
+    """Whether ``recv*(n, flags)`` must gather: ``MSG_WAITALL`` in blocking mode on a
+    stream socket, without ``MSG_DONTWAIT`` (the kernel's answer to an O_NONBLOCK
+    descriptor is what has arrived; the stdlib's blocking call waits for all ``n``)."""
+    return s._timeout is None and not flags & _MSG_DONTWAIT and s._sock.type == socket.SOCK_STREAM
+
+
+async def recv_waitall(waiter: Waiter, s: Keeper, bufsize: int, flags: int) -> bytes:
+    """``recv(n, MSG_WAITALL)`` in blocking mode on a stream socket: gather until ``n``
+    bytes or end of file.
+
+    As the stdlib's: an error after some data is left for the next call (a TCP reset
+    is not read here); with ``MSG_PEEK`` nothing is consumed (TCP waits for ``n``
+    bytes, polling; AF_UNIX returns what is queued). If cancelled, the bytes gathered
+    are kept and the next ``recv*`` returns them first: a cancelled call consumes nothing.
+    """
     recv = s._sock.recv
     data = await io(waiter, s, RECV, recv, bufsize, flags)  # the stdlib's checks
-    chunks = [data]
-    got = len(data)
-    while data and got < bufsize:
-        try:
-            data = await io(waiter, s, RECV, recv, bufsize - got, flags)
-        except OSError:
-            break
-        chunks.append(data)
-        got += len(data)
-    return b"".join(chunks)
+    if not data or len(data) >= bufsize:
+        return data
+    if flags & _MSG_PEEK:  # consumes nothing: readiness stays on, so poll
+        delay = _PEEK_POLL_FIRST
+        while len(data) < bufsize and _tcp_receiving(s):
+            await waiter.sleep(delay)
+            delay = min(delay * 2, _PEEK_POLL_MAX)
+            data = await io(waiter, s, RECV, recv, bufsize, flags)
+        return data
+    buf = bytearray(data)
+    await _gather(waiter, s, buf, None, len(buf), bufsize, flags)
+    return bytes(buf)
 
 
-async def recv_into_waitall(waiter: Waiter, s: State, buffer: Any, nbytes: int, flags: int) -> int:
+async def recv_into_waitall(waiter: Waiter, s: Keeper, buffer: Any, nbytes: int, flags: int) -> int:
     """``recv_into(buf, n, MSG_WAITALL)`` in blocking mode (see :func:`recv_waitall`)."""
     recv_into = s._sock.recv_into
     got: int = await io(waiter, s, RECV_INTO, recv_into, buffer, nbytes, flags)
     with memoryview(buffer) as view, view.cast("B") as view:
         want = nbytes or len(view)
-        n = got
-        while n and got < want:
+        if not got or got >= want:
+            return got
+        if flags & _MSG_PEEK:  # consumes nothing: readiness stays on, so poll
+            delay = _PEEK_POLL_FIRST
+            while got < want and _tcp_receiving(s):
+                await waiter.sleep(delay)
+                delay = min(delay * 2, _PEEK_POLL_MAX)
+                got = await io(waiter, s, RECV_INTO, recv_into, buffer, nbytes, flags)
+            return got
+        return await _gather(waiter, s, None, view, got, want, flags)
+
+
+async def _gather(
+    waiter: Waiter,
+    s: Keeper,
+    buf: bytearray | None,
+    view: memoryview | None,
+    got: int,
+    want: int,
+    flags: int,
+) -> int:
+    """Read into ``view[got:want]`` (or, without a view, append to ``buf``) until ``want`` bytes,
+    end of file or an error (left for the next call); return the count. Cancelled, the
+    bytes read so far are kept for the next ``recv*`` call."""
+    sock = s._sock
+    try:
+        while got < want:
+            if _tcp_closed(s):
+                break  # reset: the error is the next call's, as the kernel leaves it
             try:
-                n = await io(waiter, s, RECV_INTO, recv_into, view[got:want], 0, flags)
+                if view is None:
+                    result: Any = attempt(s, RECV, sock.recv, (want - got, flags))
+                else:
+                    result = attempt(s, RECV_INTO, sock.recv_into, (view[got:want], 0, flags))
             except OSError:
-                break
-            got += n
+                break  # (AF_UNIX: the kernel too returns the data and drops the error)
+            if isinstance(result, Wait):
+                await wait(waiter, s, result.event, None)
+                continue
+            if not result:
+                break  # end of file
+            if buf is not None:
+                buf += result
+                got = len(buf)
+            else:
+                got += result
+    except Exception:
+        raise  # e.g. the socket was closed meanwhile: nothing to keep
+    except BaseException:  # cancelled
+        kept = bytes(view[:got]) if view is not None else bytes(buf or b"")
+        s._kept = kept + s._kept
+        raise
     return got
+
+
+def take_kept(s: Keeper, bufsize: int, flags: int) -> bytes:
+    """Up to ``bufsize`` of the kept bytes (left kept with ``MSG_PEEK``)."""
+    kept = s._kept
+    data = kept[:bufsize]
+    if not flags & _MSG_PEEK:
+        s._kept = kept[bufsize:]
+    return data
+
+
+async def recv_kept(waiter: Waiter, s: Keeper, bufsize: int, flags: int) -> bytes:
+    """``recv(n, flags)`` while bytes of a cancelled gather are kept: those come first
+    (then, for a ``MSG_WAITALL`` call in blocking mode, the gather goes on)."""
+    s._sock.recv(min(bufsize, 0), flags)  # the stdlib's checks (recv(0) reads nothing)
+    data = take_kept(s, bufsize, flags)
+    if len(data) < bufsize and flags & _MSG_WAITALL and not flags & _MSG_PEEK and gathers(s, flags):
+        buf = bytearray(data)
+        await _gather(waiter, s, buf, None, len(buf), bufsize, flags)
+        return bytes(buf)
+    return data
+
+
+def recvmsg_into_kept(s: Keeper, buffers: Any, flags: int) -> int:
+    """``recvmsg_into(buffers, ...)`` while bytes of a cancelled gather are kept: those,
+    into the buffers in turn."""
+    got = 0
+    for buffer in buffers:
+        with memoryview(buffer) as view, view.cast("B") as view:
+            data = take_kept(s, len(view), flags)
+            view[: len(data)] = data
+            got += len(data)
+            if len(data) < len(view) or flags & _MSG_PEEK:
+                break
+    return got
+
+
+async def recv_into_kept(waiter: Waiter, s: Keeper, buffer: Any, nbytes: int, flags: int) -> int:
+    """``recv_into(buf, n, flags)`` while bytes of a cancelled gather are kept."""
+    s._sock.recv(0, flags)  # the stdlib's check of the flags
+    with memoryview(buffer) as view, view.cast("B") as view:
+        if nbytes < 0:
+            raise ValueError("negative buffersize in recv_into")
+        if nbytes > len(view):
+            raise ValueError("buffer too small for requested bytes")
+        want = nbytes or len(view)
+        data = take_kept(s, want, flags)
+        got = len(data)
+        view[:got] = data
+        if got < want and flags & _MSG_WAITALL and not flags & _MSG_PEEK and gathers(s, flags):
+            return await _gather(waiter, s, None, view, got, want, flags)
+        return got
 
 
 async def sendfile(waiter: Waiter, s: State, file: Any, offset: int, count: int | None) -> int:
@@ -461,7 +635,9 @@ async def _sendfile_native(
     try:
         while True:
             if count:
-                blocksize = min(count - total, _SENDFILE_BLOCK)
+                # As the stdlib: the rest of ``count``, uncapped (os.sendfile raises its
+                # OverflowError for a count beyond ssize_t; the OS caps a large one).
+                blocksize = count - total
                 if blocksize <= 0:
                     break
             try:

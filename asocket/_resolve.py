@@ -62,20 +62,61 @@ def needs_resolution(family: int, address: Any) -> bool:
     )
 
 
+# A numeric host of each family: the stdlib parses an address holding it without a lookup.
+_PLACEHOLDER: dict[int, str] = {socket.AF_INET: "0.0.0.0", socket.AF_INET6: "::"}
+_probes: dict[int, socket.socket] = {}
+_INT_MIN, _INT_MAX = -(2**31), 2**31 - 1  # the C int the stdlib parses a port into
+
+
+def check(family: int, call: str, address: Any, args: tuple[Any, ...] = ()) -> None:
+    """Raise what the stdlib's ``call(*args, address)`` raises for its arguments before it
+    resolves the host name in ``address``: a wrong tuple length, a port or flowinfo of the
+    wrong type, a NUL in the host, bad ``sendto`` flags... (``call``: the method name, which
+    the stdlib's messages carry). Errors it finds only after the lookup are left to it.
+
+    The stdlib's own parser runs on a closed socket of the family, the host replaced by
+    a numeric one (so it never resolves), unless the host holds a NUL (refused unresolved).
+    """
+    probe = _probes.get(family)
+    if probe is None:
+        probe = socket.socket(family, socket.SOCK_STREAM)
+        probe.close()  # a call on it parses its arguments, then fails with EBADF
+        _probes[family] = probe
+    host = address[0]
+    parsed = (host if "\0" in host else _PLACEHOLDER[family], *address[1:])
+    try:
+        getattr(probe, call)(*args, parsed)
+    except OverflowError:
+        # The stdlib checks the port's range after the lookup, its C int conversion before.
+        port = address[1]
+        if type(port) is int and _INT_MIN <= port <= _INT_MAX:
+            return
+        raise
+    except OSError:  # EBADF: the arguments passed
+        pass
+
+
 async def resolve(
-    family: int, type: int, proto: int, address: Any, waiter: Waiter, until: float | None = None
+    family: int,
+    type: int,
+    proto: int,
+    address: Any,
+    waiter: Waiter,
+    until: float | None = None,
+    call: str = "connect",
+    args: tuple[Any, ...] = (),
 ) -> Any:
     """Return ``address`` with its host name replaced by the first address it resolves to,
     resolved off the loop by ``waiter`` (``TimeoutError`` at ``until`` where it can).
 
-    Numeric or non-IP addresses are returned unchanged. Raises ``socket.gaierror``
-    as the stdlib does for a name that does not resolve.
+    Numeric or non-IP addresses are returned unchanged. Raises first what the stdlib's
+    ``call(*args, address)`` raises before its lookup (:func:`check`), then
+    ``socket.gaierror`` as the stdlib does for a name that does not resolve.
     """
     if not needs_resolution(family, address):
         return address
+    check(family, call, address, args)
     host = address[0]
-    if "\0" in host:
-        raise TypeError("host name must not contain null character")
     # As the stdlib's setipaddr(): only the family as a hint, and an ASCII name as
     # bytes (a str would be IDNA-encoded, which refuses names the C library takes).
     name = host.encode() if host.isascii() else host

@@ -32,7 +32,7 @@ class SocketBase:
     stdlib's (``close()`` was called; files made by ``makefile()`` still open).
     A face supplies four hooks: ``_init_fd`` and ``_set_mode`` (what the raw
     descriptor's blocking flag must be for a mode), ``_real_close`` and
-    ``_watched_by`` (the waiter that may watch the descriptor, told by the engine).
+    ``_watcher`` (the waiter that will watch the descriptor, asked by the engine).
     """
 
     __slots__ = ("__weakref__", "_closed", "_family", "_io_refs", "_sock", "_timeout")
@@ -77,9 +77,11 @@ class SocketBase:
         """Close the descriptor, waking every task or thread waiting on it."""
         raise NotImplementedError  # pragma: no cover - abstract
 
-    def _watched_by(self, waiter: Any) -> None:
-        """``waiter`` is about to watch the descriptor: ``close()`` must forget it there
-        (the engine says so before each wait). Nothing to do where nothing registers."""
+    def _watcher(self, waiter: Any) -> Any:
+        """The waiter that will watch the descriptor for a wait ``waiter`` was asked for
+        (the engine asks before each wait), which ``close()`` must then forget it in.
+        Here: ``waiter`` itself, where nothing registers."""
+        return waiter
 
     # -- closing --------------------------------------------------------------
 
@@ -133,20 +135,15 @@ class SocketBase:
         """Return the address of the connected peer."""
         return self._sock.getpeername()
 
-    def getsockopt(self, level: int, optname: int, buflen: int | None = None, /) -> Any:
-        """Return a socket option, as ``socket.socket.getsockopt``."""
-        if buflen is None:
-            return self._sock.getsockopt(level, optname)
-        return self._sock.getsockopt(level, optname, buflen)
+    def getsockopt(self, level: int, optname: int, /, *buflen: int) -> Any:
+        """Return a socket option, as ``socket.socket.getsockopt(level, optname[, buflen])``
+        (the stdlib checks the arguments: ``None`` is no ``buflen``, a ``TypeError``)."""
+        return self._sock.getsockopt(level, optname, *buflen)
 
-    def setsockopt(
-        self, level: int, optname: int, value: Any, optlen: int | None = None, /
-    ) -> None:
-        """Set a socket option, as ``socket.socket.setsockopt``."""
-        if optlen is None:
-            self._sock.setsockopt(level, optname, value)
-        else:
-            self._sock.setsockopt(level, optname, value, optlen)
+    def setsockopt(self, level: int, optname: int, value: Any, /, *optlen: int) -> None:
+        """Set a socket option, as ``socket.socket.setsockopt(level, optname, value[,
+        optlen])`` (the stdlib checks the arguments: ``None`` is no ``optlen``)."""
+        self._sock.setsockopt(level, optname, value, *optlen)
 
     def listen(self, *backlog: int) -> None:
         """Enable a server to accept connections (``listen([backlog])``)."""

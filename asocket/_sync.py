@@ -188,7 +188,8 @@ class SyncSocket(SocketBase):
 
     def sendto(self, data: Any, /, *args: Any) -> int:
         if args and e.needs_resolution(self, args[-1]):
-            args = (*args[:-1], run(e.resolve(WAITER, self, args[-1])))
+            address = run(e.resolve(WAITER, self, args[-1], None, "sendto", (data, *args[:-1])))
+            args = (*args[:-1], address)
         return self._call(ops.SENDTO, self._sock.sendto, data, *args)
 
     def sendmsg(
@@ -202,7 +203,7 @@ class SyncSocket(SocketBase):
         if address is None:
             return self._call(ops.SENDMSG, self._sock.sendmsg, buffers, ancdata, flags)
         if e.needs_resolution(self, address):
-            address = run(e.resolve(WAITER, self, address))
+            address = run(e.resolve(WAITER, self, address, None, "sendmsg", ([], (), flags)))
         return self._call(ops.SENDMSG, self._sock.sendmsg, buffers, ancdata, flags, address)
 
     if hasattr(socket.socket, "sendmsg_afalg"):  # Linux

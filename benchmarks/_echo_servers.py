@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import ctypes
+import os
 import signal
 import socket as stdlib_socket
 import sys
@@ -35,8 +36,15 @@ RECV = 65536
 
 
 def _announce(port: int) -> None:
-    """Tell servers.py the port (the only line a server writes on stdout)."""
-    sys.stdout.write(f"port {port}\n")
+    """Tell servers.py the port, and where asocket came from if it is imported
+    (the only line a server writes on stdout)."""
+    module = sys.modules.get("asocket")
+    where = (
+        f" {os.path.dirname(os.path.dirname(module.__file__))}"
+        if module and module.__file__
+        else ""
+    )
+    sys.stdout.write(f"port {port}{where}\n")
     sys.stdout.flush()
 
 

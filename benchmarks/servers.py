@@ -241,6 +241,7 @@ class Server:
     impl: str
     proc: subprocess.Popen[bytes]
     log: Path
+    asocket_root: str = ""  # where the server must import asocket from ("": anywhere)
     port: int = 0
 
     def tail(self) -> str:
@@ -270,7 +271,14 @@ def _read_port(server: Server, deadline: float) -> None:
     line = buf.split(b"\n", 1)[0].decode()
     if not line.startswith("port "):
         raise RuntimeError(f"{server.impl}: unexpected output {line!r}")
-    server.port = int(line.split()[1])
+    words = line.split(maxsplit=2)
+    server.port = int(words[1])
+    if server.asocket_root and base_impl(server.impl).startswith("asocket-"):
+        where = words[2] if len(words) > 2 else "nowhere"
+        if os.path.realpath(where) != os.path.realpath(server.asocket_root):
+            raise RuntimeError(
+                f"{server.impl}: imported asocket from {where}, not {server.asocket_root}"
+            )
 
 
 class Harness:
@@ -290,7 +298,9 @@ class Harness:
         self.env["PYTHONPATH"] = os.pathsep.join(
             p for p in (asocket_root, os.environ.get("PYTHONPATH", "")) if p
         )
+        self.root = asocket_root
         self.other_env: dict[str, str] | None = None
+        self.other_root = ""
         self.compile_note = ""
         if loadgen in ("auto", "c"):
             self._compile()
@@ -348,6 +358,7 @@ class Harness:
 
     def compare_with(self, checkout: str) -> None:
         """Run the ``:other`` rows with the asocket of ``checkout`` (holding asocket/)."""
+        self.other_root = checkout
         self.other_env = dict(self.env)
         self.other_env["PYTHONPATH"] = os.pathsep.join(
             p for p in (checkout, os.environ.get("PYTHONPATH", "")) if p
@@ -356,10 +367,10 @@ class Harness:
     def start(self, impl: str, work: Workload, max_seconds: float) -> Server:
         """Start one echo server process (pinned to the server CPU); it announces its port."""
         stream, block = work.stream, work.size
-        env = self.env
+        env, root = self.env, self.root
         if impl.endswith(OTHER):
-            assert self.other_env is not None
-            env = self.other_env
+            assert self.other_env is not None and self.other_root
+            env, root = self.other_env, self.other_root
         if impl == "c":
             assert self.native is not None
             cmd = [str(self.native), "server", str(int(max_seconds))]
@@ -378,7 +389,7 @@ class Harness:
                 preexec_fn=_pinner(self.placement(work)[0]),
             )
         self.children.append(proc)
-        return Server(impl, proc, log)
+        return Server(impl, proc, log, root)
 
     def drive(self, server: Server, work: Workload, plan: Plan) -> dict[str, Any]:
         """Run the load generator once against ``server``: its counts, and the server's CPU."""

@@ -112,8 +112,9 @@ class FakeSocket:
     def settimeout(self, value: float | None) -> None:
         self._timeout = value
 
-    def _watched_by(self, waiter: Any) -> None:
+    def _watcher(self, waiter: Any) -> Any:
         self.watched_by.append(waiter)
+        return waiter
 
 
 def make(raw: FakeRaw, timeout: float | None, waiter: FakeWaiter | None = None) -> FakeSocket:

@@ -34,6 +34,8 @@ from _tls_helpers import (
     twins,
 )
 
+import asocket
+
 requires_tls()
 
 
@@ -751,3 +753,30 @@ def test_no_public_constructor(mod: str) -> None:
     with pytest.raises(TypeError, match="does not have a public constructor"):
         cls()
     assert cls.__name__ == "SSLSocket" and cls.__module__ == mod
+
+
+@pytest.mark.asyncio
+async def test_makefile_async(certs: Certs) -> None:
+    """asocket.SSLSocket.makefile(): the awaitable buffered file works through TLS;
+    non-blocking mode raises BlockingIOError there, as on plain sockets (API.md)."""
+
+    def lines(s: ssl.SSLSocket) -> None:
+        f = s.makefile("rwb")
+        for line in f:
+            f.write(line.upper())
+            f.flush()
+        f.close()
+
+    with Peer(tls_server(certs.server_ctx(), lines)) as peer:
+        s = await asocket.create_connection(peer.address, timeout=WAIT, ssl=certs.client_ctx())
+        async with s:
+            f = s.makefile("rwb")
+            await f.write(b"one\ntwo\n")
+            await f.flush()
+            assert await f.readline() == b"ONE\n"
+            assert await f.readexactly(4) == b"TWO\n"
+            s.settimeout(0.0)
+            with pytest.raises(BlockingIOError):
+                await f.readline()
+            f.close()
+        peer.join(check=False)

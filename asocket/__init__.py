@@ -12,6 +12,7 @@ from ._async import (
     AsyncSocket,
     AsyncSocket as SocketType,
     AsyncSocket as socket,
+    AsyncSSLSocket as SSLSocket,
     create_connection as create_connection,
     create_server as create_server,
     from_socket as from_socket,
@@ -25,6 +26,7 @@ from ._async import (
     recv_fds as recv_fds,
     send_fds as send_fds,
     socketpair as socketpair,
+    wrap_socket as wrap_socket,
 )
 from ._file import (
     AsyncSocketFile as AsyncSocketFile,
@@ -41,7 +43,7 @@ from ._timeouts import (
 # Last: the stdlib's constants, helpers and exceptions. (At run time _stdlib.__all__ leaves
 # out socket, create_connection..., bound above; a type checker sees the stdlib's too, and
 # keeps the names bound first.)
-from ._stdlib import *  # type: ignore[assignment]  # noqa: F403
+from ._stdlib import *  # type: ignore[assignment, no-redef]  # noqa: F403
 
 __version__ = "0.1.0"
 
@@ -54,6 +56,7 @@ __all__ = [
     "AsyncSocketFile",
     "IncompleteReadError",
     "LimitOverrunError",
+    "SSLSocket",
     "SocketType",
     "create_connection",
     "create_server",
@@ -73,5 +76,6 @@ __all__ = [
     "setdefaulttimeout",
     "socket",
     "socketpair",
+    "wrap_socket",
     *_stdlib._NAMES,
 ]

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import array
 import socket
+import ssl
+import ssl as _ssl
 from collections.abc import Awaitable, Coroutine, Iterable
 from functools import partial
-from typing import Any, Self, TypeVar
+from typing import Any, Literal, Self, TypeVar, overload
 
-from . import _connect, _engine as e, _listeners, _ops as ops, _reduction, _resolve, _surface
+from . import _connect, _engine as e, _listeners, _ops as ops, _reduction, _resolve, _surface, _tls
 from ._file import AsyncSocketFile
 from ._socket import SocketBase, close_fd
 from ._waiters.base import AddrInfo, Waiter, ebadf
@@ -253,6 +255,34 @@ def from_socket(sock: socket.socket) -> AsyncSocket:
     return AsyncSocket._adopt(sock)
 
 
+@overload
+async def create_connection(
+    address: tuple[Any, ...],
+    timeout: Any = ...,
+    source_address: Any = ...,
+    *,
+    all_errors: bool = ...,
+    happy_eyeballs_delay: float | None = ...,
+    ssl: None = ...,
+    server_hostname: None = ...,
+    ssl_handshake_timeout: None = ...,
+) -> AsyncSocket: ...
+
+
+@overload
+async def create_connection(
+    address: tuple[Any, ...],
+    timeout: Any = ...,
+    source_address: Any = ...,
+    *,
+    all_errors: bool = ...,
+    happy_eyeballs_delay: float | None = ...,
+    ssl: _ssl.SSLContext | Literal[True],
+    server_hostname: str | None = ...,
+    ssl_handshake_timeout: float | None = ...,
+) -> AsyncSSLSocket: ...
+
+
 @_surface.function
 async def create_connection(
     address: tuple[Any, ...],
@@ -261,14 +291,33 @@ async def create_connection(
     *,
     all_errors: bool = False,
     happy_eyeballs_delay: float | None = _connect.DELAY,
+    ssl: _ssl.SSLContext | bool | None = None,
+    server_hostname: str | None = None,
+    ssl_handshake_timeout: float | None = None,
 ) -> AsyncSocket:
     waiter = current()
-    return await _checkpoint(
+    context = _tls.check_ssl_args(ssl, server_hostname, ssl_handshake_timeout)
+    until = None if context is None else _tls.call_until(waiter, timeout)
+    connect = _checkpoint(
         waiter,
         _connect.create_connection(
             AsyncSocket, waiter, address, timeout, source_address, all_errors, happy_eyeballs_delay
         ),
     )
+    sock = await connect
+    if context is None:
+        return sock
+    handshake = _tls.handshake_new(
+        waiter,
+        AsyncSSLSocket._from_inner,
+        sock,
+        context,
+        False,
+        server_hostname or address[0],
+        _tls.handshake_deadline(waiter, until, ssl_handshake_timeout),
+    )
+    tls: AsyncSSLSocket = await handshake
+    return tls
 
 
 @_surface.function
@@ -357,3 +406,190 @@ async def recv_fds(
         if level == socket.SOL_SOCKET and type_ == socket.SCM_RIGHTS:
             fds.frombytes(data[: len(data) - (len(data) % fds.itemsize)])
     return msg, list(fds), msg_flags, addr
+
+
+# -- TLS ------------------------------------------------------------------------
+
+
+class AsyncSSLSocket(_tls.TLSMethods, AsyncSocket):
+    """An awaitable TLS socket: the stdlib's ``ssl.SSLSocket``, awaitable.
+
+    Made by ``await asocket.wrap_socket(...)`` (no public constructor). Its I/O
+    methods (``do_handshake``, ``recv``, ``recv_into``, ``send``, ``sendall``,
+    ``sendfile``, ``unwrap``, ``accept``) are coroutines; the rest are plain, as
+    on ``asocket.socket``. Modes, errors and messages are the stdlib
+    ``SSLSocket``'s; see the TLS page of the docs for what asocket adds.
+    """
+
+    __slots__ = ("_pending",)
+
+    _sock: ssl.SSLSocket
+    _pending: bytes | memoryview | None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        raise _tls.no_constructor(type(self))
+
+    @classmethod
+    def _from_inner(cls, inner: ssl.SSLSocket, timeout: float | None) -> Self:
+        self = cls.__new__(cls)
+        self._pending = None
+        AsyncSocket.__init__(self, inner.family, inner.type, inner.proto, inner.fileno())
+        self._sock.detach()  # the base made a raw socket on the fd: the inner one takes its place
+        self._sock = inner
+        self.settimeout(timeout)
+        return self
+
+    def _new(self, fd: int) -> AsyncSocket:  # type: ignore[override]
+        return AsyncSocket(self._family, self._sock.type, self._sock.proto, fileno=fd)
+
+    def _real_close(self) -> None:
+        _tls.drop_ssl(self._sock)
+        super()._real_close()
+
+    def detach(self) -> int:
+        _tls.drop_ssl(self._sock)
+        return super().detach()
+
+    async def do_handshake(self, block: bool = False) -> None:
+        """Perform the TLS handshake (``block`` is accepted and ignored, as the mode rules)."""
+        await _tls.do_handshake(current(), self)
+
+    async def recv(self, buflen: int = 1024, flags: int = 0) -> bytes:
+        """Receive up to ``buflen`` bytes of plaintext; ``b''`` at the end of the stream
+        (close_notify, or a ragged EOF with ``suppress_ragged_eofs``)."""
+        try:  # the first attempt inline: the usual case costs one SSL call
+            return self._sock.recv(buflen, flags)
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError, InterruptedError) as exc:
+            event = _tls.wait_for(self, exc)
+        return await _tls.retry(
+            current(),
+            self,
+            _tls.TLS_READ,
+            _tls.READ_TIMEOUT,
+            self._sock.recv,
+            (buflen, flags),
+            event,
+        )
+
+    async def recv_into(self, buffer: Any, nbytes: int | None = None, flags: int = 0) -> int:
+        """Receive plaintext into ``buffer`` (up to ``nbytes``, or its size); return the count."""
+        try:
+            return self._sock.recv_into(buffer, nbytes, flags)
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError, InterruptedError) as exc:
+            event = _tls.wait_for(self, exc)
+        args = (buffer, nbytes, flags)
+        return await _tls.retry(
+            current(), self, _tls.TLS_READ, _tls.READ_TIMEOUT, self._sock.recv_into, args, event
+        )
+
+    async def read(self, len: int = 1024, buffer: Any = None) -> Any:
+        """The stdlib's legacy ``read``: up to ``len`` bytes (or into ``buffer``: the count);
+        ``ValueError`` once closed or unwrapped."""
+        args = (len,) if buffer is None else (len, buffer)
+        read = self._sock.read
+        return await _tls.call(current(), self, _tls.TLS_READ, _tls.READ_TIMEOUT, read, *args)
+
+    async def write(self, data: Any) -> int:
+        """The stdlib's legacy ``write``: ``send`` without flags; ``ValueError`` once closed."""
+        if self._sock._sslobj is None:  # type: ignore[attr-defined]
+            return self._sock.write(data)  # the stdlib's ValueError
+        return await _tls.send(current(), self, data)
+
+    async def send(self, data: Any, flags: int = 0) -> int:
+        """Send plaintext; return the count sent. A write interrupted earlier (timeout,
+        cancellation, non-blocking mode) is finished first; see the TLS docs."""
+        if not flags:
+            n = _tls.try_send(self, data)
+            if n is not None:
+                return n
+        return await _tls.send(current(), self, data, flags)
+
+    async def sendall(self, data: Any, flags: int = 0) -> None:
+        """Send all of ``data``; the timeout covers the whole call. Interrupted, it never
+        corrupts the stream: the next write finishes the TLS record it left."""
+        if not flags and _tls.small(data) and _tls.try_send(self, data) == len(data):
+            return
+        await _tls.sendall(current(), self, data, flags)
+
+    async def sendfile(self, file: Any, offset: int = 0, count: int | None = None) -> int:
+        """Send a file through TLS (read in blocks and sent; no kernel TLS); return the
+        byte count. As the stdlib: ``ValueError`` in non-blocking mode, the timeout per block."""
+        return await _tls.sendfile(current(), self, file, offset, count)
+
+    async def unwrap(self) -> AsyncSocket:
+        """Shut TLS down (close_notify both ways, under the mode); return the plain
+        socket, which keeps the descriptor and the mode. This socket is then closed."""
+        await _tls.unwrap(current(), self)
+        family, type_, proto, timeout = (
+            self._family,
+            self._sock.type,
+            self._sock.proto,
+            self._timeout,
+        )
+        plain = AsyncSocket(family, type_, proto, self.detach())
+        plain.settimeout(timeout)
+        return plain
+
+    async def connect(self, address: Any, /) -> None:
+        """Connect a socket wrapped unconnected, then (``do_handshake_on_connect``) do the
+        handshake, as the stdlib's ``SSLSocket.connect``."""
+        await _tls.connect(current(), self, address, False)
+
+    async def connect_ex(self, address: Any, /) -> int:
+        """As ``connect()``, but return the connect's errno instead of raising (0: done)."""
+        return await _tls.connect(current(), self, address, True)
+
+    async def accept(self) -> tuple[AsyncSSLSocket, Any]:
+        """Accept a connection and wrap it server-side (handshake as this socket's)."""
+        conn, address = await AsyncSocket.accept(self)
+        tls = await wrap_socket(
+            conn,
+            self.context,
+            server_side=True,
+            do_handshake_on_connect=self.do_handshake_on_connect,
+            suppress_ragged_eofs=self.suppress_ragged_eofs,
+        )
+        return tls, address
+
+
+AsyncSSLSocket.__module__ = "asocket"
+AsyncSSLSocket.__qualname__ = AsyncSSLSocket.__name__ = "SSLSocket"
+
+
+async def wrap_socket(
+    sock: AsyncSocket,
+    context: ssl.SSLContext,
+    *,
+    server_side: bool = False,
+    server_hostname: str | None = None,
+    do_handshake_on_connect: bool = True,
+    suppress_ragged_eofs: bool = True,
+    session: ssl.SSLSession | None = None,
+) -> AsyncSSLSocket:
+    """Wrap ``sock`` in TLS (as ``context.wrap_socket``): ``sock`` is detached and the
+    returned ``asocket.SSLSocket`` owns its descriptor and mode.
+
+    With ``do_handshake_on_connect`` and a connected socket, the handshake is done
+    before this returns, under the socket's mode (non-blocking: ``ValueError``,
+    as the stdlib). Raises what the stdlib raises (``ssl.SSLError``,
+    ``ssl.SSLCertVerificationError``, ``TimeoutError``...); the socket is then closed.
+    """
+    timeout = sock.gettimeout()
+    inner = _tls.wrap_inner(
+        sock,
+        context,
+        server_side,
+        server_hostname,
+        suppress_ragged_eofs,
+        session,
+        do_handshake_on_connect,
+    )
+    tls = AsyncSSLSocket._from_inner(inner, timeout)
+    if do_handshake_on_connect and _tls.connected(inner):
+        try:
+            _tls.check_no_blocking_handshake(timeout)
+            await _tls.do_handshake(current(), tls)
+        except BaseException:
+            tls.close()
+            raise
+    return tls

@@ -20,6 +20,7 @@ import inspect
 import os
 import signal
 import socket
+import ssl
 import sys
 import threading
 from collections.abc import Callable, Coroutine, Generator, Iterable, Iterator, Sequence
@@ -113,6 +114,15 @@ def _parser() -> argparse.ArgumentParser:
         help="on shutdown, how long open connections may go on "
         f"(TCP, --unix; default: {GRACE_PERIOD:g})",
     )
+    server.add_argument(
+        "--tls-cert",
+        metavar="CERT",
+        help="serve TLS with this certificate chain (PEM; the key too unless --tls-key). "
+        "A test pair: openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 "
+        "-nodes -days 30 -subj /CN=localhost -addext subjectAltName=IP:127.0.0.1 "
+        "-keyout key.pem -out cert.pem",
+    )
+    server.add_argument("--tls-key", metavar="KEY", help="the private key for --tls-cert (PEM)")
     server.set_defaults(run=_run_echo_server, parser=server)
 
     client = commands.add_parser(
@@ -132,6 +142,19 @@ def _parser() -> argparse.ArgumentParser:
         default=5.0,
         metavar="SECONDS",
         help="give up on connecting or on an echo after this long (default: 5)",
+    )
+    client.add_argument(
+        "--tls", action="store_true", help="connect with TLS (certificate verified)"
+    )
+    client.add_argument(
+        "--cafile",
+        metavar="FILE",
+        help="with --tls: CA certificates to trust (default: the system's)",
+    )
+    client.add_argument(
+        "--server-hostname",
+        metavar="NAME",
+        help="with --tls: the name the certificate must match (default: --host)",
     )
     client.set_defaults(run=_run_echo_client, parser=client)
     return parser
@@ -162,6 +185,15 @@ def _check(args: argparse.Namespace) -> None:
         parser.error("--unix PATH replaces --host and --port")
     if args.command == "echo-client" and args.unix is None and args.port is None:
         parser.error("--port is required (or --unix PATH)")
+    tls = args.tls_cert is not None if args.command == "echo-server" else args.tls
+    if tls and (args.udp or args.unix is not None):
+        parser.error("TLS runs over TCP: not with --udp or --unix")
+    if args.command == "echo-server" and args.tls_key is not None and args.tls_cert is None:
+        parser.error("--tls-key needs --tls-cert")
+    if args.command == "echo-client" and not args.tls:
+        for option in ("cafile", "server_hostname"):
+            if getattr(args, option) is not None:
+                parser.error(f"--{option.replace('_', '-')} needs --tls")
     if args.command == "echo-server" and args.udp:
         for option in ("max_connections", "grace_period"):
             if getattr(args, option) is not None:
@@ -233,6 +265,8 @@ def _echo_server(face: _Face, args: argparse.Namespace) -> Plan[int]:
             elif args.unix is not None:
                 server = yield partial(face.module.serve_unix, face.echo, args.unix, **limits)
             else:
+                if args.tls_cert is not None:
+                    limits["ssl"] = _server_context(args)
                 server = yield partial(face.module.serve_tcp, face.echo, host, port, **limits)
         except OSError as exc:
             raise CommandError(f"cannot listen on {_endpoint(args)}: {_describe(exc)}") from None
@@ -320,8 +354,22 @@ def _connect(face: _Face, args: argparse.Namespace) -> Plan[Any]:
     """A socket connected to the server the options name, with their timeout."""
     if args.unix is None and not args.udp:
         address = (args.host or DEFAULT_HOST, args.port)
-        return (yield partial(face.module.create_connection, address, timeout=args.timeout))
+        tls: dict[str, Any] = {}
+        if args.tls:
+            tls = {"ssl": ssl.create_default_context(cafile=args.cafile)}
+            tls["server_hostname"] = args.server_hostname
+        return (yield partial(face.module.create_connection, address, timeout=args.timeout, **tls))
     return (yield from _open(face, args, "connect", args.timeout))
+
+
+def _server_context(args: argparse.Namespace) -> ssl.SSLContext:
+    """The server's TLS context from ``--tls-cert``/``--tls-key`` (``OSError`` if unreadable)."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(args.tls_cert, args.tls_key)
+    except ssl.SSLError as exc:
+        raise CommandError(f"cannot use --tls-cert {args.tls_cert}: {exc}") from None
+    return context
 
 
 def _open(
@@ -414,6 +462,10 @@ def _describe(exc: OSError, timeout: float | None = None) -> str:
     some callers add to it (the message names the address once)."""
     if isinstance(exc, TimeoutError) and timeout is not None:
         return f"timed out after {timeout:g} s"
+    if isinstance(exc, ssl.SSLCertVerificationError):  # its errno is OpenSSL's, not the OS's
+        return f"certificate verify failed: {exc.verify_message}"
+    if isinstance(exc, ssl.SSLError):
+        return exc.reason or str(exc)
     if exc.errno is not None and exc.errno > 0 and not isinstance(exc, socket.gaierror):
         return os.strerror(exc.errno)
     return exc.strerror or str(exc) or type(exc).__name__

@@ -7,16 +7,20 @@ The policy (which listeners, which accept errors to skip, the back-off) is in
 from __future__ import annotations
 
 import asyncio
+import ssl as _ssl
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Self
+from typing import Any, Self, overload
 
-from . import _listeners, _serve_policy as policy
-from ._async import AsyncSocket
+from . import _listeners, _serve_policy as policy, _tls
+from ._async import AsyncSocket, AsyncSSLSocket
 from ._waiters.base import Waiter
 from ._waiters.current import current
 from ._waiters.loop import LoopWaiter
 
 Handler = Callable[[AsyncSocket, Any], Awaitable[None]]
+TLSHandler = Callable[
+    [AsyncSSLSocket, Any], Awaitable[None]
+]  # with ssl=: the handler gets a TLS socket
 
 
 class Server:
@@ -34,8 +38,10 @@ class Server:
         max_connections: int | None,
         grace_period: float | None,
         on_close: Callable[[AsyncSocket], None] | None = None,
+        tls: tuple[_ssl.SSLContext, float | None] | None = None,
     ) -> None:
         self.sockets: tuple[AsyncSocket, ...] = tuple(listeners)
+        self._tls = tls  # (context, handshake timeout): TLS before the handler
         self._handler = handler
         self._max = max_connections
         self._grace = grace_period
@@ -92,11 +98,34 @@ class Server:
         self._room.set()
 
     async def _run(self, conn: AsyncSocket, address: Any) -> None:
+        if self._tls is not None:
+            tls = await self._tls_handshake(conn, address)
+            if tls is None:
+                return
+            conn = tls
         try:
             await self._handler(conn, address)
         except Exception:
             if conn not in self._shut:
                 policy.log_handler_error(address)
+
+    async def _tls_handshake(self, conn: AsyncSocket, address: Any) -> AsyncSSLSocket | None:
+        """The TLS handshake before the handler: the TLS socket, or None (logged, closed)."""
+        assert self._tls is not None
+        context, timeout = self._tls
+        waiter = current()
+        until = _tls.handshake_deadline(waiter, None, timeout)
+        try:
+            tls: AsyncSSLSocket = await _tls.handshake_new(
+                waiter, AsyncSSLSocket._from_inner, conn, context, True, None, until
+            )
+        except Exception as exc:
+            _tls.log_handshake_failure(address, exc)
+            return None
+        task = asyncio.current_task()
+        if task in self._handlers:  # the server closes the TLS socket from now on
+            self._handlers[task] = (tls, address)
+        return tls
 
     def close(self) -> None:
         """Stop accepting and close the listening sockets; handlers keep running."""
@@ -166,8 +195,38 @@ class Server:
         await self.wait_closed()
 
 
+@overload
 async def serve_tcp(
     handler: Handler,
+    host: str | None = ...,
+    port: int = ...,
+    *,
+    backlog: int | None = ...,
+    max_connections: int | None = ...,
+    reuse_port: bool = ...,
+    grace_period: float | None = ...,
+    ssl: None = ...,
+    ssl_handshake_timeout: float | None = ...,
+) -> Server: ...
+
+
+@overload
+async def serve_tcp(
+    handler: TLSHandler,
+    host: str | None = ...,
+    port: int = ...,
+    *,
+    backlog: int | None = ...,
+    max_connections: int | None = ...,
+    reuse_port: bool = ...,
+    grace_period: float | None = ...,
+    ssl: _ssl.SSLContext,
+    ssl_handshake_timeout: float | None = ...,
+) -> Server: ...
+
+
+async def serve_tcp(
+    handler: Any,
     host: str | None = None,
     port: int = 0,
     *,
@@ -175,6 +234,8 @@ async def serve_tcp(
     max_connections: int | None = None,
     reuse_port: bool = False,
     grace_period: float | None = 5.0,
+    ssl: _ssl.SSLContext | None = None,
+    ssl_handshake_timeout: float | None = 60.0,
 ) -> Server:
     """Serve TCP: run ``await handler(sock, address)`` in a task per connection.
 
@@ -187,14 +248,22 @@ async def serve_tcp(
     per episode and retried after a back-off (0.05 s doubling to 1 s).
     ``grace_period``: how long shutdown waits for handlers before it cancels
     them (``None``: no limit).
+
+    ``ssl``: an ``ssl.SSLContext`` (server side): each connection's TLS handshake is
+    done before the handler runs, which gets an ``asocket.SSLSocket``. A handshake
+    that fails or takes longer than ``ssl_handshake_timeout`` seconds (``None``: no
+    limit) is logged in one line with the peer's address and never reaches the
+    handler; it counts against ``max_connections`` while it runs.
     """
     policy.check_max_connections(max_connections)
     policy.check_grace_period(grace_period)
+    context = _tls.check_ssl_args(ssl, None, ssl_handshake_timeout if ssl else None)
+    tls = None if context is None else (context, ssl_handshake_timeout)
     waiter = current()
     listeners = await _listeners.open_tcp_listeners(
         AsyncSocket, waiter, host, port, backlog, reuse_port
     )
-    return _kind(waiter)(listeners, handler, max_connections, grace_period)
+    return _kind(waiter)(listeners, handler, max_connections, grace_period, tls=tls)
 
 
 async def serve_unix(

@@ -8,15 +8,17 @@ closes the connections still open, which wakes their handlers.
 from __future__ import annotations
 
 import socket
+import ssl as _ssl
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any, Self
+from typing import Any, Self, overload
 
-from . import _listeners, _serve_policy as policy
-from ._sync import SyncSocket, run
+from . import _listeners, _serve_policy as policy, _tls
+from ._sync import SyncSocket, SyncSSLSocket, run
 from ._waiters.poll import WAITER
 
 Handler = Callable[[SyncSocket, Any], None]
+TLSHandler = Callable[[SyncSSLSocket, Any], None]  # with ssl=: the handler gets a TLS socket
 
 
 class ThreadedServer:
@@ -35,8 +37,10 @@ class ThreadedServer:
         max_connections: int | None,
         grace_period: float | None,
         on_close: Callable[[SyncSocket], None] | None = None,
+        tls: tuple[_ssl.SSLContext, float | None] | None = None,
     ) -> None:
         self.sockets: tuple[SyncSocket, ...] = tuple(listeners)
+        self._tls = tls  # (context, handshake timeout): TLS before the handler
         self._handler = handler
         self._max = max_connections
         self._grace = grace_period
@@ -109,6 +113,14 @@ class ThreadedServer:
         return True
 
     def _run(self, conn: SyncSocket, address: Any) -> None:
+        if self._tls is not None:
+            tls = self._tls_handshake(conn, address)
+            if tls is None:
+                with self._lock:
+                    self._conns.pop(threading.current_thread(), None)
+                    self._lock.notify_all()
+                return
+            conn = tls
         try:
             with conn:
                 self._handler(conn, address)
@@ -120,6 +132,26 @@ class ThreadedServer:
                 self._conns.pop(threading.current_thread(), None)
                 self._shut.discard(conn)
                 self._lock.notify_all()
+
+    def _tls_handshake(self, conn: SyncSocket, address: Any) -> SyncSSLSocket | None:
+        """The TLS handshake before the handler: the TLS socket, or None (logged, closed)."""
+        assert self._tls is not None
+        context, timeout = self._tls
+        until = _tls.handshake_deadline(WAITER, None, timeout)
+        try:
+            tls: SyncSSLSocket = run(
+                _tls.handshake_new(
+                    WAITER, SyncSSLSocket._from_inner, conn, context, True, None, until
+                )
+            )
+        except Exception as exc:
+            _tls.log_handshake_failure(address, exc)
+            return None
+        with self._lock:  # the server closes the TLS socket from now on
+            thread = threading.current_thread()
+            if thread in self._conns:
+                self._conns[thread] = (tls, address)
+        return tls
 
     def close(self) -> None:
         """Stop accepting and close the listening sockets; handlers keep running."""
@@ -197,8 +229,38 @@ class ThreadedServer:
         self.wait_closed()
 
 
+@overload
 def serve_tcp(
     handler: Handler,
+    host: str | None = ...,
+    port: int = ...,
+    *,
+    backlog: int | None = ...,
+    max_connections: int | None = ...,
+    reuse_port: bool = ...,
+    grace_period: float | None = ...,
+    ssl: None = ...,
+    ssl_handshake_timeout: float | None = ...,
+) -> ThreadedServer: ...
+
+
+@overload
+def serve_tcp(
+    handler: TLSHandler,
+    host: str | None = ...,
+    port: int = ...,
+    *,
+    backlog: int | None = ...,
+    max_connections: int | None = ...,
+    reuse_port: bool = ...,
+    grace_period: float | None = ...,
+    ssl: _ssl.SSLContext,
+    ssl_handshake_timeout: float | None = ...,
+) -> ThreadedServer: ...
+
+
+def serve_tcp(
+    handler: Any,
     host: str | None = None,
     port: int = 0,
     *,
@@ -206,6 +268,8 @@ def serve_tcp(
     max_connections: int | None = None,
     reuse_port: bool = False,
     grace_period: float | None = 5.0,
+    ssl: _ssl.SSLContext | None = None,
+    ssl_handshake_timeout: float | None = 60.0,
 ) -> ThreadedServer:
     """Serve TCP: run ``handler(sock, address)`` in a thread per connection.
 
@@ -215,10 +279,12 @@ def serve_tcp(
     """
     policy.check_max_connections(max_connections)
     policy.check_grace_period(grace_period)
+    context = _tls.check_ssl_args(ssl, None, ssl_handshake_timeout if ssl else None)
+    tls = None if context is None else (context, ssl_handshake_timeout)
     listeners = run(
         _listeners.open_tcp_listeners(SyncSocket, WAITER, host, port, backlog, reuse_port)
     )
-    return ThreadedServer(listeners, handler, max_connections, grace_period)
+    return ThreadedServer(listeners, handler, max_connections, grace_period, tls=tls)
 
 
 def serve_unix(

@@ -88,6 +88,11 @@ FUNCTIONS: dict[str, str] = {
     set on the socket. ``source_address`` is bound first. Raises the last
     attempt's error (``TimeoutError('timed out')`` at the deadline), or with
     ``all_errors=True`` an ``ExceptionGroup`` of every attempt's error.
+
+    ``ssl`` (an ``ssl.SSLContext``, or ``True`` for the default context): wrap the
+    connection in TLS and do the handshake before returning an ``SSLSocket``;
+    ``server_hostname`` defaults to the host of ``address``; ``timeout`` bounds the
+    handshake too, ``ssl_handshake_timeout`` bounds it alone.
     """,
     "create_server": """A TCP socket bound to ``address`` and listening; see
     ``socket.create_server``.""",

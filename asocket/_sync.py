@@ -11,13 +11,17 @@ so ``close()`` from another thread wakes it with ``OSError(EBADF)``.
 from __future__ import annotations
 
 import socket
+import ssl
+import ssl as _ssl
+import threading
 from collections.abc import Callable, Coroutine, Iterable
 from functools import partial
-from typing import Any, Protocol, TypeVar
+from typing import Any, Literal, Protocol, Self, TypeVar, overload
 
-from . import _connect, _engine as e, _listeners, _ops as ops, _reduction, _surface
+from . import _connect, _engine as e, _listeners, _ops as ops, _reduction, _surface, _tls
 from ._gate import Gate
 from ._socket import RawSocket, SocketBase
+from ._waiters.base import ebadf
 from ._waiters.poll import WAITER
 
 T = TypeVar("T")
@@ -242,6 +246,34 @@ def from_socket(sock: socket.socket) -> SyncSocket:
     return SyncSocket._adopt(sock)
 
 
+@overload
+def create_connection(
+    address: tuple[Any, ...],
+    timeout: Any = ...,
+    source_address: Any = ...,
+    *,
+    all_errors: bool = ...,
+    happy_eyeballs_delay: float | None = ...,
+    ssl: None = ...,
+    server_hostname: None = ...,
+    ssl_handshake_timeout: None = ...,
+) -> SyncSocket: ...
+
+
+@overload
+def create_connection(
+    address: tuple[Any, ...],
+    timeout: Any = ...,
+    source_address: Any = ...,
+    *,
+    all_errors: bool = ...,
+    happy_eyeballs_delay: float | None = ...,
+    ssl: _ssl.SSLContext | Literal[True],
+    server_hostname: str | None = ...,
+    ssl_handshake_timeout: float | None = ...,
+) -> SyncSSLSocket: ...
+
+
 @_surface.function
 def create_connection(
     address: tuple[Any, ...],
@@ -250,12 +282,30 @@ def create_connection(
     *,
     all_errors: bool = False,
     happy_eyeballs_delay: float | None = _connect.DELAY,
+    ssl: _ssl.SSLContext | bool | None = None,
+    server_hostname: str | None = None,
+    ssl_handshake_timeout: float | None = None,
 ) -> SyncSocket:
-    return run(
-        _connect.create_connection(
-            SyncSocket, WAITER, address, timeout, source_address, all_errors, happy_eyeballs_delay
-        )
+    waiter = WAITER
+    context = _tls.check_ssl_args(ssl, server_hostname, ssl_handshake_timeout)
+    until = None if context is None else _tls.call_until(waiter, timeout)
+    connect = _connect.create_connection(
+        SyncSocket, waiter, address, timeout, source_address, all_errors, happy_eyeballs_delay
     )
+    sock = run(connect)
+    if context is None:
+        return sock
+    handshake = _tls.handshake_new(
+        waiter,
+        SyncSSLSocket._from_inner,
+        sock,
+        context,
+        False,
+        server_hostname or address[0],
+        _tls.handshake_deadline(waiter, until, ssl_handshake_timeout),
+    )
+    tls: SyncSSLSocket = run(handshake)
+    return tls
 
 
 @_surface.function
@@ -272,3 +322,223 @@ def create_server(
             SyncSocket, WAITER, address, family, backlog, reuse_port, dualstack_ipv6
         )
     )
+
+
+# -- TLS ------------------------------------------------------------------------
+
+
+class SyncSSLSocket(_tls.TLSMethods, SyncSocket):
+    """A blocking TLS socket on the same core: the stdlib's ``ssl.SSLSocket``, sharable
+    between threads (one reading while another writes).
+
+    Made by ``asocket.sync.wrap_socket(...)`` (no public constructor). Its
+    descriptor stays O_NONBLOCK in every mode: each OpenSSL call is non-blocking and
+    runs alone on the socket (a lock), and waits happen in ``poll()`` outside it.
+    """
+
+    __slots__ = ("_lock", "_pending")
+
+    _sock: ssl.SSLSocket
+    _pending: bytes | memoryview | None
+    _lock: threading.Lock
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        raise _tls.no_constructor(type(self))
+
+    @classmethod
+    def _from_inner(cls, inner: ssl.SSLSocket, timeout: float | None) -> Self:
+        self = cls.__new__(cls)
+        self._pending = None
+        self._lock = threading.Lock()
+        SyncSocket.__init__(self, inner.family, inner.type, inner.proto, inner.fileno())
+        self._sock.detach()  # the base made a raw socket on the fd: the inner one takes its place
+        self._sock = inner
+        self._gate = Gate(inner)
+        self.settimeout(timeout)
+        return self
+
+    def _ssl(self, fn: Callable[..., T], /, *args: Any) -> T:
+        with self._lock:
+            return fn(*args)
+
+    def _init_fd(self) -> None:
+        self._gate = Gate(self._sock)
+        self._sock.settimeout(0.0)  # O_NONBLOCK in every mode
+        self._call = self._call_nonblocking
+
+    def _set_mode(self, timeout: float | None) -> None:
+        self._timeout = timeout  # the descriptor stays O_NONBLOCK
+        if self._sock.fileno() == -1:
+            raise ebadf()
+
+    def _new(self, fd: int) -> SyncSocket:  # type: ignore[override]
+        return SyncSocket(self._family, self._sock.type, self._sock.proto, fileno=fd)
+
+    def _real_close(self) -> None:
+        _tls.drop_ssl(self._sock)
+        super()._real_close()
+
+    def detach(self) -> int:
+        _tls.drop_ssl(self._sock)
+        return super().detach()
+
+    def _tls(self, reads: bool, make: Callable[[], Coroutine[Any, Any, T]]) -> T:
+        """Run the TLS engine coroutine ``make()`` makes, through the gate."""
+        result: T = self._gate.call(_tls.TLS_READ if reads else None, _run_made, make)
+        return result
+
+    def do_handshake(self, block: bool = False) -> None:
+        """Perform the TLS handshake (``block`` is accepted and ignored, as the mode rules)."""
+        self._tls(False, partial(_tls.do_handshake, WAITER, self))
+
+    def _retry(
+        self,
+        reads: bool,
+        op: Any,
+        message: str,
+        fn: Callable[..., T],
+        args: tuple[Any, ...],
+        event: int,
+    ) -> T:
+        """After an inline attempt said wait: the rest of the call, through the gate."""
+        return self._tls(reads, partial(_tls.retry, WAITER, self, op, message, fn, args, event))
+
+    def recv(self, buflen: int = 1024, flags: int = 0) -> bytes:
+        """Receive up to ``buflen`` bytes of plaintext; ``b''`` at the end of the stream
+        (close_notify, or a ragged EOF with ``suppress_ragged_eofs``)."""
+        with self._lock:
+            try:  # the first attempt inline: the usual case costs one SSL call
+                return self._sock.recv(buflen, flags)
+            except (ssl.SSLWantReadError, ssl.SSLWantWriteError, InterruptedError) as exc:
+                event = _tls.wait_for(self, exc)
+        args = (buflen, flags)
+        return self._retry(True, _tls.TLS_READ, _tls.READ_TIMEOUT, self._sock.recv, args, event)
+
+    def recv_into(self, buffer: Any, nbytes: int | None = None, flags: int = 0) -> int:
+        """Receive plaintext into ``buffer`` (up to ``nbytes``, or its size); return the count."""
+        with self._lock:
+            try:
+                return self._sock.recv_into(buffer, nbytes, flags)
+            except (ssl.SSLWantReadError, ssl.SSLWantWriteError, InterruptedError) as exc:
+                event = _tls.wait_for(self, exc)
+        args = (buffer, nbytes, flags)
+        recv_into = self._sock.recv_into
+        return self._retry(True, _tls.TLS_READ, _tls.READ_TIMEOUT, recv_into, args, event)
+
+    def read(self, len: int = 1024, buffer: Any = None) -> Any:
+        """The stdlib's legacy ``read``: up to ``len`` bytes (or into ``buffer``: the count);
+        ``ValueError`` once closed or unwrapped."""
+        args = (len,) if buffer is None else (len, buffer)
+        read = self._sock.read
+        return self._tls(
+            True, partial(_tls.call, WAITER, self, _tls.TLS_READ, _tls.READ_TIMEOUT, read, *args)
+        )
+
+    def write(self, data: Any) -> int:
+        """The stdlib's legacy ``write``: ``send`` without flags; ``ValueError`` once closed."""
+        if self._sock._sslobj is None:  # type: ignore[attr-defined]
+            return self._sock.write(data)  # the stdlib's ValueError
+        return self._tls(False, partial(_tls.send, WAITER, self, data))
+
+    def send(self, data: Any, flags: int = 0) -> int:
+        """Send plaintext; return the count sent. A write interrupted earlier (timeout,
+        cancellation, non-blocking mode) is finished first; see the TLS docs."""
+        if not flags:
+            with self._lock:
+                n = _tls.try_send(self, data)
+            if n is not None:
+                return n
+        return self._tls(False, partial(_tls.send, WAITER, self, data, flags))
+
+    def sendall(self, data: Any, flags: int = 0) -> None:
+        """Send all of ``data``; the timeout covers the whole call. Interrupted, it never
+        corrupts the stream: the next write finishes the TLS record it left."""
+        if not flags and _tls.small(data):
+            with self._lock:
+                n = _tls.try_send(self, data)
+            if n == len(data):
+                return
+        self._tls(False, partial(_tls.sendall, WAITER, self, data, flags))
+
+    def sendfile(self, file: Any, offset: int = 0, count: int | None = None) -> int:
+        """Send a file through TLS (read in blocks and sent; no kernel TLS); return the
+        byte count. As the stdlib: ``ValueError`` in non-blocking mode, the timeout per block."""
+        return self._tls(False, partial(_tls.sendfile, WAITER, self, file, offset, count))
+
+    def unwrap(self) -> SyncSocket:
+        """Shut TLS down (close_notify both ways, under the mode); return the plain
+        socket, which keeps the descriptor and the mode. This socket is then closed."""
+        self._tls(False, partial(_tls.unwrap, WAITER, self))
+        family, type_, proto, timeout = (
+            self._family,
+            self._sock.type,
+            self._sock.proto,
+            self._timeout,
+        )
+        plain = SyncSocket(family, type_, proto, self.detach())
+        plain.settimeout(timeout)
+        return plain
+
+    def connect(self, address: Any, /) -> None:
+        """Connect a socket wrapped unconnected, then (``do_handshake_on_connect``) do the
+        handshake, as the stdlib's ``SSLSocket.connect``."""
+        self._tls(False, partial(_tls.connect, WAITER, self, address, False))
+
+    def connect_ex(self, address: Any, /) -> int:
+        """As ``connect()``, but return the connect's errno instead of raising (0: done)."""
+        return self._tls(False, partial(_tls.connect, WAITER, self, address, True))
+
+    def accept(self) -> tuple[SyncSSLSocket, Any]:
+        """Accept a connection and wrap it server-side (handshake as this socket's)."""
+        conn, address = SyncSocket.accept(self)
+        tls = wrap_socket(
+            conn,
+            self.context,
+            server_side=True,
+            do_handshake_on_connect=self.do_handshake_on_connect,
+            suppress_ragged_eofs=self.suppress_ragged_eofs,
+        )
+        return tls, address
+
+
+SyncSSLSocket.__module__ = "asocket.sync"
+SyncSSLSocket.__qualname__ = SyncSSLSocket.__name__ = "SSLSocket"
+
+
+def wrap_socket(
+    sock: SyncSocket,
+    context: ssl.SSLContext,
+    *,
+    server_side: bool = False,
+    server_hostname: str | None = None,
+    do_handshake_on_connect: bool = True,
+    suppress_ragged_eofs: bool = True,
+    session: ssl.SSLSession | None = None,
+) -> SyncSSLSocket:
+    """Wrap ``sock`` in TLS (as ``context.wrap_socket``): ``sock`` is detached and the
+    returned ``asocket.sync.SSLSocket`` owns its descriptor and mode.
+
+    With ``do_handshake_on_connect`` and a connected socket, the handshake is done
+    before this returns, under the socket's mode (non-blocking: ``ValueError``,
+    as the stdlib). Raises what the stdlib raises (``ssl.SSLError``,
+    ``ssl.SSLCertVerificationError``, ``TimeoutError``...); the socket is then closed.
+    """
+    timeout = sock.gettimeout()
+    inner = _tls.wrap_inner(
+        sock,
+        context,
+        server_side,
+        server_hostname,
+        suppress_ragged_eofs,
+        session,
+        do_handshake_on_connect,
+    )
+    tls = SyncSSLSocket._from_inner(inner, timeout)
+    if do_handshake_on_connect and _tls.connected(inner):
+        try:
+            _tls.check_no_blocking_handshake(timeout)
+            tls.do_handshake()
+        except BaseException:
+            tls.close()
+            raise
+    return tls

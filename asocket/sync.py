@@ -27,11 +27,13 @@ from ._sync import (
     SyncSocket,
     SyncSocket as SocketType,
     SyncSocket as socket,
+    SyncSSLSocket as SSLSocket,
     create_connection as create_connection,
     create_server as create_server,
     from_socket as from_socket,
     fromfd as fromfd,
     socketpair as socketpair,
+    wrap_socket as wrap_socket,
 )
 from ._timeouts import (
     getdefaulttimeout as getdefaulttimeout,
@@ -42,13 +44,14 @@ from ._timeouts import (
 # Last: the stdlib's constants, helpers and exceptions. (At run time _stdlib.__all__ leaves
 # out socket, create_connection..., bound above; a type checker sees the stdlib's too, and
 # keeps the names bound first.)
-from ._stdlib import *  # type: ignore[assignment]  # noqa: F403
+from ._stdlib import *  # type: ignore[assignment, no-redef]  # noqa: F403
 
 # A literal list, as type checkers read it; tests/test_surface.py checks that both
 # faces list the same names after their two classes.
 __all__ = [
     "SyncSocket",
     "ThreadedServer",
+    "SSLSocket",
     "SocketType",
     "create_connection",
     "create_server",
@@ -68,5 +71,6 @@ __all__ = [
     "setdefaulttimeout",
     "socket",
     "socketpair",
+    "wrap_socket",
     *_stdlib._NAMES,
 ]

@@ -31,6 +31,7 @@ LOOP_FREE = {
     "_stdlib",
     "_surface",
     "_gate",
+    "_tls",
     "_waiters.base",
 }
 SEMANTICS = {"_engine", "_socket", "_connect", "_listeners", "_resolve", "_gate", "_async", "_sync"}

@@ -1,0 +1,644 @@
+"""TLS, written once for both faces: the state machine on the engine's retry loop.
+
+The engine is the stdlib's own ``ssl.SSLSocket``, made non-blocking on the
+face socket's descriptor (the *inner* socket): each TLS call is one
+non-blocking OpenSSL call, and ``SSLWantReadError``/``SSLWantWriteError`` say
+which readiness to wait for before the call is tried again (gevent and curio
+work this way). The stdlib thus keeps deciding what it decides: argument
+checks, ``suppress_ragged_eofs``, certificate errors, every message. What is
+asocket's own, and written here once:
+
+* the waits, through the face's waiter, under one deadline per call (a
+  ``sendall`` or a handshake included), with the stdlib's timeout messages;
+* the *pending write*: OpenSSL requires a write that reported WANT_* to be
+  retried with the same bytes. A write interrupted by a timeout, a
+  cancellation or non-blocking mode keeps a copy of its bytes in
+  ``_pending``; the next write finishes it before anything else (or, when the
+  next write starts with those same bytes, counts them as its own: the
+  stdlib's retry), so the peer receives a prefix of the interrupted data
+  followed exactly by what later writes pass;
+* one SSL call at a time per socket: ``s._ssl(fn, *args)`` runs each call
+  (under a lock on the sync face, where threads share a socket; waits happen
+  outside it); several tasks or threads may read and write at once;
+* ``close()`` drops the SSL object before the descriptor goes (no
+  close_notify, as the stdlib), so a woken waiter finds a closed socket.
+
+Every function takes the waiter and the TLS face socket (:class:`TLSState`).
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import ssl
+from collections.abc import Callable
+from typing import Any, Final, Protocol, TypeVar, cast
+
+from . import _engine as e, _timeouts
+from ._ops import READ, WRITE, Op
+from ._waiters.base import Waiter, ebadf
+
+T = TypeVar("T")
+
+_StdlibSSLSocket = ssl.SSLSocket  # bound at import: see _new_inner
+
+# The TLS calls, for the engine's retry loop (no flags argument: SSL takes none).
+TLS_READ: Final = Op("tls_read", READ)
+TLS_WRITE: Final = Op("tls_write", WRITE)
+
+# The stdlib's own messages (Modules/_ssl.c) for a TLS call that timed out.
+READ_TIMEOUT: Final = "The read operation timed out"
+WRITE_TIMEOUT: Final = "The write operation timed out"
+HANDSHAKE_TIMEOUT: Final = "The handshake operation timed out"
+_BY_EVENT: Final = (READ_TIMEOUT, WRITE_TIMEOUT)  # unwrap: what it was waiting for
+
+WRITE_BLOCK: Final = 256 << 10  # bytes per SSL write in sendall/sendfile
+_BUSY: Final = -1  # _write_new: another write is pending, finish it first
+
+
+class TLSState(e.State, Protocol):
+    """What the TLS functions need of a face's TLS socket."""
+
+    _sock: ssl.SSLSocket  # the inner socket: the stdlib's
+    _pending: bytes | memoryview | None  # an interrupted SSL write's bytes, until it completes
+
+    def _ssl(self, fn: Callable[..., T], /, *args: Any) -> T:
+        """Run one non-blocking SSL call (alone on this socket)."""
+        ...
+
+
+class _Deadline:
+    """A call's deadline, computed on its first wait (a call that never waits pays nothing)."""
+
+    __slots__ = ("_known", "_until", "_waiter")
+
+    def __init__(self, waiter: Waiter, until: float | None = None, known: bool = False) -> None:
+        self._waiter = waiter
+        self._until = until
+        self._known = known
+
+    def get(self, s: TLSState) -> float | None:
+        if not self._known:
+            self._known = True
+            self._until = e.deadline(self._waiter, s._timeout)
+        return self._until
+
+
+async def call(
+    waiter: Waiter,
+    s: TLSState,
+    op: Op,
+    message: str | None,
+    fn: Callable[..., T],
+    *args: Any,
+    deadline: _Deadline | None = None,
+) -> T:
+    """``fn(*args)``, one SSL call, in the socket's mode: tried at once; while OpenSSL
+    wants the descriptor readable or writable, wait for that and try again.
+
+    Non-blocking mode raises ``SSLWantReadError``/``SSLWantWriteError``; timeout mode
+    raises ``TimeoutError(message)`` at the deadline (``message=None``: the stdlib's
+    message for what was awaited).
+    """
+    result = s._ssl(e.attempt, s, op, fn, args)
+    if type(result) is not e.Wait:
+        return result  # type: ignore[return-value]
+    return await retry(waiter, s, op, message, fn, args, result.event, deadline)
+
+
+async def retry(
+    waiter: Waiter,
+    s: TLSState,
+    op: Op,
+    message: str | None,
+    fn: Callable[..., T],
+    args: tuple[Any, ...],
+    event: int,
+    deadline: _Deadline | None = None,
+) -> T:
+    """The rest of :func:`call` after an attempt said to wait for ``event`` (the
+    faces make the first attempt inline)."""
+    if deadline is None:
+        deadline = _Deadline(waiter)
+    while True:
+        try:
+            await e.wait(waiter, s, event, deadline.get(s))
+        except TimeoutError:
+            raise TimeoutError(message or _BY_EVENT[event]) from None
+        result = s._ssl(e.attempt, s, op, fn, args)
+        if type(result) is not e.Wait:
+            return result  # type: ignore[return-value]
+        event = result.event
+
+
+# -- handshake, reads, unwrap --------------------------------------------------------
+
+
+async def do_handshake(waiter: Waiter, s: TLSState, until: float | None = None) -> None:
+    """The TLS handshake, under the mode (or the deadline ``until`` if given)."""
+    deadline = None if until is None else _Deadline(waiter, until, known=True)
+    await call(waiter, s, TLS_READ, HANDSHAKE_TIMEOUT, s._sock.do_handshake, deadline=deadline)
+
+
+async def recv(waiter: Waiter, s: TLSState, buflen: int = 1024, flags: int = 0) -> bytes:
+    """Receive up to ``buflen`` bytes of plaintext."""
+    return await call(waiter, s, TLS_READ, READ_TIMEOUT, s._sock.recv, buflen, flags)
+
+
+async def recv_into(
+    waiter: Waiter, s: TLSState, buffer: Any, nbytes: int | None = None, flags: int = 0
+) -> int:
+    """Receive plaintext into ``buffer``."""
+    return await call(waiter, s, TLS_READ, READ_TIMEOUT, s._sock.recv_into, buffer, nbytes, flags)
+
+
+async def unwrap(waiter: Waiter, s: TLSState) -> None:
+    """The close_notify exchange, under the mode (an interrupted write finished
+    first); afterwards the inner socket is a plain one (the face detaches it)."""
+    deadline = _Deadline(waiter)
+    if s._pending is not None and s._sock._sslobj is not None:  # type: ignore[attr-defined]
+        await _finish(waiter, s, s._pending, deadline)
+    await call(waiter, s, TLS_READ, None, s._sock.unwrap, deadline=deadline)
+
+
+# -- writes: the pending-write guard ---------------------------------------------------
+
+
+def _write_new(s: TLSState, data: Any) -> int:
+    """One SSL write of ``data`` (run by ``s._ssl``): ``_BUSY`` if another write is
+    pending; if OpenSSL cannot finish it now, keep a copy of ``data`` as pending."""
+    if s._pending is not None:
+        return _BUSY
+    try:
+        return s._sock.send(data)
+    except (ssl.SSLWantWriteError, ssl.SSLWantReadError):
+        s._pending = _keep(data)
+        raise
+
+
+def _keep(data: Any) -> bytes | memoryview:
+    """The bytes of ``data``, kept for the retry: ``data`` itself where it cannot change
+    (``bytes``, a view of ``bytes``: no copy), else a copy."""
+    if type(data) is bytes:
+        return data
+    if type(data) is memoryview and type(data.obj) is bytes and data.format == "B":
+        return data
+    return bytes(data)
+
+
+def _write_pending(s: TLSState, pending: bytes | memoryview) -> int:
+    """Retry the pending write ``pending`` (run by ``s._ssl``); done if another call
+    finished it meanwhile."""
+    if s._pending is not pending:
+        return len(pending)
+    n = s._sock.send(pending)
+    s._pending = None
+    return n
+
+
+async def _finish(
+    waiter: Waiter, s: TLSState, pending: bytes | memoryview, deadline: _Deadline
+) -> None:
+    """Complete the interrupted write ``pending``."""
+    await call(waiter, s, TLS_WRITE, WRITE_TIMEOUT, _write_pending, s, pending, deadline=deadline)
+
+
+def _starts_with(data: Any, prefix: bytes | memoryview) -> bool:
+    with memoryview(data) as view, view.cast("B") as view:
+        return len(view) >= len(prefix) and view[: len(prefix)] == prefix
+
+
+async def _send(waiter: Waiter, s: TLSState, data: Any, deadline: _Deadline) -> int:
+    """Write ``data`` (at most one SSL write of it); return the count written."""
+    while True:
+        pending = s._pending
+        if pending is not None:
+            # The stdlib's retry: the same bytes again (after SSLWantWriteError,
+            # a timeout or a cancellation). They were written: count them as this call's.
+            same = _starts_with(data, pending)
+            await _finish(waiter, s, pending, deadline)
+            if same:
+                return len(pending)
+            continue
+        n = await call(waiter, s, TLS_WRITE, WRITE_TIMEOUT, _write_new, s, data, deadline=deadline)
+        if n != _BUSY:
+            return n
+
+
+async def send(waiter: Waiter, s: TLSState, data: Any, flags: int = 0) -> int:
+    """Send plaintext; return the count sent (all of ``data`` unless a pending write
+    was finished first: then that write's length)."""
+    if flags or s._sock._sslobj is None:  # type: ignore[attr-defined]
+        # The stdlib's ValueError for flags; once closed, its EBADF.
+        return s._ssl(s._sock.send, data, flags)
+    return await _send(waiter, s, data, _Deadline(waiter))
+
+
+async def sendall(waiter: Waiter, s: TLSState, data: Any, flags: int = 0) -> None:
+    """Send all of ``data``; one deadline for the whole call."""
+    if flags or s._sock._sslobj is None:  # type: ignore[attr-defined]
+        s._ssl(s._sock.sendall, data, flags)  # the stdlib's ValueError (or EBADF)
+        return
+    deadline = _Deadline(waiter)
+    with memoryview(data) as view, view.cast("B") as view:
+        total = len(view)
+        sent = 0
+        while sent < total:
+            sent += await _send(waiter, s, view[sent : sent + WRITE_BLOCK], deadline)
+
+
+async def sendfile(
+    waiter: Waiter, s: TLSState, file: Any, offset: int = 0, count: int | None = None
+) -> int:
+    """Send a file through TLS: read it in blocks, send each (the stdlib's send loop:
+    the timeout applies to each block). Returns the byte count; the file position
+    ends after the last byte sent."""
+    sock = s._sock
+    if sock._sslobj is None:  # type: ignore[attr-defined]
+        raise ebadf() if sock.fileno() == -1 else ValueError("not a TLS connection")
+    sock._check_sendfile_params(file, offset, count)  # type: ignore[attr-defined]
+    if s._timeout == 0.0:
+        raise ValueError("non-blocking sockets are not supported")
+    if offset:
+        file.seek(offset)
+    total = 0
+    try:
+        while count is None or total < count:
+            size = WRITE_BLOCK if count is None else min(WRITE_BLOCK, count - total)
+            block = file.read(size)
+            if not block:
+                break
+            await sendall(waiter, s, block)
+            total += len(block)
+        return total
+    finally:
+        if total > 0 and hasattr(file, "seek"):
+            file.seek(offset + total)
+
+
+# -- building a TLS socket -------------------------------------------------------------
+
+
+def _new_inner(
+    sock: socket.socket,
+    context: ssl.SSLContext,
+    server_side: bool,
+    server_hostname: str | bytes | None,
+    suppress_ragged_eofs: bool,
+    session: ssl.SSLSession | None,
+) -> ssl.SSLSocket:
+    """What ``context.wrap_socket(sock, do_handshake_on_connect=False, ...)`` does, with
+    the stdlib's own class (bound at import): a program may point
+    ``SSLContext.sslsocket_class`` at asocket, as gevent-style patching does."""
+    return _StdlibSSLSocket._create(  # type: ignore[attr-defined, no-any-return]
+        sock=sock,
+        server_side=server_side,
+        do_handshake_on_connect=False,
+        suppress_ragged_eofs=suppress_ragged_eofs,
+        server_hostname=server_hostname,
+        context=context,
+        session=session,
+    )
+
+
+def wrap_inner(
+    sock: Any,
+    context: ssl.SSLContext,
+    server_side: bool,
+    server_hostname: str | bytes | None,
+    suppress_ragged_eofs: bool,
+    session: ssl.SSLSession | None,
+    do_handshake_on_connect: bool = True,
+) -> ssl.SSLSocket:
+    """The stdlib's ``SSLSocket`` (no handshake, non-blocking) on the descriptor of
+    the face socket ``sock``, which is detached on success.
+
+    The stdlib's own checks run (``NotImplementedError`` for a non-stream socket,
+    ``ValueError`` for the hostname and session rules); when they refuse, ``sock``
+    is left as it was.
+    """
+    raw = sock._sock
+    fd = raw.fileno()
+    if fd == -1:
+        raise ebadf()
+    shadow = socket.socket(raw.family, raw.type, raw.proto, fileno=fd)
+    shadow.setblocking(False)
+    try:
+        inner = _new_inner(
+            shadow, context, server_side, server_hostname, suppress_ragged_eofs, session
+        )
+    except BaseException:
+        if shadow.fileno() != -1:  # refused before taking the descriptor over
+            shadow.detach()
+            raw.settimeout(raw.gettimeout())  # the descriptor's flag as sock had it
+        else:  # the stdlib took the descriptor and dropped it: so does sock
+            sock.detach()
+        raise
+    sock.detach()  # the face socket lets go (unregistered, nothing closed)
+    # The inner socket never connects nor handshakes by itself; the attribute says
+    # what the face does (connect(), accept()).
+    inner.do_handshake_on_connect = do_handshake_on_connect  # type: ignore[attr-defined]
+    return inner
+
+
+def connected(inner: ssl.SSLSocket) -> bool:
+    """Whether ``inner`` has its SSL object (the stdlib makes it once connected)."""
+    return inner._sslobj is not None  # type: ignore[attr-defined]
+
+
+def drop_ssl(inner: ssl.SSLSocket) -> None:
+    """Forget the SSL object before the descriptor is closed or detached (as the
+    stdlib's own close does): later calls see a closed socket, none reaches OpenSSL
+    with a descriptor number that may be reused. Sends nothing."""
+    inner._sslobj = None  # type: ignore[attr-defined]
+
+
+def check_no_blocking_handshake(timeout: float | None) -> None:
+    """The stdlib refuses do_handshake_on_connect in non-blocking mode."""
+    if timeout == 0.0:
+        raise ValueError("do_handshake_on_connect should not be specified for non-blocking sockets")
+
+
+class TLSMethods:
+    """The plain (non-waiting) calls and attributes both faces' TLS sockets share,
+    each the stdlib ``SSLSocket``'s on the inner socket (under ``_ssl``)."""
+
+    __slots__ = ()
+
+    _sock: ssl.SSLSocket
+
+    def _ssl(self, fn: Callable[..., T], /, *args: Any) -> T:
+        return fn(*args)
+
+    @property
+    def _sslobj(self) -> Any:
+        """The inner socket's SSL object, for code that reaches into the stdlib's
+        ``SSLSocket._sslobj`` (CPython's own tests do); None once closed."""
+        return self._sock._sslobj  # type: ignore[attr-defined]
+
+    @property
+    def context(self) -> ssl.SSLContext:
+        """The ``ssl.SSLContext`` this socket uses (settable, as the stdlib's)."""
+        return self._sock.context
+
+    @context.setter
+    def context(self, ctx: ssl.SSLContext) -> None:
+        self._ssl(setattr, self._sock, "context", ctx)
+
+    @property
+    def server_side(self) -> bool:
+        """True for the server end of the connection."""
+        return self._sock.server_side
+
+    @property
+    def server_hostname(self) -> str | None:
+        """The peer's host name given to ``wrap_socket`` (SNI, verification), or None."""
+        return self._sock.server_hostname
+
+    @property
+    def do_handshake_on_connect(self) -> bool:
+        """Whether the handshake is done on connect (as given to ``wrap_socket``)."""
+        return self._sock.do_handshake_on_connect  # type: ignore[attr-defined, no-any-return]
+
+    @property
+    def suppress_ragged_eofs(self) -> bool:
+        """Whether an EOF without close_notify reads as ``b''`` (else ``SSLEOFError``)."""
+        return self._sock.suppress_ragged_eofs  # type: ignore[attr-defined, no-any-return]
+
+    @property
+    def session(self) -> ssl.SSLSession | None:
+        """The TLS session (to resume it on another connection), or None."""
+        return self._ssl(getattr, self._sock, "session")  # type: ignore[no-any-return]
+
+    @session.setter
+    def session(self, session: ssl.SSLSession | None) -> None:
+        self._ssl(setattr, self._sock, "session", session)
+
+    @property
+    def session_reused(self) -> bool | None:
+        """Whether the handshake resumed a session (None before there is one)."""
+        return self._ssl(getattr, self._sock, "session_reused")  # type: ignore[no-any-return]
+
+    def getpeercert(self, binary_form: bool = False) -> Any:
+        """The peer's certificate (a dict, or DER bytes with ``binary_form=True``)."""
+        return self._ssl(self._sock.getpeercert, binary_form)
+
+    def cipher(self) -> tuple[str, str, int] | None:
+        """``(name, protocol, secret bits)`` of the cipher in use, or None."""
+        return self._ssl(self._sock.cipher)
+
+    def shared_ciphers(self) -> list[tuple[str, str, int]] | None:
+        """The ciphers both ends offered (server side), or None."""
+        return self._ssl(self._sock.shared_ciphers)
+
+    def compression(self) -> str | None:
+        """The compression algorithm in use, or None."""
+        return self._ssl(self._sock.compression)
+
+    def version(self) -> str | None:
+        """The protocol version (``'TLSv1.3'``...), or None before the handshake."""
+        return self._ssl(self._sock.version)
+
+    def selected_alpn_protocol(self) -> str | None:
+        """The protocol ALPN selected, or None."""
+        return self._ssl(self._sock.selected_alpn_protocol)
+
+    def pending(self) -> int:
+        """Decrypted bytes ready to be read without waiting."""
+        return self._ssl(self._sock.pending)
+
+    def get_channel_binding(self, cb_type: str = "tls-unique") -> bytes | None:
+        """Channel binding data (RFC 5929), or None."""
+        return self._ssl(self._sock.get_channel_binding, cb_type)
+
+    def verify_client_post_handshake(self) -> None:
+        """Request TLS 1.3 post-handshake authentication of the client (server side)."""
+        self._ssl(self._sock.verify_client_post_handshake)
+
+    if hasattr(ssl.SSLSocket, "get_verified_chain"):  # Python 3.13+
+
+        def get_verified_chain(self) -> list[bytes]:
+            """The verified certificate chain of the peer (DER), as the stdlib's."""
+            chain: list[bytes] = self._ssl(cast(Any, self._sock).get_verified_chain)
+            return chain
+
+        def get_unverified_chain(self) -> list[bytes]:
+            """The certificate chain the peer sent (DER), as the stdlib's."""
+            chain: list[bytes] = self._ssl(cast(Any, self._sock).get_unverified_chain)
+            return chain
+
+    def dup(self) -> Any:
+        """Not allowed on TLS sockets (``NotImplementedError``), as the stdlib's."""
+        raise NotImplementedError(f"Can't dup() {type(self).__name__} instances")
+
+
+def no_constructor(cls: type) -> TypeError:
+    """What calling a TLS socket class raises: there is no public constructor."""
+    return TypeError(
+        f"{cls.__name__} does not have a public constructor. "
+        "Instances are returned by wrap_socket()."
+    )
+
+
+# -- create_connection(ssl=...) and servers ---------------------------------------------
+
+log = logging.getLogger("asocket")
+
+
+def check_ssl_args(
+    context: Any, server_hostname: str | None, ssl_handshake_timeout: float | None
+) -> ssl.SSLContext | None:
+    """The ``ssl=`` arguments of ``create_connection``/``serve_tcp``, checked as asyncio
+    checks them; ``ssl=True`` means ``ssl.create_default_context()``."""
+    if context is None or context is False:
+        if server_hostname is not None:
+            raise ValueError("server_hostname is only meaningful with ssl")
+        if ssl_handshake_timeout is not None:
+            raise ValueError("ssl_handshake_timeout is only meaningful with ssl")
+        return None
+    if ssl_handshake_timeout is not None and ssl_handshake_timeout <= 0:
+        raise ValueError(
+            f"ssl_handshake_timeout should be a positive number, got {ssl_handshake_timeout}"
+        )
+    if context is True:
+        return ssl.create_default_context()
+    if not isinstance(context, ssl.SSLContext):
+        raise TypeError(
+            f"ssl must be an ssl.SSLContext, True or None, not {type(context).__name__}"
+        )
+    return context
+
+
+def call_until(waiter: Waiter, timeout: Any) -> float | None:
+    """The deadline of a call given ``timeout`` (the module's default timeout if not given)."""
+    if timeout is socket._GLOBAL_DEFAULT_TIMEOUT:  # type: ignore[attr-defined]
+        timeout = _timeouts.getdefaulttimeout()
+    return None if timeout is None else waiter.clock() + timeout
+
+
+def handshake_deadline(
+    waiter: Waiter, call_until: float | None, ssl_handshake_timeout: float | None
+) -> float | None:
+    """The handshake's deadline: the call's, or ``ssl_handshake_timeout`` from now if sooner."""
+    if ssl_handshake_timeout is None:
+        return call_until
+    until = waiter.clock() + ssl_handshake_timeout
+    return until if call_until is None else min(until, call_until)
+
+
+async def handshake_new(
+    waiter: Waiter,
+    make: Callable[[ssl.SSLSocket, float | None], Any],
+    sock: Any,
+    context: ssl.SSLContext,
+    server_side: bool,
+    server_hostname: str | None,
+    until: float | None,
+) -> Any:
+    """Wrap the connected face socket ``sock`` and do the handshake by ``until``;
+    ``make(inner, timeout)`` builds the face's TLS socket. On any failure (or a
+    cancellation) the socket is closed and the error raised."""
+    timeout = sock.gettimeout()
+    try:
+        inner = wrap_inner(sock, context, server_side, server_hostname, True, None)
+    except BaseException:
+        sock.close()
+        raise
+    tls = make(inner, timeout)
+    try:
+        await do_handshake(waiter, tls, until)
+    except BaseException:
+        tls.close()
+        raise
+    return tls
+
+
+def log_handshake_failure(address: Any, exc: BaseException) -> None:
+    """One line, no traceback: a client's TLS handshake failed (or timed out)."""
+    log.warning("TLS handshake with %r failed: %s", address, str(exc) or type(exc).__name__)
+
+
+# -- the faces' inline first attempts ---------------------------------------------------
+
+
+def try_send(s: TLSState, data: Any) -> int | None:
+    """One inline attempt at a new write (the face holds the SSL lock, if any): the
+    count written, or None: take the full path (:func:`send`)."""
+    if s._pending is not None:
+        return None
+    result = e.attempt(s, TLS_WRITE, _write_new, (s, data))
+    if type(result) is e.Wait or result == _BUSY:
+        return None
+    return result  # type: ignore[return-value]
+
+
+def small(data: Any) -> bool:
+    """Whether ``sendall(data)`` is one SSL write (bytes or bytearray, one block)."""
+    return (type(data) is bytes or type(data) is bytearray) and len(data) <= WRITE_BLOCK
+
+
+def wait_for(s: TLSState, exc: BaseException) -> int:
+    """After an inline attempt raised ``exc`` (``SSLWant*Error``, ``InterruptedError``):
+    the readiness to wait for; re-raises ``SSLWant*Error`` in non-blocking mode."""
+    if isinstance(exc, InterruptedError):
+        return READ  # retried after the wait, which ends at once if already readable
+    if s._timeout == 0.0:
+        raise exc
+    return READ if isinstance(exc, ssl.SSLWantReadError) else WRITE
+
+
+# -- connect() on a socket wrapped before it was connected ----------------------------
+
+
+async def connect(waiter: Waiter, s: TLSState, address: Any, ex: bool) -> int:
+    """``connect``/``connect_ex`` on a TLS socket wrapped unconnected, as the stdlib's:
+    the plain connect (the engine's, in the mode), then the SSL object, then the
+    handshake if ``do_handshake_on_connect``. Returns the errno (``ex``) or 0."""
+    inner = s._sock
+    if inner.server_side:
+        raise ValueError("can't connect in server-side mode")
+    if inner._connected or inner._sslobj is not None:  # type: ignore[attr-defined]
+        raise ValueError("attempt to connect already-connected SSLSocket!")
+    fd = inner.fileno()
+    if fd == -1:
+        raise ebadf()
+    # The engine connects through s._sock: a plain socket on the same descriptor,
+    # for the time of the connect (the stdlib's SSLSocket.connect would wrap at once).
+    plain = socket.socket(inner.family, inner.type, inner.proto, fileno=fd)
+    plain.setblocking(False)
+    s._sock = plain  # type: ignore[assignment]
+    try:
+        err = await e.connect(waiter, s, address, ex)
+    finally:
+        s._sock = inner
+        plain.detach()
+    if err and not ex:
+        return err
+    # connect_ex keeps the SSL object whatever it returns, as the stdlib's (a
+    # non-blocking caller then waits for writability and calls do_handshake()).
+    fd = inner.detach()  # unconnected, it has no SSL object: wrap the descriptor anew
+    fresh = socket.socket(inner.family, inner.type, inner.proto, fileno=fd)
+    fresh.setblocking(False)
+    s._sock = _new_inner(
+        fresh,
+        inner.context,
+        False,
+        inner.server_hostname,
+        inner.suppress_ragged_eofs,  # type: ignore[attr-defined]
+        inner._session,  # type: ignore[attr-defined]
+    )
+    s._sock.do_handshake_on_connect = inner.do_handshake_on_connect  # type: ignore[attr-defined]
+    if err:  # still connecting (or failed): the SSL object as the stdlib's connect_ex makes it
+        fresh_inner = s._sock
+        if fresh_inner._sslobj is None:  # type: ignore[attr-defined]
+            fresh_inner._sslobj = fresh_inner.context._wrap_socket(  # type: ignore[attr-defined]
+                fresh_inner,
+                False,
+                fresh_inner.server_hostname,
+                owner=fresh_inner,
+                session=fresh_inner._session,  # type: ignore[attr-defined]
+            )
+        return err
+    if inner.do_handshake_on_connect:  # type: ignore[attr-defined]
+        await do_handshake(waiter, s)
+    return 0

@@ -1,0 +1,399 @@
+"""TLS promises beyond the stdlib: full duplex, several waiters, close, cancellation.
+
+Async tests run on every loop of the matrix, with both ends asocket TLS sockets
+on the one loop; their sync twins use threads. Data is checked by hash; every
+wait is bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import hashlib
+import os
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from _async_helpers import tcp_pair
+from _tls_helpers import (
+    WAIT,
+    Certs,
+    Peer,
+    certs_fixture,  # noqa: F401  (fixture "certs")
+    fd_count_fixture,  # noqa: F401  (fixture "fd_count")
+    requires_tls,
+)
+
+import asocket
+import asocket.sync
+
+requires_tls()
+
+BLOCK = os.urandom(1 << 20)
+EACH_WAY = 32  # MiB each way: 64 MiB per test
+
+
+async def tls_pair(certs: Certs, version: str = "1.3") -> tuple[Any, Any]:
+    """(client, server) asocket TLS sockets over loopback TCP, handshakes done."""
+    cli, srv = await tcp_pair()
+    cctx = certs.client_ctx()
+    if version == "1.2":
+        cctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        c, s = await asyncio.wait_for(
+            asyncio.gather(
+                asocket.wrap_socket(cli, cctx, server_hostname="localhost"),
+                asocket.wrap_socket(srv, certs.server_ctx(), server_side=True),
+            ),
+            WAIT,
+        )
+    except BaseException:
+        cli.close()
+        srv.close()
+        raise
+    return c, s
+
+
+def sync_tls_pair(certs: Certs, version: str = "1.3") -> tuple[Any, Any]:
+    """The same on the sync face: the server's handshake in a thread."""
+    lst = asocket.sync.create_server(("127.0.0.1", 0))
+    with lst:
+        cli = asocket.sync.create_connection(lst.getsockname(), timeout=WAIT)
+        srv, _ = lst.accept()
+    srv.settimeout(WAIT)
+    box: list[Any] = []
+    t = threading.Thread(
+        target=lambda: box.append(
+            asocket.sync.wrap_socket(srv, certs.server_ctx(), server_side=True)
+        )
+    )
+    t.start()
+    cctx = certs.client_ctx()
+    if version == "1.2":
+        cctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        c = asocket.sync.wrap_socket(cli, cctx, server_hostname="localhost")
+    finally:
+        t.join(WAIT)
+    assert box, "the server handshake failed"
+    return c, box[0]
+
+
+def digest(n: int) -> bytes:
+    h = hashlib.sha256()
+    for _ in range(n):
+        h.update(BLOCK)
+    return h.digest()
+
+
+# -- full duplex -----------------------------------------------------------------------
+
+
+async def _pump_async(sock: Any) -> bytes:
+    async def writer() -> None:
+        for _ in range(EACH_WAY):
+            await sock.sendall(BLOCK)
+
+    async def reader() -> bytes:
+        h = hashlib.sha256()
+        got = 0
+        buf = bytearray(256 << 10)
+        while got < EACH_WAY << 20:
+            n = await sock.recv_into(buf)
+            assert n, "EOF before the end"
+            h.update(memoryview(buf)[:n])
+            got += n
+        return h.digest()
+
+    _, d = await asyncio.gather(writer(), reader())
+    return d
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("version", ["1.2", "1.3"])
+async def test_full_duplex(certs: Certs, version: str) -> None:
+    """A reader task and a writer task on each end, both ways at once, hash-checked."""
+    c, s = await tls_pair(certs, version)
+    with c, s:
+        c.settimeout(WAIT)
+        s.settimeout(WAIT)
+        dc, ds = await asyncio.wait_for(asyncio.gather(_pump_async(c), _pump_async(s)), 60)
+    assert dc == ds == digest(EACH_WAY)
+
+
+def _pump_sync(sock: Any, out: dict[str, Any], key: str) -> list[threading.Thread]:
+    def writer() -> None:
+        for _ in range(EACH_WAY):
+            sock.sendall(BLOCK)
+
+    def reader() -> None:
+        h = hashlib.sha256()
+        got = 0
+        buf = bytearray(256 << 10)
+        while got < EACH_WAY << 20:
+            n = sock.recv_into(buf)
+            assert n, "EOF before the end"
+            h.update(memoryview(buf)[:n])
+            got += n
+        out[key] = h.digest()
+
+    return [threading.Thread(target=writer), threading.Thread(target=reader)]
+
+
+@pytest.mark.parametrize("version", ["1.2", "1.3"])
+def test_full_duplex_sync(certs: Certs, version: str) -> None:
+    """Two threads per end, one reading while the other writes, hash-checked."""
+    c, s = sync_tls_pair(certs, version)
+    out: dict[str, Any] = {}
+    with c, s:
+        c.settimeout(WAIT)
+        s.settimeout(WAIT)
+        threads = _pump_sync(c, out, "c") + _pump_sync(s, out, "s")
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert not any(t.is_alive() for t in threads)
+    assert out == {"c": digest(EACH_WAY), "s": digest(EACH_WAY)}
+
+
+# -- several waiters, close ------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_close_wakes_every_waiter(certs: Certs) -> None:
+    """Two readers and a blocked writer: close() wakes all three with EBADF."""
+    c, s = await tls_pair(certs)
+    with s:
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8192)
+        readers = [asyncio.ensure_future(c.recv(10)) for _ in range(2)]
+        writer = asyncio.ensure_future(c.sendall(b"x" * (32 << 20)))  # s never reads
+        await asyncio.sleep(0.1)
+        assert not any(t.done() for t in [*readers, writer])
+        c.close()
+        done, pending = await asyncio.wait([*readers, writer], timeout=WAIT)
+        assert not pending
+        for t in done:
+            exc = t.exception()
+            assert isinstance(exc, OSError) and exc.errno == errno.EBADF, exc
+
+
+def test_close_wakes_every_waiter_sync(certs: Certs) -> None:
+    """Threads in recv (two) and in sendall: close() from another thread wakes them all."""
+    c, s = sync_tls_pair(certs)
+    errors: list[BaseException] = []
+
+    def run(fn: Callable[[], Any]) -> None:
+        try:
+            fn()
+        except BaseException as exc:
+            errors.append(exc)
+
+    with s:
+        c.settimeout(WAIT)
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8192)
+        threads = [threading.Thread(target=run, args=(lambda: c.recv(10),)) for _ in range(2)]
+        threads.append(threading.Thread(target=run, args=(lambda: c.sendall(b"x" * (32 << 20)),)))
+        for t in threads:
+            t.start()
+        time.sleep(0.2)
+        c.close()
+        for t in threads:
+            t.join(WAIT)
+        assert not any(t.is_alive() for t in threads)
+    assert len(errors) == 3
+    for exc in errors:
+        assert isinstance(exc, OSError) and exc.errno == errno.EBADF, exc
+
+
+# -- cancellation ----------------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_cancelled_recv_loses_no_plaintext(certs: Certs) -> None:
+    """A recv cancelled while waiting consumes nothing; the bytes come with the next recv."""
+    c, s = await tls_pair(certs)
+    with c, s:
+        for i in range(3):
+            task = asyncio.ensure_future(c.recv(100))
+            await asyncio.sleep(0.01)
+            assert not task.done()  # waiting: nothing has been sent yet
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            await s.sendall(b"plaintext %d" % i)
+            got = b""
+            while len(got) < 11:
+                got += await asyncio.wait_for(c.recv(100), WAIT)
+            assert got == b"plaintext %d" % i
+        # The race: the data arrives, the waiting recv is woken, and is cancelled before
+        # it runs. Either it got the data, or the next recv gets all of it.
+        for i in range(20):
+            task = asyncio.ensure_future(c.recv(100))
+            await asyncio.sleep(0.005)
+            await s.sendall(b"race %02d" % i)
+            for _ in range(i % 3):
+                await asyncio.sleep(0)
+            task.cancel()
+            try:
+                got = await task
+            except asyncio.CancelledError:
+                got = b""
+            while len(got) < 7:
+                got += await asyncio.wait_for(c.recv(100), WAIT)
+            assert got == b"race %02d" % i
+
+
+async def _read_until_end(s: Any) -> bytes:
+    got = bytearray()
+    while not got.endswith(b"<END>"):
+        data = await asyncio.wait_for(s.recv(1 << 16), WAIT)
+        assert data, "EOF before <END>"
+        got += data
+    return bytes(got)
+
+
+def _check_prefix_then(got: bytes, interrupted: bytes, later: bytes) -> int:
+    """``got`` is a prefix of ``interrupted`` followed exactly by ``later``."""
+    assert got.endswith(later)
+    head = got[: len(got) - len(later)]
+    assert interrupted.startswith(head), "the interrupted data arrived corrupted"
+    return len(head)
+
+
+@pytest.mark.asyncio
+async def test_cancelled_sendall_never_corrupts(certs: Certs) -> None:
+    """sendall cancelled mid-record: the next sendall completes the stream cleanly."""
+    c, s = await tls_pair(certs)
+    with c, s:
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8192)
+        data = os.urandom(8 << 20)
+        task = asyncio.ensure_future(c.sendall(data))
+        await asyncio.sleep(0.1)  # s is not reading: the send is blocked
+        assert not task.done()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        reading = asyncio.ensure_future(_read_until_end(s))
+        await asyncio.wait_for(c.sendall(b"later<END>"), WAIT)
+        got = await asyncio.wait_for(reading, WAIT)
+        assert _check_prefix_then(got, data, b"later<END>") < len(data)
+
+
+@pytest.mark.asyncio
+async def test_timed_out_send_never_corrupts(certs: Certs) -> None:
+    """A timed-out sendall, then a non-blocking send that would block: the stream stays sound."""
+    c, s = await tls_pair(certs)
+    with c, s:
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8192)
+        data = os.urandom(8 << 20)
+        c.settimeout(0.1)
+        with pytest.raises(TimeoutError, match="The write operation timed out"):
+            await c.sendall(data)
+        c.settimeout(0.0)
+        with pytest.raises(ssl.SSLWantWriteError):
+            await c.send(b"other" * 20000)  # nothing of it is sent while one is pending
+        c.settimeout(WAIT)
+        reading = asyncio.ensure_future(_read_until_end(s))
+        await c.sendall(b"later<END>")
+        got = await asyncio.wait_for(reading, WAIT)
+        _check_prefix_then(got, data, b"later<END>")
+
+
+@pytest.mark.asyncio
+async def test_nonblocking_send_retry_as_stdlib(certs: Certs) -> None:
+    """Non-blocking send: SSLWantWriteError, then the same data again sends it once."""
+    c, s = await tls_pair(certs)
+    with c, s:
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8192)
+        c.settimeout(0.0)
+        chunk = os.urandom(1 << 16)
+        sent = bytearray()
+        for _ in range(10_000):
+            try:
+                sent += chunk[: await c.send(chunk)]
+            except ssl.SSLWantWriteError:
+                break
+        else:
+            pytest.fail("the send buffer never filled")
+        reading = asyncio.ensure_future(_read_until_end(s))
+        c.settimeout(WAIT)
+        assert await c.send(chunk) == len(chunk)  # the retry, as the stdlib's
+        await c.sendall(b"<END>")
+        got = await asyncio.wait_for(reading, WAIT)
+        assert got == bytes(sent) + chunk + b"<END>"
+
+
+def test_timed_out_sendall_never_corrupts_sync(certs: Certs) -> None:
+    """Sync face: a timed-out sendall, then a sendall: prefix + exactly the later data."""
+    got: list[bytes] = []
+    go = threading.Event()
+
+    def script(conn: socket.socket) -> None:
+        with certs.server_ctx().wrap_socket(conn, server_side=True) as s:
+            go.wait(WAIT)
+            buf = bytearray()
+            while not buf.endswith(b"<END>"):
+                d = s.recv(65536)
+                if not d:
+                    break
+                buf += d
+            got.append(bytes(buf))
+
+    with Peer(script) as peer:
+        raw = asocket.sync.create_connection(peer.address, timeout=WAIT)
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8192)
+        c = asocket.sync.wrap_socket(raw, certs.client_ctx(), server_hostname="localhost")
+        with c:
+            data = os.urandom(8 << 20)
+            c.settimeout(0.1)
+            with pytest.raises(TimeoutError, match="The write operation timed out"):
+                c.sendall(data)
+            go.set()
+            c.settimeout(WAIT)
+            c.sendall(b"later<END>")
+            peer.join()
+    _check_prefix_then(got[0], data, b"later<END>")
+
+
+@pytest.mark.asyncio
+async def test_cancelled_handshake_leaks_nothing(certs: Certs, fd_count: Callable[[], int]) -> None:
+    """wrap_socket cancelled while the server is silent: the socket is closed, no fd leaks."""
+    before = fd_count()
+    cli, srv = await tcp_pair()
+    with srv:
+        task = asyncio.ensure_future(
+            asocket.wrap_socket(cli, certs.client_ctx(), server_hostname="localhost")
+        )
+        await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert cli.fileno() == -1
+    await asyncio.sleep(0)
+    assert fd_count() == before
+
+
+@pytest.mark.asyncio
+async def test_timed_out_send_of_a_mutable_buffer(certs: Certs) -> None:
+    """The interrupted bytes are kept as they were: changing the caller's bytearray after
+    a timeout does not change what the next write finishes."""
+    c, s = await tls_pair(certs)
+    with c, s:
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8192)
+        original = os.urandom(4 << 20)
+        data = bytearray(original)
+        c.settimeout(0.1)
+        with pytest.raises(TimeoutError):
+            await c.sendall(data)
+        data[:] = b"\0" * len(data)  # the caller reuses its buffer
+        c.settimeout(WAIT)
+        reading = asyncio.ensure_future(_read_until_end(s))
+        await c.sendall(b"later<END>")
+        got = await asyncio.wait_for(reading, WAIT)
+        _check_prefix_then(got, original, b"later<END>")

@@ -65,6 +65,7 @@ _PEEK_POLL_MAX = 0.02
 _MSG_ERRQUEUE = int(getattr(socket, "MSG_ERRQUEUE", 0))
 _NO_WAIT = _MSG_DONTWAIT | _MSG_ERRQUEUE  # flags whose blocking call may not wait (_no_wait)
 _SENDFILE_BLOCK = 1 << 30  # as the stdlib: at most 1 GiB per os.sendfile call
+_CAPS_COUNT = sys.version_info >= (3, 13)  # ...a ``count`` too, from 3.13 on
 _SEND_BLOCK = 8192  # the stdlib's send-loop block for sendfile without os.sendfile
 _has_os_sendfile = hasattr(os, "sendfile")
 _AF_UNIX = getattr(socket, "AF_UNIX", None)
@@ -635,9 +636,10 @@ async def _sendfile_native(
     try:
         while True:
             if count:
-                # As the stdlib: the rest of ``count``, uncapped (os.sendfile raises its
-                # OverflowError for a count beyond ssize_t; the OS caps a large one).
-                blocksize = count - total
+                # As the running stdlib: 3.13 caps each call at 1 GiB; before, the rest of
+                # ``count`` went uncapped (os.sendfile raising its OverflowError for a
+                # count beyond ssize_t).
+                blocksize = min(count - total, blocksize) if _CAPS_COUNT else count - total
                 if blocksize <= 0:
                     break
             try:

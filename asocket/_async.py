@@ -556,6 +556,7 @@ AsyncSSLSocket.__module__ = "asocket"
 AsyncSSLSocket.__qualname__ = AsyncSSLSocket.__name__ = "SSLSocket"
 
 
+@_surface.function
 async def wrap_socket(
     sock: AsyncSocket,
     context: ssl.SSLContext,
@@ -566,14 +567,6 @@ async def wrap_socket(
     suppress_ragged_eofs: bool = True,
     session: ssl.SSLSession | None = None,
 ) -> AsyncSSLSocket:
-    """Wrap ``sock`` in TLS (as ``context.wrap_socket``): ``sock`` is detached and the
-    returned ``asocket.SSLSocket`` owns its descriptor and mode.
-
-    With ``do_handshake_on_connect`` and a connected socket, the handshake is done
-    before this returns, under the socket's mode (non-blocking: ``ValueError``,
-    as the stdlib). Raises what the stdlib raises (``ssl.SSLError``,
-    ``ssl.SSLCertVerificationError``, ``TimeoutError``...); the socket is then closed.
-    """
     timeout = sock.gettimeout()
     inner = _tls.wrap_inner(
         sock,

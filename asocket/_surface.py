@@ -96,6 +96,14 @@ FUNCTIONS: dict[str, str] = {
     """,
     "create_server": """A TCP socket bound to ``address`` and listening; see
     ``socket.create_server``.""",
+    "wrap_socket": """Wrap ``sock`` in TLS (as ``context.wrap_socket``): ``sock`` is detached
+    and the returned ``SSLSocket`` of the same face owns its descriptor and mode.
+
+    With ``do_handshake_on_connect`` and a connected socket, the handshake is done
+    before this returns, under the socket's mode (non-blocking: ``ValueError``,
+    as the stdlib). Raises what the stdlib raises (``ssl.SSLError``,
+    ``ssl.SSLCertVerificationError``, ``TimeoutError``...); the socket is then closed.
+    """,
 }
 
 

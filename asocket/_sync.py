@@ -505,6 +505,7 @@ SyncSSLSocket.__module__ = "asocket.sync"
 SyncSSLSocket.__qualname__ = SyncSSLSocket.__name__ = "SSLSocket"
 
 
+@_surface.function
 def wrap_socket(
     sock: SyncSocket,
     context: ssl.SSLContext,
@@ -515,14 +516,6 @@ def wrap_socket(
     suppress_ragged_eofs: bool = True,
     session: ssl.SSLSession | None = None,
 ) -> SyncSSLSocket:
-    """Wrap ``sock`` in TLS (as ``context.wrap_socket``): ``sock`` is detached and the
-    returned ``asocket.sync.SSLSocket`` owns its descriptor and mode.
-
-    With ``do_handshake_on_connect`` and a connected socket, the handshake is done
-    before this returns, under the socket's mode (non-blocking: ``ValueError``,
-    as the stdlib). Raises what the stdlib raises (``ssl.SSLError``,
-    ``ssl.SSLCertVerificationError``, ``TimeoutError``...); the socket is then closed.
-    """
     timeout = sock.gettimeout()
     inner = _tls.wrap_inner(
         sock,

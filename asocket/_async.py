@@ -567,20 +567,18 @@ async def wrap_socket(
     suppress_ragged_eofs: bool = True,
     session: ssl.SSLSession | None = None,
 ) -> AsyncSSLSocket:
-    timeout = sock.gettimeout()
-    inner = _tls.wrap_inner(
+    tls, handshake = _tls.wrap(
+        AsyncSSLSocket._from_inner,
         sock,
         context,
         server_side,
         server_hostname,
+        do_handshake_on_connect,
         suppress_ragged_eofs,
         session,
-        do_handshake_on_connect,
     )
-    tls = AsyncSSLSocket._from_inner(inner, timeout)
-    if do_handshake_on_connect and _tls.connected(inner):
+    if handshake:
         try:
-            _tls.check_no_blocking_handshake(timeout)
             await _tls.do_handshake(current(), tls)
         except BaseException:
             tls.close()

@@ -516,20 +516,18 @@ def wrap_socket(
     suppress_ragged_eofs: bool = True,
     session: ssl.SSLSession | None = None,
 ) -> SyncSSLSocket:
-    timeout = sock.gettimeout()
-    inner = _tls.wrap_inner(
+    tls, handshake = _tls.wrap(
+        SyncSSLSocket._from_inner,
         sock,
         context,
         server_side,
         server_hostname,
+        do_handshake_on_connect,
         suppress_ragged_eofs,
         session,
-        do_handshake_on_connect,
     )
-    tls = SyncSSLSocket._from_inner(inner, timeout)
-    if do_handshake_on_connect and _tls.connected(inner):
+    if handshake:
         try:
-            _tls.check_no_blocking_handshake(timeout)
             tls.do_handshake()
         except BaseException:
             tls.close()

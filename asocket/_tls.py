@@ -40,6 +40,13 @@ from ._waiters.base import Waiter, ebadf
 
 T = TypeVar("T")
 
+
+class _Closable(Protocol):
+    def close(self) -> None: ...
+
+
+S = TypeVar("S", bound=_Closable)
+
 _StdlibSSLSocket = ssl.SSLSocket  # bound at import: see _new_inner
 
 # The TLS calls, for the engine's retry loop (no flags argument: SSL takes none).
@@ -339,6 +346,42 @@ def wrap_inner(
     # what the face does (connect(), accept()).
     inner.do_handshake_on_connect = do_handshake_on_connect  # type: ignore[attr-defined]
     return inner
+
+
+def wrap(
+    make: Callable[[ssl.SSLSocket, float | None], S],
+    sock: Any,
+    context: ssl.SSLContext,
+    server_side: bool,
+    server_hostname: str | bytes | None,
+    do_handshake_on_connect: bool,
+    suppress_ragged_eofs: bool,
+    session: ssl.SSLSession | None,
+) -> tuple[S, bool]:
+    """``wrap_socket`` up to the handshake, for both faces: the face's TLS socket
+    (``make(inner, timeout)``) on ``sock``'s descriptor, in ``sock``'s mode, ``sock``
+    detached; and whether the handshake is due now (``do_handshake_on_connect`` on a
+    connected socket). In non-blocking mode that raises ``ValueError``, as the
+    stdlib; the TLS socket is then closed."""
+    timeout = sock.gettimeout()
+    inner = wrap_inner(
+        sock,
+        context,
+        server_side,
+        server_hostname,
+        suppress_ragged_eofs,
+        session,
+        do_handshake_on_connect,
+    )
+    tls = make(inner, timeout)
+    if not (do_handshake_on_connect and connected(inner)):
+        return tls, False
+    try:
+        check_no_blocking_handshake(timeout)
+    except BaseException:
+        tls.close()
+        raise
+    return tls, True
 
 
 def connected(inner: ssl.SSLSocket) -> bool:

@@ -147,17 +147,23 @@ class AsyncSocket(SocketBase):
     async def recv(self, bufsize: int, flags: int = 0, /) -> bytes:
         if self._kept:
             return await e.recv_kept(RUNNING, self, bufsize, flags)
-        if flags and isinstance(flags, int) and flags & _MSG_WAITALL and e.gathers(self, flags):
-            return await e.recv_waitall(RUNNING, self, bufsize, flags)
-        return await e.io(RUNNING, self, ops.RECV, self._sock.recv, bufsize, flags)
+        if flags or type(flags) is not int:
+            if isinstance(flags, int) and flags & _MSG_WAITALL and e.gathers(self, flags):
+                return await e.recv_waitall(RUNNING, self, bufsize, flags)
+            return await e.io(RUNNING, self, ops.RECV, self._sock.recv, bufsize, flags)
+        size = bufsize if type(bufsize) is int else 0
+        return await e.read(RUNNING, self, ops.RECV, self._sock.recv, size, bufsize, flags)
 
     async def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
         if self._kept:
             return await e.recv_into_kept(RUNNING, self, buffer, nbytes, flags)
-        if flags and isinstance(flags, int) and flags & _MSG_WAITALL and e.gathers(self, flags):
-            return await e.recv_into_waitall(RUNNING, self, buffer, nbytes, flags)
         recv_into = self._sock.recv_into
-        return await e.io(RUNNING, self, ops.RECV_INTO, recv_into, buffer, nbytes, flags)
+        if flags or type(flags) is not int:
+            if isinstance(flags, int) and flags & _MSG_WAITALL and e.gathers(self, flags):
+                return await e.recv_into_waitall(RUNNING, self, buffer, nbytes, flags)
+            return await e.io(RUNNING, self, ops.RECV_INTO, recv_into, buffer, nbytes, flags)
+        size = e.read_size(buffer, nbytes)
+        return await e.read(RUNNING, self, ops.RECV_INTO, recv_into, size, buffer, nbytes, flags)
 
     async def recvfrom(self, bufsize: int, flags: int = 0, /) -> tuple[bytes, Any]:
         if self._kept:  # (a connected stream socket's recvfrom gives no address)

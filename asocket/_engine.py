@@ -28,6 +28,7 @@ from typing import Any, Final, NoReturn, Protocol, TypeVar
 from . import _resolve
 from ._ops import ACCEPT, READ, RECV, RECV_INTO, SENDALL, SENDFILE, WRITE, Op
 from ._waiters.base import Waiter, ebadf
+from ._waiters.probe import probe
 
 try:
     from ssl import SSLWantReadError, SSLWantWriteError
@@ -77,6 +78,9 @@ class State(Protocol):
     _sock: socket.socket  # the raw socket: performs the syscalls and their argument checks
     _timeout: float | None  # the mode
     _family: int
+    _stream: bool  # a SOCK_STREAM socket (the read hint applies)
+    _drained: int  # the read hint: FULL, QUICK or SLOW (see read())
+    _probe: Any  # the read hint's probe of the descriptor (_waiters.probe), made on first use
 
     def settimeout(self, value: float | None, /) -> None: ...
 
@@ -176,6 +180,16 @@ def _no_wait(s: State, op: Op, args: tuple[Any, ...]) -> bool:
     )
 
 
+def settle(s: State, op: Op, fn: Callable[..., T], args: tuple[Any, ...], exc: OSError) -> T | Wait:
+    """The rest of an attempt whose first try raised ``exc`` (one of ``WOULD_BLOCK``):
+    raises it where the mode says so; else a :class:`Wait`, or after ``EINTR`` the
+    result of the rest of the attempt."""
+    wait = verdict(s, op, args, exc)
+    if wait is None:
+        return attempt(s, op, fn, args)
+    return wait
+
+
 async def io(waiter: Waiter, s: State, op: Op, fn: Callable[..., T], *args: Any) -> T:
     """``fn(*args)`` in the socket's mode: tried at once; while it would block, wait as
     the mode says and try again.
@@ -189,14 +203,89 @@ async def io(waiter: Waiter, s: State, op: Op, fn: Callable[..., T], *args: Any)
     try:  # (attempt(), inlined: this is every call's hot path)
         return fn(*args)
     except WOULD_BLOCK as exc:
-        wait = verdict(s, op, args, exc)
-    if wait is None:  # EINTR: the rest of the attempt
-        result = attempt(s, op, fn, args)
-        if not isinstance(result, Wait):
-            return result
-        wait = result
+        wait = settle(s, op, fn, args, exc)
+    if not isinstance(wait, Wait):
+        return wait
     when = None if s._timeout is None else waiter.clock() + s._timeout
     return await retry(waiter, s, op, fn, args, wait.event, when)
+
+
+# The read hint (State._drained): the last plain read of a stream socket...
+FULL: Final = 0  # ...returned all it asked for (or there was none yet): try at once
+QUICK: Final = 1  # ...emptied the queue, and the read before found its data there at once
+SLOW: Final = 2  # ...emptied the queue, and the read before had to wait for its data
+
+
+async def read(waiter: Waiter, s: State, op: Op, fn: Callable[..., T], size: int, *args: Any) -> T:
+    """:func:`io` for a plain stream read (``recv``/``recv_into`` without flags) of at
+    most ``size`` bytes (``0``: unknown, or arguments the syscall may refuse).
+
+    A read that returns less than it asked for has emptied the receive queue. If
+    the read before it also had to wait for its data (a peer slower than this
+    side, as under request/response load), the next read first asks the kernel
+    whether the socket is readable (``poll`` with no timeout: a third of the cost
+    of a ``recv`` that fails with ``EAGAIN`` and its exception): if it is not, the
+    read waits for readiness *first*, as the stdlib's timeout mode always does;
+    else it tries at once. Every waiter reports readiness that is already there,
+    so the order changes no result, only the cost. (The probe also sees a pending
+    error or end of file, which then is read at once: uvloop's readiness handle
+    reports a socket in error only once.) Non-blocking mode always tries at once.
+    """
+    if waiter.checkpoints:
+        waiter = waiter.now()  # the async face's RUNNING: which library runs this call?
+    if s._drained == SLOW and size > 0 and s._timeout != 0.0 and not readable(s):
+        when = None if s._timeout is None else waiter.clock() + s._timeout
+        result = await retry(waiter, s, op, fn, args, op.event, when)  # (trio: a checkpoint)
+        slow = True
+    elif waiter.checkpoints:
+        result = await checkpointed_io(waiter, s, op, fn, args)
+        slow = True  # (probing costs less than trio's checkpoint around a try)
+    else:
+        slow = False
+        try:  # (attempt(), inlined, as in io())
+            result = fn(*args)
+        except WOULD_BLOCK as exc:
+            wait = settle(s, op, fn, args, exc)
+            if isinstance(wait, Wait):
+                when = None if s._timeout is None else waiter.clock() + s._timeout
+                result = await retry(waiter, s, op, fn, args, wait.event, when)
+                slow = True
+            else:
+                result = wait
+    if s._stream:
+        got: Any = len(result) if isinstance(result, bytes) else result  # (recv_into: a count)
+        s._drained = FULL if got >= size else SLOW if slow else QUICK
+    return result
+
+
+def readable(s: State) -> bool:
+    """Whether the socket is readable now (data, end of file or an error pending), by a
+    probe that never waits; True where it cannot tell (then the caller tries)."""
+    look = s._probe
+    if look is None:
+        fd = s._sock.fileno()
+        if fd == -1:
+            return True
+        look = s._probe = probe(fd)
+    try:
+        return bool(look(0))
+    except (OSError, ValueError):  # pragma: no cover - e.g. out of memory
+        return True
+
+
+def read_size(buffer: Any, nbytes: Any) -> int:
+    """The most ``recv_into(buffer, nbytes)`` may read, for :func:`read`, where the
+    arguments are surely valid (a writable contiguous buffer of that size); else 0."""
+    kind = type(buffer)
+    if kind is bytearray:
+        size = len(buffer)
+    elif kind is memoryview and not buffer.readonly and buffer.c_contiguous:
+        size = buffer.nbytes
+    else:
+        return 0
+    if type(nbytes) is not int or not 0 <= nbytes <= size:
+        return 0
+    return nbytes or size
 
 
 async def checkpointed_io(
@@ -214,16 +303,13 @@ async def checkpointed_io(
         result = fn(*args)
     except WOULD_BLOCK as exc:
         try:
-            wait = verdict(s, op, args, exc)  # raises in non-blocking mode
-            if wait is None:  # EINTR: the rest of the attempt
-                retried = attempt(s, op, fn, args)
-                if not isinstance(retried, Wait):
-                    await waiter.schedule_point()
-                    return retried
-                wait = retried
+            wait = settle(s, op, fn, args, exc)  # raises in non-blocking mode
         except BaseException:
             await waiter.schedule_point()
             raise
+        if not isinstance(wait, Wait):
+            await waiter.schedule_point()
+            return wait
         until = None if s._timeout is None else waiter.clock() + s._timeout
         return await retry(waiter, s, op, fn, args, wait.event, until)  # the wait: a checkpoint
     except BaseException:
@@ -258,10 +344,13 @@ async def retry(
     done. A wake-up that still finds the call would block (another task was served
     first) waits again with the time left."""
     while True:
-        await wait(waiter, s, event, until)
-        result = attempt(s, op, fn, args)
-        if type(result) is not Wait:
-            return result  # type: ignore[return-value]
+        await s._watcher(waiter).wait(fileno(s), event, until)  # (wait(), inlined)
+        try:  # (attempt(), inlined)
+            return fn(*args)
+        except WOULD_BLOCK as exc:
+            result = settle(s, op, fn, args, exc)
+        if not isinstance(result, Wait):
+            return result
         event = result.event
 
 
@@ -399,8 +488,11 @@ async def sendall(waiter: Waiter, s: State, data: Any, flags: int) -> None:
     sock = s._sock
     when: float | None = None
     waited = False
-    result = attempt(s, SENDALL, sock.send, (data, flags))  # the stdlib's own argument checks
-    sent = 0 if isinstance(result, Wait) else result
+    try:  # (attempt(), inlined; the stdlib's own argument checks)
+        sent = sock.send(data, flags)
+    except WOULD_BLOCK as exc:
+        result = settle(s, SENDALL, sock.send, (data, flags), exc)
+        sent = 0 if isinstance(result, Wait) else result
     if (type(data) is bytes or type(data) is bytearray) and sent == len(data):
         return  # all sent at once: the usual case, without a memoryview
     with memoryview(data) as view, view.cast("B") as view:

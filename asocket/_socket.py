@@ -35,7 +35,17 @@ class SocketBase:
     ``_watcher`` (the waiter that will watch the descriptor, asked by the engine).
     """
 
-    __slots__ = ("__weakref__", "_closed", "_family", "_io_refs", "_sock", "_timeout")
+    __slots__ = (
+        "__weakref__",
+        "_closed",
+        "_drained",
+        "_family",
+        "_io_refs",
+        "_probe",
+        "_sock",
+        "_stream",
+        "_timeout",
+    )
 
     _sock: socket.socket
     _timeout: float | None
@@ -50,6 +60,11 @@ class SocketBase:
         raw = RawSocket(family, type, proto, fileno)
         self._sock = raw
         self._family = int(raw.family)
+        # The engine's read hint (_engine.read): a plain stream socket whose last read
+        # returned less than it asked for found its receive queue empty then.
+        self._stream = raw.type == socket.SOCK_STREAM
+        self._drained = 0  # _engine.FULL
+        self._probe: Any = None
         self._closed = False
         self._io_refs = 0
         timeout = _timeouts.getdefaulttimeout()

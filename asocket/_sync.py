@@ -96,12 +96,9 @@ class SyncSocket(SocketBase):
         try:  # (the engine's attempt(), inlined: this is every call's hot path)
             return fn(*args)
         except e.WOULD_BLOCK as exc:
-            wait = e.verdict(self, op, args, exc)
-        if wait is None:  # EINTR: the rest of the attempt
-            result = e.attempt(self, op, fn, args)
-            if not isinstance(result, e.Wait):
-                return result
-            wait = result
+            wait = e.settle(self, op, fn, args, exc)
+        if not isinstance(wait, e.Wait):
+            return wait
         waited: T = self._gate.call(op, self._wait, op, fn, args, wait.event)
         return waited
 
@@ -184,6 +181,9 @@ class SyncSocket(SocketBase):
         return self._call(ops.SEND, self._sock.send, data, flags)
 
     def sendall(self, data: Any, flags: int = 0, /) -> None:
+        if self._timeout is None:  # blocking mode: the stdlib's own call, the kernel waits
+            self._gate.call(ops.SENDALL, self._sock.sendall, data, flags)
+            return
         self._drive(partial(e.sendall, WAITER, self, data, flags))
 
     def sendto(self, data: Any, /, *args: Any) -> int:

@@ -82,15 +82,17 @@ class LoopWaiter(NoCheckpoints):
             timer = loop.call_later(delay, _expire, fut)
         try:
             await fut
-        finally:
-            if timer is not None:
-                timer.cancel()
+        except BaseException:
             if not fut.done():  # cancelled: leave the list; the fd stays watched (lazy)
                 fut.cancel()
-            try:
+            try:  # (a woken future's list was taken by _wake: nothing to remove)
                 waiters.remove(fut)
             except ValueError:
                 pass
+            raise
+        finally:
+            if timer is not None:
+                timer.cancel()
 
     def _wake(self, entry: Fd, event: int) -> bool:
         """Wake every task waiting on ``entry`` for ``event``; False if there was none."""

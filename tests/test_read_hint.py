@@ -1,0 +1,229 @@
+"""The read hint (``_engine.read``): after short reads that had to wait, a plain stream
+read probes the socket and, when nothing is there, waits *before* its first attempt.
+
+The order changes no result, only the cost: these tests check that every result is
+the one a read that tries first gives (data, end of file, a pending reset, a timeout,
+bad arguments raised at once, cancellation consuming nothing, close waking the
+reader), on every backend (anyio's plugin: asyncio, uvloop, the loop without
+``add_reader``, trio).
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+import struct
+from typing import Any
+
+import pytest
+
+anyio = pytest.importorskip("anyio")
+
+import asocket  # noqa: E402
+from asocket import _engine  # noqa: E402
+
+pytestmark = pytest.mark.anyio
+
+WAIT = 5.0
+
+
+async def pair() -> tuple[asocket.socket, socket.socket]:
+    """A connected asocket TCP socket and its stdlib peer (blocking, in this thread)."""
+    lst = socket.create_server(("127.0.0.1", 0))
+    with lst:
+        sock = await asocket.create_connection(lst.getsockname(), timeout=WAIT)
+        peer, _ = lst.accept()
+    sock.settimeout(None)
+    return sock, peer
+
+
+async def slow_reads(sock: asocket.socket, peer: socket.socket) -> None:
+    """Two short reads that each had to wait: the socket's hint is then SLOW."""
+    for _ in range(2):
+        async with anyio.create_task_group() as tg:
+
+            async def later() -> None:
+                await anyio.sleep(0.02)
+                peer.sendall(b"ping")
+
+            tg.start_soon(later)
+            with anyio.fail_after(WAIT):
+                assert await sock.recv(1024) == b"ping"
+    assert sock._drained == _engine.SLOW
+
+
+def reset(peer: socket.socket) -> None:
+    peer.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    peer.close()
+
+
+async def test_a_slow_peer_sets_the_hint_and_a_full_read_clears_it() -> None:
+    sock, peer = await pair()
+    with sock, peer:
+        await slow_reads(sock, peer)
+        peer.sendall(b"x" * 8)
+        await anyio.sleep(0.05)
+        with anyio.fail_after(WAIT):
+            assert await sock.recv(8) == b"x" * 8  # probed readable, tried, full
+        assert sock._drained == _engine.FULL
+
+
+async def test_data_already_there_is_read_after_the_probe(anyio_backend: Any) -> None:
+    sock, peer = await pair()
+    with sock, peer:
+        await slow_reads(sock, peer)
+        peer.sendall(b"ready")
+        await anyio.sleep(0.05)
+        with anyio.fail_after(WAIT):
+            assert await sock.recv(1024) == b"ready"
+        # Found at once: the next read tries first; under trio, whose checkpoints around
+        # a try cost more than the probe, reads go on probing.
+        quick = _engine.SLOW if anyio_backend[0] == "trio" else _engine.QUICK
+        assert sock._drained == quick
+
+
+async def test_a_reset_behind_the_data_is_raised_at_once() -> None:
+    # uvloop's readiness handle reports a socket in error only once: a read that
+    # waited first on it would never wake. The probe sees the error and reads it.
+    sock, peer = await pair()
+    with sock:
+        await slow_reads(sock, peer)
+        peer.sendall(b"last")
+        reset(peer)
+        await anyio.sleep(0.05)
+        with anyio.fail_after(WAIT):
+            assert await sock.recv(1024) == b"last"
+            with pytest.raises(ConnectionResetError) as info:
+                await sock.recv(1024)
+        assert info.value.errno == errno.ECONNRESET
+
+
+async def test_a_reset_while_waiting_first_wakes_the_reader() -> None:
+    sock, peer = await pair()
+    with sock:
+        await slow_reads(sock, peer)
+
+        async def later() -> None:
+            await anyio.sleep(0.05)
+            reset(peer)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(later)
+            with anyio.fail_after(WAIT), pytest.raises(ConnectionResetError):
+                await sock.recv(1024)
+
+
+async def test_end_of_file_after_slow_reads() -> None:
+    sock, peer = await pair()
+    with sock:
+        await slow_reads(sock, peer)
+        peer.shutdown(socket.SHUT_WR)
+        with anyio.fail_after(WAIT):
+            assert await sock.recv(1024) == b""
+            assert await sock.recv(1024) == b""  # and again, at once
+        peer.close()
+
+
+async def test_timeout_mode_times_out_on_a_hinted_read() -> None:
+    sock, peer = await pair()
+    with sock, peer:
+        await slow_reads(sock, peer)
+        sock.settimeout(0.05)
+        with anyio.fail_after(WAIT), pytest.raises(TimeoutError, match="timed out"):
+            await sock.recv(1024)
+
+
+async def test_non_blocking_mode_never_waits_first() -> None:
+    sock, peer = await pair()
+    with sock, peer:
+        await slow_reads(sock, peer)
+        sock.setblocking(False)
+        with anyio.fail_after(WAIT), pytest.raises(BlockingIOError):
+            await sock.recv(1024)
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        ((-1,), ValueError),  # negative buffersize
+        (("x",), TypeError),
+        ((1024, 0.0), TypeError),  # a float flags argument
+    ],
+)
+async def test_bad_arguments_raise_at_once_on_a_hinted_socket(args: Any, error: Any) -> None:
+    sock, peer = await pair()
+    with sock, peer:
+        await slow_reads(sock, peer)
+        with anyio.fail_after(WAIT), pytest.raises(error):
+            await sock.recv(*args)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [lambda: bytearray(3), lambda: memoryview(bytearray(8))[::2], lambda: b"readonly"],
+    ids=["too-small", "not-contiguous", "read-only"],
+)
+async def test_bad_buffers_raise_at_once_on_a_hinted_socket(make: Any) -> None:
+    sock, peer = await pair()
+    with sock, peer:
+        await slow_reads(sock, peer)
+        with anyio.fail_after(WAIT), pytest.raises((ValueError, TypeError)):
+            await sock.recv_into(make(), 4)
+
+
+async def test_recv_into_follows_the_hint() -> None:
+    sock, peer = await pair()
+    with sock, peer:
+        await slow_reads(sock, peer)
+        buf = bytearray(16)
+        async with anyio.create_task_group() as tg:
+
+            async def later() -> None:
+                await anyio.sleep(0.02)
+                peer.sendall(b"into")
+
+            tg.start_soon(later)
+            with anyio.fail_after(WAIT):
+                assert await sock.recv_into(memoryview(buf)) == 4
+        assert buf[:4] == b"into"
+        assert sock._drained == _engine.SLOW
+
+
+async def test_a_cancelled_hinted_read_consumes_nothing() -> None:
+    sock, peer = await pair()
+    with sock, peer:
+        await slow_reads(sock, peer)
+        with anyio.move_on_after(0.05) as scope:
+            await sock.recv(1024)
+        assert scope.cancelled_caught
+        peer.sendall(b"kept")
+        with anyio.fail_after(WAIT):
+            assert await sock.recv(1024) == b"kept"
+
+
+async def test_close_wakes_a_reader_waiting_first() -> None:
+    sock, peer = await pair()
+    with peer:
+        await slow_reads(sock, peer)
+
+        async def close_later() -> None:
+            await anyio.sleep(0.05)
+            sock.close()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(close_later)
+            with anyio.fail_after(WAIT), pytest.raises(OSError) as info:
+                await sock.recv(1024)
+        assert info.value.errno == errno.EBADF
+
+
+async def test_datagram_sockets_never_hint() -> None:
+    a = asocket.socket(asocket.AF_INET, asocket.SOCK_DGRAM)
+    b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    with a, b:
+        await a.bind(("127.0.0.1", 0))
+        for _ in range(2):
+            b.sendto(b"d", a.getsockname())
+            with anyio.fail_after(WAIT):
+                assert await a.recv(1024) == b"d"
+        assert a._drained == _engine.FULL  # a short datagram says nothing of the queue

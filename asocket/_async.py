@@ -463,30 +463,14 @@ class AsyncSSLSocket(_tls.TLSMethods, AsyncSocket):
     async def recv(self, buflen: int = 1024, flags: int = 0) -> bytes:
         """Receive up to ``buflen`` bytes of plaintext; ``b''`` at the end of the stream
         (close_notify, or a ragged EOF with ``suppress_ragged_eofs``)."""
-        try:  # the first attempt inline: the usual case costs one SSL call
-            return self._sock.recv(buflen, flags)
-        except (ssl.SSLWantReadError, ssl.SSLWantWriteError, InterruptedError) as exc:
-            event = _tls.wait_for(self, exc)
-        return await _tls.retry(
-            current(),
-            self,
-            _tls.TLS_READ,
-            _tls.READ_TIMEOUT,
-            self._sock.recv,
-            (buflen, flags),
-            event,
-        )
+        size = buflen if type(buflen) is int else 0
+        return await _tls.read(RUNNING, self, self._sock.recv, (buflen, flags), size, flags)
 
     async def recv_into(self, buffer: Any, nbytes: int | None = None, flags: int = 0) -> int:
         """Receive plaintext into ``buffer`` (up to ``nbytes``, or its size); return the count."""
-        try:
-            return self._sock.recv_into(buffer, nbytes, flags)
-        except (ssl.SSLWantReadError, ssl.SSLWantWriteError, InterruptedError) as exc:
-            event = _tls.wait_for(self, exc)
+        size = e.read_size(buffer, nbytes or 0)
         args = (buffer, nbytes, flags)
-        return await _tls.retry(
-            current(), self, _tls.TLS_READ, _tls.READ_TIMEOUT, self._sock.recv_into, args, event
-        )
+        return await _tls.read(RUNNING, self, self._sock.recv_into, args, size, flags)
 
     async def read(self, len: int = 1024, buffer: Any = None) -> Any:
         """The stdlib's legacy ``read``: up to ``len`` bytes (or into ``buffer``: the count);

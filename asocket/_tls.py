@@ -620,6 +620,38 @@ def small(data: Any) -> bool:
     return (type(data) is bytes or type(data) is bytearray) and len(data) <= WRITE_BLOCK
 
 
+async def read(
+    waiter: Waiter, s: TLSState, fn: Callable[..., T], args: tuple[Any, ...], size: int, flags: int
+) -> T:
+    """A plaintext read, ``fn(*args)`` (``recv``/``recv_into`` of at most ``size``
+    bytes; ``0``: unknown), in the socket's mode, with the engine's read hint
+    (``_engine.read``): after short reads that had to wait, if OpenSSL holds no
+    plaintext and the descriptor is not readable, wait *before* the first SSL read
+    (a failed one costs an ``SSLWantReadError`` raised and caught)."""
+    if (
+        s._drained == e.SLOW
+        and size > 0
+        and type(flags) is int
+        and not flags
+        and s._timeout != 0.0
+        and not s._sock.pending()
+        and not e.readable(s)
+    ):
+        result = await retry(waiter, s, TLS_READ, READ_TIMEOUT, fn, args, READ)
+        waited = True
+    else:
+        try:  # the first attempt inline: the usual case costs one SSL call
+            result = s._ssl(fn, *args)
+            waited = False
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError, InterruptedError) as exc:
+            event = wait_for(s, exc)
+            result = await retry(waiter, s, TLS_READ, READ_TIMEOUT, fn, args, event)
+            waited = True
+    got: Any = len(result) if isinstance(result, bytes) else result  # (recv_into: a count)
+    s._drained = e.FULL if got >= size else e.SLOW if waited else e.QUICK
+    return result
+
+
 def wait_for(s: TLSState, exc: BaseException) -> int:
     """After an inline attempt raised ``exc`` (``SSLWant*Error``, ``InterruptedError``):
     the readiness to wait for; re-raises ``SSLWant*Error`` in non-blocking mode."""

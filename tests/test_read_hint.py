@@ -1,5 +1,6 @@
-"""The read hint (``_engine.read``): after short reads that had to wait, a plain stream
-read probes the socket and, when nothing is there, waits *before* its first attempt.
+"""The read hint (``_engine.read``, ``_tls.read``): after short reads that had to wait, a
+plain stream read (or a TLS plaintext read) probes the socket and, when nothing is
+there, waits *before* its first attempt.
 
 The order changes no result, only the cost: these tests check that every result is
 the one a read that tries first gives (data, end of file, a pending reset, a timeout,
@@ -12,12 +13,23 @@ from __future__ import annotations
 
 import errno
 import socket
+import ssl
 import struct
+import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 anyio = pytest.importorskip("anyio")
+pytest.importorskip("trustme")
+
+from _tls_helpers import (  # noqa: E402
+    Certs,
+    Peer,
+    certs_fixture as certs_fixture,
+    tls_server,
+)
 
 import asocket  # noqa: E402
 from asocket import _engine  # noqa: E402
@@ -227,3 +239,107 @@ async def test_datagram_sockets_never_hint() -> None:
             with anyio.fail_after(WAIT):
                 assert await a.recv(1024) == b"d"
         assert a._drained == _engine.FULL  # a short datagram says nothing of the queue
+
+
+# -- TLS: the same hint before the first SSL read -------------------------------------
+
+
+def slow_pings_then(then: Callable[[ssl.SSLSocket], Any]) -> Callable[[ssl.SSLSocket], Any]:
+    """A server script: two pings the client must wait for, then ``then``."""
+
+    def script(s: ssl.SSLSocket) -> Any:
+        for _ in range(2):
+            time.sleep(0.03)
+            s.sendall(b"ping")
+        assert s.recv(2) == b"go"  # the client has read both pings
+        return then(s)
+
+    return script
+
+
+async def tls_client(certs: Certs, peer: Peer) -> asocket.SSLSocket:
+    sock = await asocket.create_connection(peer.address, timeout=WAIT)
+    tls = await asocket.wrap_socket(sock, certs.client_ctx(), server_hostname="localhost")
+    with anyio.fail_after(WAIT):
+        for _ in range(2):
+            assert await tls.recv(1024) == b"ping"
+    # The pings made the reads wait (unless the machine stalled this task for longer
+    # than the peer's pause): the hint is SLOW either way from here.
+    assert tls._drained in (_engine.QUICK, _engine.SLOW)
+    tls._drained = _engine.SLOW
+    return tls
+
+
+def send_then_close_notify(s: ssl.SSLSocket) -> None:
+    s.sendall(b"last")
+    try:
+        s.unwrap()  # our close_notify; the client may close without its own
+    except (ssl.SSLError, OSError):
+        pass
+
+
+def send_then_reset(s: ssl.SSLSocket) -> None:
+    s.sendall(b"last")
+    raw = socket.socket(fileno=s.detach())
+    reset(raw)
+
+
+async def test_tls_reads_after_slow_pings_end_with_close_notify(certs: Certs) -> None:
+    with Peer(tls_server(certs.server_ctx(), slow_pings_then(send_then_close_notify))) as peer:
+        tls = await tls_client(certs, peer)
+        with tls:
+            await tls.sendall(b"go")
+            with anyio.fail_after(WAIT):
+                assert await tls.recv(1024) == b"last"
+                assert await tls.recv(1024) == b""
+        peer.join()
+
+
+async def test_tls_reset_behind_the_data_ends_the_read_at_once(certs: Certs) -> None:
+    with Peer(tls_server(certs.server_ctx(), slow_pings_then(send_then_reset))) as peer:
+        tls = await tls_client(certs, peer)
+        with tls:
+            await tls.sendall(b"go")
+            peer.join()
+            with anyio.fail_after(WAIT):
+                assert await tls.recv(1024) == b"last"
+                try:  # ECONNRESET, or a ragged end of file (b"": suppress_ragged_eofs)
+                    assert await tls.recv(1024) == b""
+                except OSError:
+                    pass
+
+
+async def test_tls_timeout_on_a_hinted_read(certs: Certs) -> None:
+    def wait_for_bye(s: ssl.SSLSocket) -> None:
+        assert s.recv(3) == b"bye"
+
+    with Peer(tls_server(certs.server_ctx(), slow_pings_then(wait_for_bye))) as peer:
+        tls = await tls_client(certs, peer)
+        with tls:
+            await tls.sendall(b"go")
+            tls.settimeout(0.05)
+            with anyio.fail_after(WAIT), pytest.raises(TimeoutError, match="read operation"):
+                await tls.recv(1024)
+            tls.settimeout(WAIT)
+            await tls.sendall(b"bye")
+        peer.join()
+
+
+async def test_tls_bad_arguments_raise_at_once_on_a_hinted_socket(certs: Certs) -> None:
+    def wait_for_bye(s: ssl.SSLSocket) -> None:
+        assert s.recv(3) == b"bye"
+
+    with Peer(tls_server(certs.server_ctx(), slow_pings_then(wait_for_bye))) as peer:
+        tls = await tls_client(certs, peer)
+        with tls:
+            await tls.sendall(b"go")
+            with anyio.fail_after(WAIT):
+                with pytest.raises(ValueError):
+                    await tls.recv(1024, None)  # type: ignore[arg-type]
+                with pytest.raises(TypeError):
+                    await tls.recv_into(b"read-only", 4)
+                with anyio.move_on_after(0.05) as scope:  # a cancelled wait consumes nothing
+                    await tls.recv(1024)
+                assert scope.cancelled_caught
+            await tls.sendall(b"bye")
+        peer.join()

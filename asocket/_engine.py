@@ -238,8 +238,14 @@ async def read(waiter: Waiter, s: State, op: Op, fn: Callable[..., T], size: int
         result = await retry(waiter, s, op, fn, args, op.event, when)  # (trio: a checkpoint)
         slow = True
     elif waiter.checkpoints:
-        result = await checkpointed_io(waiter, s, op, fn, args)
-        slow = True  # (probing costs less than trio's checkpoint around a try)
+        tried = await checkpointed_try(waiter, s, op, fn, args)
+        if isinstance(tried, Wait):
+            when = None if s._timeout is None else waiter.clock() + s._timeout
+            result = await retry(waiter, s, op, fn, args, tried.event, when)  # a checkpoint
+            slow = True
+        else:
+            result = tried
+            slow = False
     else:
         slow = False
         try:  # (attempt(), inlined, as in io())
@@ -291,13 +297,25 @@ def read_size(buffer: Any, nbytes: Any) -> int:
 async def checkpointed_io(
     waiter: Waiter, s: State, op: Op, fn: Callable[..., T], args: tuple[Any, ...]
 ) -> T:
-    """:func:`io` where every call must be a checkpoint (trio): a cancellation point
-    before the syscall and, after a syscall that completed (or failed) without waiting,
-    a schedule point, shielded so that no cancellation lands after data was consumed
+    """:func:`io` where every call must be a checkpoint (trio): see :func:`checkpointed_try`
     (a call that waited had its checkpoint in the wait)."""
     waiter = waiter.now()  # the async face's RUNNING: which library runs this call?
     if not waiter.checkpoints:  # asyncio, in a program that imported trio
         return await io(waiter, s, op, fn, *args)
+    result = await checkpointed_try(waiter, s, op, fn, args)
+    if not isinstance(result, Wait):
+        return result
+    until = None if s._timeout is None else waiter.clock() + s._timeout
+    return await retry(waiter, s, op, fn, args, result.event, until)  # the wait: a checkpoint
+
+
+async def checkpointed_try(
+    waiter: Waiter, s: State, op: Op, fn: Callable[..., T], args: tuple[Any, ...]
+) -> T | Wait:
+    """:func:`attempt` as a checkpoint: a cancellation point before the syscall and,
+    after a syscall that completed (or failed) without waiting, a schedule point,
+    shielded so that no cancellation lands after data was consumed. A :class:`Wait`
+    (the caller's wait will be the checkpoint) gets no schedule point."""
     await waiter.cancel_point()
     try:  # (attempt(), inlined)
         result = fn(*args)
@@ -309,9 +327,7 @@ async def checkpointed_io(
             raise
         if not isinstance(wait, Wait):
             await waiter.schedule_point()
-            return wait
-        until = None if s._timeout is None else waiter.clock() + s._timeout
-        return await retry(waiter, s, op, fn, args, wait.event, until)  # the wait: a checkpoint
+        return wait
     except BaseException:
         await waiter.schedule_point()
         raise

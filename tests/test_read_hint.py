@@ -80,7 +80,7 @@ async def test_a_slow_peer_sets_the_hint_and_a_full_read_clears_it() -> None:
         assert sock._drained == _engine.FULL
 
 
-async def test_data_already_there_is_read_after_the_probe(anyio_backend: Any) -> None:
+async def test_data_already_there_is_read_after_the_probe() -> None:
     sock, peer = await pair()
     with sock, peer:
         await slow_reads(sock, peer)
@@ -88,10 +88,7 @@ async def test_data_already_there_is_read_after_the_probe(anyio_backend: Any) ->
         await anyio.sleep(0.05)
         with anyio.fail_after(WAIT):
             assert await sock.recv(1024) == b"ready"
-        # Found at once: the next read tries first; under trio, whose checkpoints around
-        # a try cost more than the probe, reads go on probing.
-        quick = _engine.SLOW if anyio_backend[0] == "trio" else _engine.QUICK
-        assert sock._drained == quick
+        assert sock._drained == _engine.QUICK  # found at once: the next read tries first
 
 
 async def test_a_reset_behind_the_data_is_raised_at_once() -> None:

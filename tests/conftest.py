@@ -197,3 +197,11 @@ else:
 def anyio_backend(request: pytest.FixtureRequest) -> tuple[str, dict[str, Any]]:
     """The backend an ``@pytest.mark.anyio`` test runs on (each in turn)."""
     return ANYIO_BACKENDS[request.param]
+
+
+@pytest.fixture
+def backend(request: pytest.FixtureRequest, anyio_backend: Any) -> str:
+    """The name of the backend an ``@pytest.mark.anyio`` test runs on: ``asyncio``,
+    ``uvloop``, ``noreadiness`` or ``trio`` (the test's id says the same)."""
+    name: str = request.node.callspec.params["anyio_backend"]
+    return name

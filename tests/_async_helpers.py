@@ -226,3 +226,34 @@ def close_all(*socks: Any) -> None:
     """Close every socket given."""
     for s in socks:
         s.close()
+
+
+async def wait_all(*tasks: Task[Any], timeout: float = WAIT) -> list[Task[Any]]:
+    """Wait until every task has ended, at most ``timeout`` seconds; return those still
+    running (``asyncio.wait(tasks, timeout=...)``'s ``pending``)."""
+    with anyio.move_on_after(timeout):
+        for task in tasks:
+            await task.finished.wait()
+    return [task for task in tasks if not task.done()]
+
+
+async def wait_first(*tasks: Task[Any], timeout: float = WAIT) -> list[Task[Any]]:
+    """Wait until one task has ended, at most ``timeout`` seconds; return those that have
+    (``asyncio.wait(..., return_when=FIRST_COMPLETED)``'s ``done``)."""
+    with anyio.move_on_after(timeout):
+        async with anyio.create_task_group() as group:
+
+            async def watch(task: Task[Any]) -> None:
+                await task.finished.wait()
+                group.cancel_scope.cancel()
+
+            for task in tasks:
+                group.start_soon(watch, task)
+    return [task for task in tasks if task.done()]
+
+
+async def cancelled(task: Task[Any]) -> None:
+    """Cancel ``task`` and check it ends cancelled, within a bound."""
+    task.cancel()
+    await task.wait()
+    assert task.cancelled(), task.exception() or task.result()

@@ -108,8 +108,9 @@ async def _pump_async(sock: Any) -> bytes:
         return h.digest()
 
     async with Tasks() as tasks:
-        tasks.spawn(writer())
-        return await tasks.spawn(reader()).join(60)
+        sending, receiving = tasks.spawn(writer()), tasks.spawn(reader())
+        await sending.join(60)
+        return await receiving.join(60)
 
 
 @pytest.mark.anyio

@@ -151,10 +151,14 @@ SYNC = Face("sync", asocket.sync, getattr(asocket.sync, "SSLSocket", object))
 Body = Callable[[Face], Coroutine[Any, Any, None]]
 
 
-def twins(body: Body) -> tuple[Callable[..., Any], Callable[..., Any]]:
+def twins(
+    body: Body, *, every_backend: bool = False
+) -> tuple[Callable[..., Any], Callable[..., Any]]:
     """Make the async test (loop matrix) and its sync-face twin from one body.
 
     ``test_x, test_x_sync = twins(x)``; fixtures the body needs are passed by name.
+    ``every_backend``: the async test is anyio's (the loop matrix and trio, see
+    conftest.py) rather than pytest-asyncio's (the loop matrix).
     """
     params = list(inspect.signature(body).parameters)[1:]
 
@@ -169,7 +173,8 @@ def twins(body: Body) -> tuple[Callable[..., Any], Callable[..., Any]]:
         setattr(fn, "__signature__", sig)  # noqa: B010
         fn.__name__ = fn.__qualname__ = f"test_{body.__name__}{suffix}"
         fn.__doc__ = body.__doc__
-    return pytest.mark.asyncio(async_test), sync_test
+    mark = pytest.mark.anyio if every_backend else pytest.mark.asyncio
+    return mark(async_test), sync_test
 
 
 # -- a peer: the stdlib's blocking SSLSocket in a thread -------------------------------

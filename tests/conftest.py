@@ -1,13 +1,35 @@
-"""The loop matrix and the strictness every test runs under.
+"""The backends every async test runs on, and the strictness every test runs under.
 
-Every ``@pytest.mark.asyncio`` test runs on three loops (pytest-asyncio's
-``pytest_asyncio_loop_factories`` hook):
+The loop matrix, three asyncio loops:
 
 * ``asyncio``: the default selector loop, debug mode on;
 * ``uvloop``: uvloop (where it installs);
 * ``noreadiness``: a selector loop whose public ``add_reader``/``add_writer``/
   ``remove_*`` raise ``NotImplementedError``, as a proactor loop's do, so the
   library must fall back to the loop's ``sock_*`` coroutines.
+
+Two kinds of async test:
+
+* ``@pytest.mark.anyio``: one body on every backend, the three loops above and
+  ``trio``, through anyio's pytest plugin (the ``anyio_backend`` fixture below;
+  the test id ends in ``[asyncio]``, ``[uvloop]``, ``[noreadiness]`` or ``[trio]``,
+  and the ``backend`` fixture gives that name). Every test of asocket's semantics is
+  one of these: modes and deadlines, several waiters, close, cancellation, half-close
+  and resets, Happy Eyeballs, servers, TLS, buffered files. Its body uses anyio's
+  primitives (task groups, cancel scopes, ``anyio.fail_after``, ``anyio.Event``,
+  ``anyio.sleep``) and the helpers of ``_async_helpers.py`` (``bounded``, ``Tasks``),
+  which are the same code on asyncio and on trio. Bodies run on real clocks; trio's
+  ``MockClock`` is for the trio-only tests of test_trio.py.
+* ``@pytest.mark.asyncio``: the loop matrix only, through pytest-asyncio's
+  ``pytest_asyncio_loop_factories`` hook: for what is about asyncio itself (loops
+  made in threads or one after another, ``asyncio.Runner``, asyncio's streams as a
+  peer, the loop's internals), and the files not yet converted.
+
+Why anyio's plugin rather than a fixture of our own: it already runs one body on
+asyncio (on any loop: ``loop_factory`` takes ours, so the matrix keeps its three
+loops) and on trio, with async fixtures, and anyio is a test dependency anyway; a
+fixture of our own would have had to write a trio runner and a second set of task
+and timeout primitives, and the bodies would no longer be plain anyio code.
 
 An exception that reaches a loop's exception handler fails the test.
 """
@@ -177,10 +199,7 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 # -- anyio's pytest plugin: the loop matrix plus trio ----------------------------------
 # Tests marked ``@pytest.mark.anyio`` run one body on every backend: the three asyncio
-# loops above (through anyio's ``loop_factory``) and trio. anyio's plugin, rather than a
-# fixture of our own, because it already runs a body on either library, and the bodies
-# written with anyio's primitives (task groups, cancel scopes, fail_after) are the same
-# code on both.
+# loops above (through anyio's ``loop_factory``) and trio (see the module docstring).
 
 ANYIO_BACKENDS: dict[str, tuple[str, dict[str, Any]]] = {
     name: ("asyncio", {"loop_factory": factory}) for name, factory in LOOPS.items()
@@ -197,3 +216,11 @@ else:
 def anyio_backend(request: pytest.FixtureRequest) -> tuple[str, dict[str, Any]]:
     """The backend an ``@pytest.mark.anyio`` test runs on (each in turn)."""
     return ANYIO_BACKENDS[request.param]
+
+
+@pytest.fixture
+def backend(request: pytest.FixtureRequest, anyio_backend: Any) -> str:
+    """The name of the backend an ``@pytest.mark.anyio`` test runs on: ``asyncio``,
+    ``uvloop``, ``noreadiness`` or ``trio`` (the test's id says the same)."""
+    name: str = request.node.callspec.params["anyio_backend"]
+    return name

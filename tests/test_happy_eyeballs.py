@@ -3,14 +3,13 @@
 The race is checked exactly with fakes: a scripted resolver and scripted
 connects on a virtual clock, driven by the sync face's trampoline (nothing
 waits for real, no unroutable address is ever dialled). Then on loopback, on
-every loop and on the sync face: ``localhost`` resolving to ``::1`` and
-``127.0.0.1``, with ``::1`` refusing or black-holed (a listener whose accept
-queue is full drops the SYN, as a broken IPv6 path does).
+every backend (the loop matrix and trio) and on the sync face: ``localhost``
+resolving to ``::1`` and ``127.0.0.1``, with ``::1`` refusing or black-holed (a
+listener whose accept queue is full drops the SYN, as a broken IPv6 path does).
 """
 
 from __future__ import annotations
 
-import asyncio
 import errno
 import os
 import select
@@ -20,6 +19,7 @@ from typing import Any
 from unittest import mock
 
 import pytest
+from _async_helpers import Tasks, bounded, cancelled
 
 import asocket
 import asocket.sync
@@ -511,9 +511,9 @@ def delay_for(net: Loopback) -> float:
     return 60.0 if net.held[0].getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN) == 0 else 0.1
 
 
-@pytest.mark.asyncio
+@pytest.mark.anyio
 async def test_async_localhost_falls_back_to_ipv4(loopback: Loopback) -> None:
-    sock = await asyncio.wait_for(
+    sock = await bounded(
         asocket.create_connection(
             ("localhost", loopback.port), timeout=WAIT, happy_eyeballs_delay=delay_for(loopback)
         ),
@@ -525,7 +525,7 @@ async def test_async_localhost_falls_back_to_ipv4(loopback: Loopback) -> None:
         conn, _ = loopback.v4.accept()
         with conn:
             conn.sendall(b"over IPv4")
-            assert await asyncio.wait_for(sock.recv(100), WAIT) == b"over IPv4"
+            assert await bounded(sock.recv(100), WAIT) == b"over IPv4"
 
 
 def test_sync_localhost_falls_back_to_ipv4(loopback: Loopback) -> None:
@@ -539,12 +539,12 @@ def test_sync_localhost_falls_back_to_ipv4(loopback: Loopback) -> None:
         assert again.value.errno == errno.EISCONN
 
 
-@pytest.mark.asyncio
+@pytest.mark.anyio
 async def test_async_one_at_a_time_waits_out_the_black_hole(dual_stack_localhost: None) -> None:
     net = Loopback("black hole")
     try:
         with pytest.raises(TimeoutError, match="timed out"):
-            await asyncio.wait_for(
+            await bounded(
                 asocket.create_connection(
                     ("localhost", net.port), timeout=0.3, happy_eyeballs_delay=None
                 ),
@@ -566,27 +566,25 @@ def test_sync_timeout_bounds_the_black_hole(dual_stack_localhost: None) -> None:
         net.close()
 
 
-@pytest.mark.asyncio
+@pytest.mark.anyio
 async def test_async_ipv6_wins_when_it_answers(dual_stack_localhost: None) -> None:
     with socket.create_server(("::1", 0), family=V6) as six:
         port = six.getsockname()[1]
-        sock = await asyncio.wait_for(asocket.create_connection(("localhost", port)), WAIT)
+        sock = await bounded(asocket.create_connection(("localhost", port)), WAIT)
         with sock:
             assert sock.family == V6 and sock.getpeername()[:2] == ("::1", port)
 
 
-@pytest.mark.asyncio
+@pytest.mark.anyio
 async def test_async_cancel_mid_race_closes_the_attempts(dual_stack_localhost: None) -> None:
     net = Loopback("black hole")
     try:
         before = len(os.listdir("/proc/self/fd"))
-        task = asyncio.ensure_future(
-            asocket.create_connection(("::1", net.port), happy_eyeballs_delay=None)
-        )
-        await asyncio.sleep(0.05)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await asyncio.wait_for(task, WAIT)
+        async with Tasks() as tasks:
+            task = await tasks.start(
+                asocket.create_connection(("::1", net.port), happy_eyeballs_delay=None), 0.05
+            )
+            await cancelled(task)
         assert len(os.listdir("/proc/self/fd")) == before
     finally:
         net.close()

@@ -1,4 +1,7 @@
-"""serve_tcp / serve_unix on both faces: serving, caps, errors, shutdown, EMFILE."""
+"""serve_tcp / serve_unix on both faces: serving, caps, errors, shutdown, EMFILE.
+
+The async face's tests run one body on each backend: the loop matrix and trio (see
+``conftest.py``; under trio the server's tasks live in a system task, docs/trio.md)."""
 
 from __future__ import annotations
 
@@ -16,11 +19,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
+from _async_helpers import Tasks, bounded, cancelled
 
 import asocket
 import asocket.sync
-from asocket import _listeners, _serve_policy
+from asocket import _listeners, _serve_async, _serve_policy
+from asocket._waiters.current import current
 
 
 async def echo(sock: asocket.socket, addr: Any) -> None:
@@ -38,6 +44,26 @@ async def roundtrip(port: int, payload: bytes, host: str = "127.0.0.1") -> bytes
     with sock:
         await sock.sendall(payload)
         return await sock.recv(4096)
+
+
+def new_server(
+    listeners: list[Any], handler: Any, max_connections: int | None, grace_period: float | None
+) -> asocket.Server:
+    """A server on ``listeners`` for the running library (asyncio's tasks or trio's system
+    task), as ``serve_tcp`` makes it: ``asocket.Server`` is not instantiated directly."""
+    return _serve_async._kind(current())(listeners, handler, max_connections, grace_period)
+
+
+async def ignore_cancellation(until: anyio.Event) -> None:
+    """A handler's body that ignores the server's cancellation until ``until`` is set: it
+    swallows asyncio's ``CancelledError`` (edge-triggered: the next wait waits); trio's
+    cancellation is level-triggered, so there the shield is what keeps it waiting."""
+    while not until.is_set():
+        with anyio.CancelScope(shield=True):
+            try:
+                await until.wait()
+            except anyio.get_cancelled_exc_class():
+                pass
 
 
 @contextlib.contextmanager
@@ -63,23 +89,23 @@ def fd_table_full() -> Iterator[list[int]]:
 # -- async face ---------------------------------------------------------------------
 
 
-@pytest.mark.asyncio
+@pytest.mark.anyio
 async def test_serve_tcp_serves_concurrent_clients() -> None:
     async with await asocket.serve_tcp(echo, "127.0.0.1", 0) as server:
         port = server.sockets[0].getsockname()[1]
-        replies = await asyncio.wait_for(
-            asyncio.gather(*(roundtrip(port, b"client %d" % i) for i in range(5))), 10
-        )
+        async with Tasks() as tasks:
+            clients = [tasks.spawn(roundtrip(port, b"client %d" % i)) for i in range(5)]
+            replies = [await client.join(10) for client in clients]
         assert replies == [b"client %d" % i for i in range(5)]
 
 
-@pytest.mark.asyncio
+@pytest.mark.anyio
 async def test_serve_tcp_localhost_listens_on_each_address_same_port() -> None:
     async with await asocket.serve_tcp(echo, "localhost", 0) as server:
         assert len({s.getsockname()[1] for s in server.sockets}) == 1
         for sock in server.sockets:
             host, port = sock.getsockname()[:2]
-            assert await asyncio.wait_for(roundtrip(port, b"x", host), 5) == b"x"
+            assert await bounded(roundtrip(port, b"x", host), 5) == b"x"
 
 
 @pytest.fixture
@@ -110,7 +136,7 @@ def port_taken_on_second_address(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     return asked
 
 
-@pytest.mark.asyncio
+@pytest.mark.anyio
 async def test_serve_tcp_port_0_picks_again_when_another_address_has_the_port(
     port_taken_on_second_address: list[Any],
 ) -> None:
@@ -120,7 +146,7 @@ async def test_serve_tcp_port_0_picks_again_when_another_address_has_the_port(
         assert [a[0] for a in port_taken_on_second_address] == ["::1", "127.0.0.1"] * 2
         for sock in server.sockets:
             host, port = sock.getsockname()[:2]
-            assert await asyncio.wait_for(roundtrip(port, b"x", host), 5) == b"x"
+            assert await bounded(roundtrip(port, b"x", host), 5) == b"x"
 
 
 def test_sync_serve_tcp_port_0_picks_again_when_another_address_has_the_port(
@@ -132,7 +158,7 @@ def test_sync_serve_tcp_port_0_picks_again_when_another_address_has_the_port(
         assert len(port_taken_on_second_address) == 4
 
 
-@pytest.mark.asyncio
+@pytest.mark.anyio
 async def test_serve_tcp_fixed_port_in_use_is_not_retried(
     port_taken_on_second_address: list[Any],
 ) -> None:
@@ -144,7 +170,7 @@ async def test_serve_tcp_fixed_port_in_use_is_not_retried(
     assert info.value.errno == errno.EADDRINUSE and len(port_taken_on_second_address) == 2
 
 
-@pytest.mark.asyncio
+@pytest.mark.anyio
 async def test_serve_tcp_port_0_gives_up_after_port_retries(
     monkeypatch: pytest.MonkeyPatch, port_taken_on_second_address: list[Any]
 ) -> None:
@@ -163,7 +189,7 @@ async def test_serve_tcp_port_0_gives_up_after_port_retries(
     assert len(os.listdir("/proc/self/fd")) == before  # every ::1 listener closed
 
 
-@pytest.mark.asyncio
+@pytest.mark.anyio
 async def test_handler_exception_is_logged_with_peer_and_server_goes_on(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -175,15 +201,15 @@ async def test_handler_exception_is_logged_with_peer_and_server_goes_on(
     async with await asocket.serve_tcp(handler, "127.0.0.1", 0) as server:
         port = server.sockets[0].getsockname()[1]
         with caplog.at_level(logging.ERROR, logger="asocket"):
-            assert await asyncio.wait_for(roundtrip(port, b"boom"), 5) == b""
-        assert await asyncio.wait_for(roundtrip(port, b"ok"), 5) == b"fine"
+            assert await bounded(roundtrip(port, b"boom"), 5) == b""
+        assert await bounded(roundtrip(port, b"ok"), 5) == b"fine"
     records = [r for r in caplog.records if "handler for" in r.getMessage()]
     assert records and "127.0.0.1" in records[0].getMessage()
 
 
-@pytest.mark.asyncio
+@pytest.mark.anyio
 async def test_max_connections_stops_accepting_while_full() -> None:
-    release = asyncio.Event()
+    release = anyio.Event()
     running: list[int] = []
     peak = 0
 
@@ -200,23 +226,23 @@ async def test_max_connections_stops_accepting_while_full() -> None:
         clients = [
             await asocket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(4)
         ]
-        await asyncio.sleep(0.2)
+        await anyio.sleep(0.2)
         assert server.active_connections == 2  # the other two wait in the backlog
         release.set()
         for client in clients:
             with client:
-                assert await asyncio.wait_for(client.recv(10), 5) == b"done"
+                assert await bounded(client.recv(10), 5) == b"done"
     assert peak == 2
 
 
-@pytest.mark.asyncio
+@pytest.mark.anyio
 async def test_graceful_shutdown_cancels_handlers_after_grace() -> None:
-    cancelled = asyncio.Event()
+    cancelled = anyio.Event()
 
     async def handler(sock: asocket.socket, addr: Any) -> None:
         try:
-            await asyncio.sleep(60)
-        except asyncio.CancelledError:
+            await anyio.sleep(60)
+        except anyio.get_cancelled_exc_class():
             cancelled.set()
             raise
 
@@ -224,28 +250,28 @@ async def test_graceful_shutdown_cancels_handlers_after_grace() -> None:
     port = server.sockets[0].getsockname()[1]
     client = await asocket.create_connection(("127.0.0.1", port), timeout=5)
     with client:
-        await asyncio.sleep(0.1)
+        await anyio.sleep(0.1)
         assert server.active_connections == 1
         server.close()
-        await asyncio.wait_for(server.wait_closed(), 5)
+        await bounded(server.wait_closed(), 5)
         assert cancelled.is_set()
         assert all(s.fileno() == -1 for s in server.sockets)
-        assert await asyncio.wait_for(client.recv(10), 5) == b""  # the server closed it
+        assert await bounded(client.recv(10), 5) == b""  # the server closed it
 
 
-@pytest.mark.asyncio
+@pytest.mark.anyio
 async def test_serve_unix(tmp_path: Path) -> None:
     path = str(tmp_path / "echo.sock")
     async with await asocket.serve_unix(echo, path):
         sock = asocket.socket(asocket.AF_UNIX, asocket.SOCK_STREAM)
         with sock:
-            await asyncio.wait_for(sock.connect(path), 5)
+            await bounded(sock.connect(path), 5)
             await sock.sendall(b"unix")
-            assert await asyncio.wait_for(sock.recv(10), 5) == b"unix"
+            assert await bounded(sock.recv(10), 5) == b"unix"
     assert not os.path.exists(path)
 
 
-@pytest.mark.asyncio
+@pytest.mark.anyio
 async def test_emfile_backs_off_keeps_listener_and_recovers(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -256,20 +282,20 @@ async def test_emfile_backs_off_keeps_listener_and_recovers(
             with caplog.at_level(logging.ERROR, logger="asocket"):
                 with fd_table_full():
                     for client in clients:  # connect() needs no new descriptor
-                        await asyncio.wait_for(client.connect(("127.0.0.1", port)), 5)
-                    await asyncio.sleep(0.4)  # accept() fails with EMFILE meanwhile
+                        await bounded(client.connect(("127.0.0.1", port)), 5)
+                    await anyio.sleep(0.4)  # accept() fails with EMFILE meanwhile
                     assert server.sockets[0].fileno() != -1
                 # Descriptors are back: the waiting connections are served.
                 for client in clients:
                     await client.sendall(b"back")
-                    assert await asyncio.wait_for(client.recv(10), 5) == b"back"
+                    assert await bounded(client.recv(10), 5) == b"back"
         finally:
             for client in clients:
                 client.close()
         failures = [r for r in caplog.records if "accept() on" in r.getMessage()]
         assert len(failures) == 1  # logged once per episode, not per retry
         assert "out of resources" in failures[0].getMessage()
-        assert await asyncio.wait_for(roundtrip(port, b"again"), 5) == b"again"
+        assert await bounded(roundtrip(port, b"again"), 5) == b"again"
 
 
 # -- sync face ----------------------------------------------------------------------
@@ -410,7 +436,7 @@ def test_accept_policy_unexpected_exception_logged_with_traceback(
 
 
 @pytest.mark.skipif(not asocket.has_dualstack_ipv6(), reason="no dual-stack IPv6 here")
-@pytest.mark.asyncio
+@pytest.mark.anyio
 async def test_serve_tcp_host_none_is_one_dual_stack_socket() -> None:
     async with await asocket.serve_tcp(echo, None, 0) as server:
         [sock] = server.sockets
@@ -418,38 +444,38 @@ async def test_serve_tcp_host_none_is_one_dual_stack_socket() -> None:
         assert sock.getsockopt(asocket.IPPROTO_IPV6, asocket.IPV6_V6ONLY) == 0
         assert sock.getsockopt(asocket.SOL_SOCKET, asocket.SO_REUSEADDR) != 0
         port = sock.getsockname()[1]
-        assert await asyncio.wait_for(roundtrip(port, b"v4"), 5) == b"v4"
-        assert await asyncio.wait_for(roundtrip(port, b"v6", "::1"), 5) == b"v6"
+        assert await bounded(roundtrip(port, b"v4"), 5) == b"v4"
+        assert await bounded(roundtrip(port, b"v6", "::1"), 5) == b"v6"
 
 
-@pytest.mark.asyncio
+@pytest.mark.anyio
 async def test_serve_tcp_sets_so_reuseaddr() -> None:
     async with await asocket.serve_tcp(echo, "127.0.0.1", 0) as server:
         assert server.sockets[0].getsockopt(asocket.SOL_SOCKET, asocket.SO_REUSEADDR) != 0
 
 
-@pytest.mark.asyncio
+@pytest.mark.anyio
 async def test_max_connections_shared_by_listeners() -> None:
-    release = asyncio.Event()
+    release = anyio.Event()
 
     async def handler(sock: asocket.socket, addr: Any) -> None:
         await release.wait()
         await sock.sendall(b"done")
 
     listeners = [await asocket.create_server(("127.0.0.1", 0)) for _ in range(2)]
-    async with asocket.Server(listeners, handler, 1, 5.0) as server:
+    async with new_server(listeners, handler, 1, 5.0) as server:
         ports = [s.getsockname()[1] for s in listeners]
         # An idle first listener must not keep the only slot from the second.
         b = await asocket.create_connection(("127.0.0.1", ports[1]), timeout=5)
-        await asyncio.sleep(0.2)
+        await anyio.sleep(0.2)
         assert server.active_connections == 1
         a = await asocket.create_connection(("127.0.0.1", ports[0]), timeout=5)
-        await asyncio.sleep(0.2)
+        await anyio.sleep(0.2)
         assert server.active_connections == 1  # the cap holds across listeners
         release.set()
         for client in (a, b):
             with client:
-                assert await asyncio.wait_for(client.recv(10), 5) == b"done"
+                assert await bounded(client.recv(10), 5) == b"done"
 
 
 class FlakyListener(asocket.socket):
@@ -472,20 +498,20 @@ async def flaky_listener(*errors: BaseException) -> FlakyListener:
     return listener
 
 
-@pytest.mark.asyncio
+@pytest.mark.anyio
 async def test_unexpected_accept_exception_is_logged_and_accepting_goes_on(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     listener = await flaky_listener(RuntimeError("accept bug"))
     with caplog.at_level(logging.WARNING, logger="asocket"):
-        async with asocket.Server([listener], echo, None, 5.0):
+        async with new_server([listener], echo, None, 5.0):
             port = listener.getsockname()[1]
-            assert await asyncio.wait_for(roundtrip(port, b"still"), 5) == b"still"
+            assert await bounded(roundtrip(port, b"still"), 5) == b"still"
     [record] = [r for r in caplog.records if "accept() on" in r.getMessage()]
     assert "unexpected error" in record.getMessage() and record.exc_info is not None
 
 
-@pytest.mark.asyncio
+@pytest.mark.anyio
 async def test_persistent_per_connection_error_is_not_a_busy_loop(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -496,60 +522,56 @@ async def test_persistent_per_connection_error_is_not_a_busy_loop(
     async def ticker() -> None:
         nonlocal ticks
         while True:
-            await asyncio.sleep(0.01)
+            await anyio.sleep(0.01)
             ticks += 1
 
     with caplog.at_level(logging.WARNING, logger="asocket"):
-        async with asocket.Server([listener], echo, None, 5.0):
-            tick = asyncio.create_task(ticker())
-            await asyncio.sleep(0.5)
-            tick.cancel()
+        async with new_server([listener], echo, None, 5.0), anyio.create_task_group() as tg:
+            tg.start_soon(ticker)
+            await anyio.sleep(0.5)
+            tg.cancel_scope.cancel()
     assert listener.calls < _serve_policy.PER_CONNECTION_STREAK + 20  # backed off, not spinning
     assert ticks > 5  # the loop kept running meanwhile
     assert len([r for r in caplog.records if "accept() on" in r.getMessage()]) == 1
 
 
-@pytest.mark.asyncio
+@pytest.mark.anyio
 async def test_close_during_backoff_is_prompt(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_serve_policy, "BACKOFF_FIRST", 30.0)
     monkeypatch.setattr(_serve_policy, "BACKOFF_MAX", 30.0)
     listener = await flaky_listener(OSError(errno.EMFILE, "Too many open files"))
-    server = asocket.Server([listener], echo, None, 5.0)
-    await asyncio.sleep(0.1)  # the accept loop now sleeps 30 s
+    server = new_server([listener], echo, None, 5.0)
+    await anyio.sleep(0.1)  # the accept loop now sleeps 30 s
     assert listener.calls == 1
     server.close()
-    await asyncio.wait_for(server.wait_closed(), 5)
+    await bounded(server.wait_closed(), 5)
 
 
-@pytest.mark.asyncio
+@pytest.mark.anyio
 async def test_handler_ignoring_cancellation_does_not_hang_wait_closed(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    stop = asyncio.Event()
+    stop = anyio.Event()
 
     async def stubborn(sock: asocket.socket, addr: Any) -> None:
-        while not stop.is_set():
-            try:
-                await asyncio.sleep(60)
-            except asyncio.CancelledError:
-                pass
+        await ignore_cancellation(stop)
 
     server = await asocket.serve_tcp(stubborn, "127.0.0.1", 0, grace_period=0.1)
     port = server.sockets[0].getsockname()[1]
     with await asocket.create_connection(("127.0.0.1", port), timeout=5) as client:
-        await asyncio.sleep(0.1)
+        await anyio.sleep(0.1)
         server.close()
         with caplog.at_level(logging.WARNING, logger="asocket"):
-            await asyncio.wait_for(server.wait_closed(), 5)
-        assert await asyncio.wait_for(client.recv(10), 5) == b""  # its connection is closed
+            await bounded(server.wait_closed(), 5)
+        assert await bounded(client.recv(10), 5) == b""  # its connection is closed
     [record] = caplog.records
     assert "left running" in record.getMessage() and "127.0.0.1" in record.getMessage()
-    stop.set()  # the loop's teardown cancels the task once more: then it ends
+    stop.set()  # the abandoned handler ends
 
 
-@pytest.mark.asyncio
+@pytest.mark.anyio
 async def test_serve_forever_cancelled_closes_the_server() -> None:
-    ended = asyncio.Event()
+    ended = anyio.Event()
 
     async def handler(sock: asocket.socket, addr: Any) -> None:
         try:
@@ -559,55 +581,88 @@ async def test_serve_forever_cancelled_closes_the_server() -> None:
 
     server = await asocket.serve_tcp(handler, "127.0.0.1", 0, grace_period=0.1)
     port = server.sockets[0].getsockname()[1]
-    task = asyncio.create_task(server.serve_forever())
-    with await asocket.create_connection(("127.0.0.1", port), timeout=5):
-        await asyncio.sleep(0.1)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await asyncio.wait_for(task, 5)
-    assert ended.is_set()
+    async with Tasks() as tasks:
+        task = tasks.spawn(server.serve_forever())
+        with await asocket.create_connection(("127.0.0.1", port), timeout=5):
+            await anyio.sleep(0.1)
+            await cancelled(task)
     assert all(s.fileno() == -1 for s in server.sockets)
+    await bounded(ended.wait())  # its handler was cancelled (when: the test below)
 
 
-@pytest.mark.asyncio
-async def test_cancelling_wait_closed_ends_the_grace_period_at_once() -> None:
-    cancelled = asyncio.Event()
+@pytest.mark.anyio
+async def test_serve_forever_cancelled_waits_for_the_handlers(
+    backend: str, request: pytest.FixtureRequest
+) -> None:
+    """Cancelled, serve_forever() does what wait_closed() does before it ends: the
+    handlers have ended (after the grace period, cancelled) when it raises."""
+    if backend != "trio":
+        request.applymarker(
+            pytest.mark.xfail(
+                strict=True,
+                reason="asocket bug: asyncio's Server.serve_forever() awaits wait_closed() "
+                "unshielded in its finally; an anyio cancel scope cancels that too, so it "
+                "returns before its handlers end (trio's shields it)",
+            )
+        )
+    ended = anyio.Event()
 
     async def handler(sock: asocket.socket, addr: Any) -> None:
         try:
             await sock.recv(10)
-        except asyncio.CancelledError:
-            cancelled.set()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await anyio.sleep(0.05)  # its clean-up takes a moment
+            ended.set()
+
+    server = await asocket.serve_tcp(handler, "127.0.0.1", 0, grace_period=0.1)
+    port = server.sockets[0].getsockname()[1]
+    async with Tasks() as tasks:
+        task = tasks.spawn(server.serve_forever())
+        with await asocket.create_connection(("127.0.0.1", port), timeout=5):
+            await anyio.sleep(0.1)
+            await cancelled(task)
+            assert ended.is_set()
+            assert server.active_connections == 0
+
+
+@pytest.mark.anyio
+async def test_cancelling_wait_closed_ends_the_grace_period_at_once() -> None:
+    handler_cancelled = anyio.Event()
+
+    async def handler(sock: asocket.socket, addr: Any) -> None:
+        try:
+            await sock.recv(10)
+        except anyio.get_cancelled_exc_class():
+            handler_cancelled.set()
             raise
 
     server = await asocket.serve_tcp(handler, "127.0.0.1", 0, grace_period=60)
     port = server.sockets[0].getsockname()[1]
     with await asocket.create_connection(("127.0.0.1", port), timeout=5) as client:
-        await asyncio.sleep(0.1)
+        await anyio.sleep(0.1)
         server.close()
-        waiting = asyncio.create_task(server.wait_closed())
-        await asyncio.sleep(0.1)
-        assert not waiting.done() and not cancelled.is_set()  # in the grace period
-        t0 = time.monotonic()
-        waiting.cancel()  # as a second Ctrl-C would: stop waiting for the handlers
-        with pytest.raises(asyncio.CancelledError):
-            await asyncio.wait_for(waiting, 5)
-        await asyncio.wait_for(cancelled.wait(), 5)
-        assert await asyncio.wait_for(client.recv(10), 5) == b""  # closed with its handler
+        async with Tasks() as tasks:
+            waiting = await tasks.start(server.wait_closed(), 0.1)  # in the grace period
+            assert not handler_cancelled.is_set()
+            t0 = time.monotonic()
+            await cancelled(waiting)  # as a second Ctrl-C would: stop waiting for handlers
+        await bounded(handler_cancelled.wait(), 5)
+        assert await bounded(client.recv(10), 5) == b""  # closed with its handler
         assert time.monotonic() - t0 < 5
     assert server.active_connections == 0
 
 
-@pytest.mark.asyncio
+@pytest.mark.anyio
 async def test_close_clients_cancels_handlers_and_ends_the_grace_period() -> None:
-    cancelled: list[Any] = []
+    handlers_cancelled: list[Any] = []
 
     async def handler(sock: asocket.socket, addr: Any) -> None:
         try:
             while data := await sock.recv(10):
                 await sock.sendall(data)
-        except asyncio.CancelledError:
-            cancelled.append(addr)
+        except anyio.get_cancelled_exc_class():
+            handlers_cancelled.append(addr)
             raise
 
     server = await asocket.serve_tcp(handler, "127.0.0.1", 0, grace_period=60)
@@ -616,31 +671,28 @@ async def test_close_clients_cancels_handlers_and_ends_the_grace_period() -> Non
         await first.sendall(b"a")
         assert await first.recv(10) == b"a"
         server.close_clients()
-        assert await asyncio.wait_for(first.recv(10), 5) == b""  # closed with its handler
-        assert len(cancelled) == 1 and server.active_connections == 0
+        assert await bounded(first.recv(10), 5) == b""  # closed with its handler
+        assert len(handlers_cancelled) == 1 and server.active_connections == 0
         # still accepting: close() stops that
-        assert await asyncio.wait_for(roundtrip(port, b"b"), 5) == b"b"
+        assert await bounded(roundtrip(port, b"b"), 5) == b"b"
     with await asocket.create_connection(("127.0.0.1", port), timeout=5) as second:
         await second.sendall(b"c")
         assert await second.recv(10) == b"c"
         server.close()
-        waiting = asyncio.create_task(server.wait_closed())
-        await asyncio.sleep(0.1)
-        assert not waiting.done()  # in the 60 s grace period
-        server.close_clients()  # as a second Ctrl-C would
-        await asyncio.wait_for(waiting, 5)
-        assert await asyncio.wait_for(second.recv(10), 5) == b""
-    assert len(cancelled) == 2
+        async with Tasks() as tasks:
+            waiting = await tasks.start(server.wait_closed(), 0.1)  # the 60 s grace period
+            server.close_clients()  # as a second Ctrl-C would
+            await waiting.join()
+        assert await bounded(second.recv(10), 5) == b""
+    assert len(handlers_cancelled) == 2
 
 
-@pytest.mark.asyncio
+@pytest.mark.anyio
 async def test_the_grace_period_is_given_once(caplog: pytest.LogCaptureFixture) -> None:
-    release = asyncio.Event()
+    release = anyio.Event()
 
     async def stubborn(sock: asocket.socket, addr: Any) -> None:
-        while not release.is_set():
-            with contextlib.suppress(asyncio.CancelledError):
-                await release.wait()
+        await ignore_cancellation(release)
 
     server = await asocket.serve_tcp(stubborn, "127.0.0.1", 0, grace_period=60)
     port = server.sockets[0].getsockname()[1]
@@ -649,22 +701,19 @@ async def test_the_grace_period_is_given_once(caplog: pytest.LogCaptureFixture) 
             caplog.at_level(logging.WARNING, logger="asocket"),
             await asocket.create_connection(("127.0.0.1", port), timeout=5),
         ):
-            await asyncio.sleep(0.1)
+            await anyio.sleep(0.1)
             server.close()
-            waiting = asyncio.create_task(server.wait_closed())
-            await asyncio.sleep(0.1)
-            waiting.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await asyncio.wait_for(waiting, 5)
+            async with Tasks() as tasks:
+                await cancelled(await tasks.start(server.wait_closed(), 0.1))
             t0 = time.monotonic()
-            await asyncio.wait_for(server.wait_closed(), 10)  # UNWIND (1 s), not 60 s again
+            await bounded(server.wait_closed(), 10)  # UNWIND (1 s), not 60 s again
             assert time.monotonic() - t0 < 5
     finally:
         release.set()
     assert any("left running" in r.getMessage() for r in caplog.records)
 
 
-@pytest.mark.asyncio
+@pytest.mark.anyio
 async def test_emfile_recovery_is_logged(
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -674,12 +723,12 @@ async def test_emfile_recovery_is_logged(
         client = asocket.socket()
         with client, caplog.at_level(logging.WARNING, logger="asocket"):
             with fd_table_full():
-                await asyncio.wait_for(client.connect(("127.0.0.1", port)), 5)
-                await asyncio.sleep(0.2)
+                await bounded(client.connect(("127.0.0.1", port)), 5)
+                await anyio.sleep(0.2)
             await client.sendall(b"back")
-            assert await asyncio.wait_for(client.recv(10), 5) == b"back"
-            await asyncio.sleep(0.15)
-            assert await asyncio.wait_for(roundtrip(port, b"again"), 5) == b"again"
+            assert await bounded(client.recv(10), 5) == b"back"
+            await anyio.sleep(0.15)
+            assert await bounded(roundtrip(port, b"again"), 5) == b"again"
     messages = [r.getMessage() for r in caplog.records]
     assert len([m for m in messages if "failed (out of resources)" in m]) == 1
     assert len([m for m in messages if "works again" in m]) == 1

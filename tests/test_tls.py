@@ -1,9 +1,9 @@
 """TLS on both faces: wrap_socket, modes, errors, EOFs, unwrap, features.
 
-Each body runs twice (see ``_tls_helpers.twins``): awaited on every loop of the
-matrix, and on the sync face. The other end is the stdlib's blocking
-``ssl.SSLSocket`` in a thread (``Peer``), so what is checked is asocket against
-a peer nobody here wrote. Loopback only; every wait bounded.
+Each body runs twice (see ``_tls_helpers.twins``): awaited on every backend (the
+loop matrix and trio, see ``conftest.py``), and on the sync face. The other end is
+the stdlib's blocking ``ssl.SSLSocket`` in a thread (``Peer``), so what is checked
+is asocket against a peer nobody here wrote. Loopback only; every wait bounded.
 """
 
 from __future__ import annotations
@@ -31,12 +31,17 @@ from _tls_helpers import (
     read_n,
     requires_tls,
     tls_server,
-    twins,
+    twins as _twins,
 )
 
 import asocket
 
 requires_tls()
+
+
+def twins(body: Any) -> tuple[Any, Any]:
+    """``_tls_helpers.twins``, the async test on every backend (trio included)."""
+    return _twins(body, every_backend=True)
 
 
 def _versions(version: str) -> dict[str, Any]:
@@ -755,7 +760,7 @@ def test_no_public_constructor(mod: str) -> None:
     assert cls.__name__ == "SSLSocket" and cls.__module__ == mod
 
 
-@pytest.mark.asyncio
+@pytest.mark.anyio
 async def test_makefile_async(certs: Certs) -> None:
     """asocket.SSLSocket.makefile(): the awaitable buffered file works through TLS;
     non-blocking mode raises BlockingIOError there, as on plain sockets (API.md)."""

@@ -1,13 +1,12 @@
 """TLS promises beyond the stdlib: full duplex, several waiters, close, cancellation.
 
-Async tests run on every loop of the matrix, with both ends asocket TLS sockets
-on the one loop; their sync twins use threads. Data is checked by hash; every
-wait is bounded.
+Async tests run one body on every backend (the loop matrix and trio, see
+``conftest.py``), with both ends asocket TLS sockets in the one event loop; their
+sync twins use threads. Data is checked by hash; every wait is bounded.
 """
 
 from __future__ import annotations
 
-import asyncio
 import errno
 import hashlib
 import os
@@ -18,8 +17,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import anyio
 import pytest
-from _async_helpers import tcp_pair
+from _async_helpers import Tasks, bounded, cancelled, tcp_pair, wait_all
 from _tls_helpers import (
     WAIT,
     Certs,
@@ -45,13 +45,10 @@ async def tls_pair(certs: Certs, version: str = "1.3") -> tuple[Any, Any]:
     if version == "1.2":
         cctx.maximum_version = ssl.TLSVersion.TLSv1_2
     try:
-        c, s = await asyncio.wait_for(
-            asyncio.gather(
-                asocket.wrap_socket(cli, cctx, server_hostname="localhost"),
-                asocket.wrap_socket(srv, certs.server_ctx(), server_side=True),
-            ),
-            WAIT,
-        )
+        async with Tasks() as tasks:
+            client = tasks.spawn(asocket.wrap_socket(cli, cctx, server_hostname="localhost"))
+            server = tasks.spawn(asocket.wrap_socket(srv, certs.server_ctx(), server_side=True))
+            c, s = await client.join(), await server.join()
     except BaseException:
         cli.close()
         srv.close()
@@ -110,11 +107,13 @@ async def _pump_async(sock: Any) -> bytes:
             got += n
         return h.digest()
 
-    _, d = await asyncio.gather(writer(), reader())
-    return d
+    async with Tasks() as tasks:
+        sending, receiving = tasks.spawn(writer()), tasks.spawn(reader())
+        await sending.join(60)
+        return await receiving.join(60)
 
 
-@pytest.mark.asyncio
+@pytest.mark.anyio
 @pytest.mark.parametrize("version", ["1.2", "1.3"])
 async def test_full_duplex(certs: Certs, version: str) -> None:
     """A reader task and a writer task on each end, both ways at once, hash-checked."""
@@ -122,7 +121,9 @@ async def test_full_duplex(certs: Certs, version: str) -> None:
     with c, s:
         c.settimeout(WAIT)
         s.settimeout(WAIT)
-        dc, ds = await asyncio.wait_for(asyncio.gather(_pump_async(c), _pump_async(s)), 60)
+        async with Tasks() as tasks:
+            pumps = [tasks.spawn(_pump_async(c)), tasks.spawn(_pump_async(s))]
+            dc, ds = [await pump.join(60) for pump in pumps]
     assert dc == ds == digest(EACH_WAY)
 
 
@@ -165,22 +166,21 @@ def test_full_duplex_sync(certs: Certs, version: str) -> None:
 # -- several waiters, close ------------------------------------------------------------
 
 
-@pytest.mark.asyncio
+@pytest.mark.anyio
 async def test_close_wakes_every_waiter(certs: Certs) -> None:
     """Two readers and a blocked writer: close() wakes all three with EBADF."""
     c, s = await tls_pair(certs)
     with s:
         c.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8192)
-        readers = [asyncio.ensure_future(c.recv(10)) for _ in range(2)]
-        writer = asyncio.ensure_future(c.sendall(b"x" * (32 << 20)))  # s never reads
-        await asyncio.sleep(0.1)
-        assert not any(t.done() for t in [*readers, writer])
-        c.close()
-        done, pending = await asyncio.wait([*readers, writer], timeout=WAIT)
-        assert not pending
-        for t in done:
-            exc = t.exception()
-            assert isinstance(exc, OSError) and exc.errno == errno.EBADF, exc
+        async with Tasks() as tasks:
+            readers = [tasks.spawn(c.recv(10)) for _ in range(2)]
+            writer = await tasks.start(c.sendall(b"x" * (32 << 20)))  # s never reads
+            assert not any(t.done() for t in [*readers, writer])
+            c.close()
+            assert not await wait_all(*readers, writer)
+            for t in [*readers, writer]:
+                exc = t.exception()
+                assert isinstance(exc, OSError) and exc.errno == errno.EBADF, exc
 
 
 def test_close_wakes_every_waiter_sync(certs: Certs) -> None:
@@ -214,45 +214,39 @@ def test_close_wakes_every_waiter_sync(certs: Certs) -> None:
 # -- cancellation ----------------------------------------------------------------------
 
 
-@pytest.mark.asyncio
+@pytest.mark.anyio
 async def test_cancelled_recv_loses_no_plaintext(certs: Certs) -> None:
     """A recv cancelled while waiting consumes nothing; the bytes come with the next recv."""
     c, s = await tls_pair(certs)
     with c, s:
-        for i in range(3):
-            task = asyncio.ensure_future(c.recv(100))
-            await asyncio.sleep(0.01)
-            assert not task.done()  # waiting: nothing has been sent yet
-            task.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await task
-            await s.sendall(b"plaintext %d" % i)
-            got = b""
-            while len(got) < 11:
-                got += await asyncio.wait_for(c.recv(100), WAIT)
-            assert got == b"plaintext %d" % i
-        # The race: the data arrives, the waiting recv is woken, and is cancelled before
-        # it runs. Either it got the data, or the next recv gets all of it.
-        for i in range(20):
-            task = asyncio.ensure_future(c.recv(100))
-            await asyncio.sleep(0.005)
-            await s.sendall(b"race %02d" % i)
-            for _ in range(i % 3):
-                await asyncio.sleep(0)
-            task.cancel()
-            try:
-                got = await task
-            except asyncio.CancelledError:
+        async with Tasks() as tasks:
+            for i in range(3):
+                # waiting: nothing has been sent yet
+                await cancelled(await tasks.start(c.recv(100)))
+                await s.sendall(b"plaintext %d" % i)
                 got = b""
-            while len(got) < 7:
-                got += await asyncio.wait_for(c.recv(100), WAIT)
-            assert got == b"race %02d" % i
+                while len(got) < 11:
+                    got += await bounded(c.recv(100))
+                assert got == b"plaintext %d" % i
+            # The race: the data arrives, the waiting recv is woken, and is cancelled before
+            # it runs. Either it got the data, or the next recv gets all of it.
+            for i in range(20):
+                task = await tasks.start(c.recv(100))
+                await s.sendall(b"race %02d" % i)
+                for _ in range(i % 3):
+                    await anyio.sleep(0)
+                task.cancel()
+                await task.wait()
+                got = b"" if task.cancelled() else task.result()
+                while len(got) < 7:
+                    got += await bounded(c.recv(100))
+                assert got == b"race %02d" % i
 
 
 async def _read_until_end(s: Any) -> bytes:
     got = bytearray()
     while not got.endswith(b"<END>"):
-        data = await asyncio.wait_for(s.recv(1 << 16), WAIT)
+        data = await bounded(s.recv(1 << 16))
         assert data, "EOF before <END>"
         got += data
     return bytes(got)
@@ -266,26 +260,23 @@ def _check_prefix_then(got: bytes, interrupted: bytes, later: bytes) -> int:
     return len(head)
 
 
-@pytest.mark.asyncio
+@pytest.mark.anyio
 async def test_cancelled_sendall_never_corrupts(certs: Certs) -> None:
     """sendall cancelled mid-record: the next sendall completes the stream cleanly."""
     c, s = await tls_pair(certs)
     with c, s:
         c.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8192)
         data = os.urandom(8 << 20)
-        task = asyncio.ensure_future(c.sendall(data))
-        await asyncio.sleep(0.1)  # s is not reading: the send is blocked
-        assert not task.done()
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-        reading = asyncio.ensure_future(_read_until_end(s))
-        await asyncio.wait_for(c.sendall(b"later<END>"), WAIT)
-        got = await asyncio.wait_for(reading, WAIT)
+        async with Tasks() as tasks:
+            # s is not reading: the send is blocked
+            await cancelled(await tasks.start(c.sendall(data)))
+            reading = tasks.spawn(_read_until_end(s))
+            await bounded(c.sendall(b"later<END>"))
+            got = await reading.join()
         assert _check_prefix_then(got, data, b"later<END>") < len(data)
 
 
-@pytest.mark.asyncio
+@pytest.mark.anyio
 async def test_timed_out_send_never_corrupts(certs: Certs) -> None:
     """A timed-out sendall, then a non-blocking send that would block: the stream stays sound."""
     c, s = await tls_pair(certs)
@@ -299,13 +290,14 @@ async def test_timed_out_send_never_corrupts(certs: Certs) -> None:
         with pytest.raises(ssl.SSLWantWriteError):
             await c.send(b"other" * 20000)  # nothing of it is sent while one is pending
         c.settimeout(WAIT)
-        reading = asyncio.ensure_future(_read_until_end(s))
-        await c.sendall(b"later<END>")
-        got = await asyncio.wait_for(reading, WAIT)
+        async with Tasks() as tasks:
+            reading = tasks.spawn(_read_until_end(s))
+            await c.sendall(b"later<END>")
+            got = await reading.join()
         _check_prefix_then(got, data, b"later<END>")
 
 
-@pytest.mark.asyncio
+@pytest.mark.anyio
 async def test_nonblocking_send_retry_as_stdlib(certs: Certs) -> None:
     """Non-blocking send: SSLWantWriteError, then the same data again sends it once."""
     c, s = await tls_pair(certs)
@@ -321,11 +313,12 @@ async def test_nonblocking_send_retry_as_stdlib(certs: Certs) -> None:
                 break
         else:
             pytest.fail("the send buffer never filled")
-        reading = asyncio.ensure_future(_read_until_end(s))
         c.settimeout(WAIT)
-        assert await c.send(chunk) == len(chunk)  # the retry, as the stdlib's
-        await c.sendall(b"<END>")
-        got = await asyncio.wait_for(reading, WAIT)
+        async with Tasks() as tasks:
+            reading = tasks.spawn(_read_until_end(s))
+            assert await c.send(chunk) == len(chunk)  # the retry, as the stdlib's
+            await c.sendall(b"<END>")
+            got = await reading.join()
         assert got == bytes(sent) + chunk + b"<END>"
 
 
@@ -361,25 +354,21 @@ def test_timed_out_sendall_never_corrupts_sync(certs: Certs) -> None:
     _check_prefix_then(got[0], data, b"later<END>")
 
 
-@pytest.mark.asyncio
+@pytest.mark.anyio
 async def test_cancelled_handshake_leaks_nothing(certs: Certs, fd_count: Callable[[], int]) -> None:
     """wrap_socket cancelled while the server is silent: the socket is closed, no fd leaks."""
     before = fd_count()
     cli, srv = await tcp_pair()
     with srv:
-        task = asyncio.ensure_future(
-            asocket.wrap_socket(cli, certs.client_ctx(), server_hostname="localhost")
-        )
-        await asyncio.sleep(0.05)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
+        async with Tasks() as tasks:
+            handshake = asocket.wrap_socket(cli, certs.client_ctx(), server_hostname="localhost")
+            await cancelled(await tasks.start(handshake))
         assert cli.fileno() == -1
-    await asyncio.sleep(0)
+    await anyio.sleep(0)
     assert fd_count() == before
 
 
-@pytest.mark.asyncio
+@pytest.mark.anyio
 async def test_timed_out_send_of_a_mutable_buffer(certs: Certs) -> None:
     """The interrupted bytes are kept as they were: changing the caller's bytearray after
     a timeout does not change what the next write finishes."""
@@ -393,7 +382,8 @@ async def test_timed_out_send_of_a_mutable_buffer(certs: Certs) -> None:
             await c.sendall(data)
         data[:] = b"\0" * len(data)  # the caller reuses its buffer
         c.settimeout(WAIT)
-        reading = asyncio.ensure_future(_read_until_end(s))
-        await c.sendall(b"later<END>")
-        got = await asyncio.wait_for(reading, WAIT)
+        async with Tasks() as tasks:
+            reading = tasks.spawn(_read_until_end(s))
+            await c.sendall(b"later<END>")
+            got = await reading.join()
         _check_prefix_then(got, original, b"later<END>")

@@ -78,8 +78,7 @@ class State(Protocol):
     _sock: socket.socket  # the raw socket: performs the syscalls and their argument checks
     _timeout: float | None  # the mode
     _family: int
-    _stream: bool  # a SOCK_STREAM socket (the read hint applies)
-    _drained: int  # the read hint: FULL, QUICK or SLOW (see read())
+    _waited: bool  # the read hint: its last plain read had to wait (see read())
     _probe: Any  # the read hint's probe of the descriptor (_waiters.probe), made on first use
 
     def settimeout(self, value: float | None, /) -> None: ...
@@ -210,44 +209,39 @@ async def io(waiter: Waiter, s: State, op: Op, fn: Callable[..., T], *args: Any)
     return await retry(waiter, s, op, fn, args, wait.event, when)
 
 
-# The read hint (State._drained): the last plain read of a stream socket...
-FULL: Final = 0  # ...returned all it asked for (or there was none yet): try at once
-QUICK: Final = 1  # ...emptied the queue, and the read before found its data there at once
-SLOW: Final = 2  # ...emptied the queue, and the read before had to wait for its data
-
-
 async def read(waiter: Waiter, s: State, op: Op, fn: Callable[..., T], size: int, *args: Any) -> T:
-    """:func:`io` for a plain stream read (``recv``/``recv_into`` without flags) of at
-    most ``size`` bytes (``0``: unknown, or arguments the syscall may refuse).
+    """:func:`io` for a plain read (``recv``/``recv_into`` without flags) of at most
+    ``size`` bytes (``0``: unknown, or arguments the syscall may refuse), with the
+    read hint.
 
-    A read that returns less than it asked for has emptied the receive queue. If
-    the read before it also had to wait for its data (a peer slower than this
-    side, as under request/response load), the next read first asks the kernel
-    whether the socket is readable (``poll`` with no timeout: a third of the cost
-    of a ``recv`` that fails with ``EAGAIN`` and its exception): if it is not, the
-    read waits for readiness *first*, as the stdlib's timeout mode always does;
-    else it tries at once. Every waiter reports readiness that is already there,
-    so the order changes no result, only the cost. (The probe also sees a pending
-    error or end of file, which then is read at once: uvloop's readiness handle
-    reports a socket in error only once.) Non-blocking mode always tries at once.
+    If the socket's last such read had to wait for its data (``_waited``: a peer
+    slower than this side, as under request/response load, where the read after an
+    answer almost always fails with ``EAGAIN``), the read first asks the kernel
+    whether the socket is readable (``poll`` with no timeout: a third of the cost of
+    a ``recv`` that fails, with its exception): if it is not, the read waits for
+    readiness *first*, as the stdlib's timeout mode always does; else it tries at
+    once. Every waiter reports readiness that is already there, so the order changes
+    no result, only the cost. (The probe also sees a pending error or end of file,
+    which then is read at once: uvloop's readiness handle reports a socket in error
+    only once.) Non-blocking mode always tries at once.
     """
     if waiter.checkpoints:
         waiter = waiter.now()  # the async face's RUNNING: which library runs this call?
-    if s._drained == SLOW and size > 0 and s._timeout != 0.0 and not readable(s):
+    if s._waited and size > 0 and s._timeout != 0.0 and not readable(s):
         when = None if s._timeout is None else waiter.clock() + s._timeout
         result = await retry(waiter, s, op, fn, args, op.event, when)  # (trio: a checkpoint)
-        slow = True
+        waited = True
     elif waiter.checkpoints:
         tried = await checkpointed_try(waiter, s, op, fn, args)
         if isinstance(tried, Wait):
             when = None if s._timeout is None else waiter.clock() + s._timeout
             result = await retry(waiter, s, op, fn, args, tried.event, when)  # a checkpoint
-            slow = True
+            waited = True
         else:
             result = tried
-            slow = False
+            waited = False
     else:
-        slow = False
+        waited = False
         try:  # (attempt(), inlined, as in io())
             result = fn(*args)
         except WOULD_BLOCK as exc:
@@ -255,12 +249,10 @@ async def read(waiter: Waiter, s: State, op: Op, fn: Callable[..., T], size: int
             if isinstance(wait, Wait):
                 when = None if s._timeout is None else waiter.clock() + s._timeout
                 result = await retry(waiter, s, op, fn, args, wait.event, when)
-                slow = True
+                waited = True
             else:
                 result = wait
-    if s._stream:
-        got: Any = len(result) if isinstance(result, bytes) else result  # (recv_into: a count)
-        s._drained = FULL if got >= size else SLOW if slow else QUICK
+    s._waited = waited
     return result
 
 

@@ -38,13 +38,12 @@ class SocketBase:
     __slots__ = (
         "__weakref__",
         "_closed",
-        "_drained",
         "_family",
         "_io_refs",
         "_probe",
         "_sock",
-        "_stream",
         "_timeout",
+        "_waited",
     )
 
     _sock: socket.socket
@@ -60,10 +59,7 @@ class SocketBase:
         raw = RawSocket(family, type, proto, fileno)
         self._sock = raw
         self._family = int(raw.family)
-        # The engine's read hint (_engine.read): a plain stream socket whose last read
-        # returned less than it asked for found its receive queue empty then.
-        self._stream = raw.type == socket.SOCK_STREAM
-        self._drained = 0  # _engine.FULL
+        self._waited = False  # the engine's read hint (_engine.read) and its probe
         self._probe: Any = None
         self._closed = False
         self._io_refs = 0

@@ -625,11 +625,11 @@ async def read(
 ) -> T:
     """A plaintext read, ``fn(*args)`` (``recv``/``recv_into`` of at most ``size``
     bytes; ``0``: unknown), in the socket's mode, with the engine's read hint
-    (``_engine.read``): after short reads that had to wait, if OpenSSL holds no
-    plaintext and the descriptor is not readable, wait *before* the first SSL read
+    (``_engine.read``): after a read that had to wait, if OpenSSL holds no plaintext
+    and the descriptor is not readable, wait *before* the first SSL read
     (a failed one costs an ``SSLWantReadError`` raised and caught)."""
     if (
-        s._drained == e.SLOW
+        s._waited
         and size > 0
         and type(flags) is int
         and not flags
@@ -647,8 +647,7 @@ async def read(
             event = wait_for(s, exc)
             result = await retry(waiter, s, TLS_READ, READ_TIMEOUT, fn, args, event)
             waited = True
-    got: Any = len(result) if isinstance(result, bytes) else result  # (recv_into: a count)
-    s._drained = e.FULL if got >= size else e.SLOW if waited else e.QUICK
+    s._waited = waited
     return result
 
 

@@ -1,6 +1,6 @@
-"""The read hint (``_engine.read``, ``_tls.read``): after short reads that had to wait, a
-plain stream read (or a TLS plaintext read) probes the socket and, when nothing is
-there, waits *before* its first attempt.
+"""The read hint (``_engine.read``, ``_tls.read``): after a read that had to wait, a plain
+read (or a TLS plaintext read) probes the socket and, when nothing is there, waits
+*before* its first attempt.
 
 The order changes no result, only the cost: these tests check that every result is
 the one a read that tries first gives (data, end of file, a pending reset, a timeout,
@@ -32,7 +32,6 @@ from _tls_helpers import (  # noqa: E402
 )
 
 import asocket  # noqa: E402
-from asocket import _engine  # noqa: E402
 
 pytestmark = pytest.mark.anyio
 
@@ -50,7 +49,7 @@ async def pair() -> tuple[asocket.socket, socket.socket]:
 
 
 async def slow_reads(sock: asocket.socket, peer: socket.socket) -> None:
-    """Two short reads that each had to wait: the socket's hint is then SLOW."""
+    """Two reads that each had to wait: the socket's hint is then set."""
     for _ in range(2):
         async with anyio.create_task_group() as tg:
 
@@ -61,7 +60,7 @@ async def slow_reads(sock: asocket.socket, peer: socket.socket) -> None:
             tg.start_soon(later)
             with anyio.fail_after(WAIT):
                 assert await sock.recv(1024) == b"ping"
-    assert sock._drained == _engine.SLOW
+    assert sock._waited
 
 
 def reset(peer: socket.socket) -> None:
@@ -69,15 +68,15 @@ def reset(peer: socket.socket) -> None:
     peer.close()
 
 
-async def test_a_slow_peer_sets_the_hint_and_a_full_read_clears_it() -> None:
+async def test_a_read_that_finds_its_data_at_once_clears_the_hint() -> None:
     sock, peer = await pair()
     with sock, peer:
         await slow_reads(sock, peer)
         peer.sendall(b"x" * 8)
         await anyio.sleep(0.05)
         with anyio.fail_after(WAIT):
-            assert await sock.recv(8) == b"x" * 8  # probed readable, tried, full
-        assert sock._drained == _engine.FULL
+            assert await sock.recv(8) == b"x" * 8  # probed readable, tried at once
+        assert not sock._waited
 
 
 async def test_data_already_there_is_read_after_the_probe() -> None:
@@ -88,7 +87,7 @@ async def test_data_already_there_is_read_after_the_probe() -> None:
         await anyio.sleep(0.05)
         with anyio.fail_after(WAIT):
             assert await sock.recv(1024) == b"ready"
-        assert sock._drained == _engine.QUICK  # found at once: the next read tries first
+        assert not sock._waited  # found at once: the next read tries first
 
 
 async def test_a_reset_behind_the_data_is_raised_at_once() -> None:
@@ -195,7 +194,7 @@ async def test_recv_into_follows_the_hint() -> None:
             with anyio.fail_after(WAIT):
                 assert await sock.recv_into(memoryview(buf)) == 4
         assert buf[:4] == b"into"
-        assert sock._drained == _engine.SLOW
+        assert sock._waited
 
 
 async def test_a_cancelled_hinted_read_consumes_nothing() -> None:
@@ -226,16 +225,29 @@ async def test_close_wakes_a_reader_waiting_first() -> None:
         assert info.value.errno == errno.EBADF
 
 
-async def test_datagram_sockets_never_hint() -> None:
+async def test_datagram_reads_follow_the_hint() -> None:
     a = asocket.socket(asocket.AF_INET, asocket.SOCK_DGRAM)
     b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     with a, b:
         await a.bind(("127.0.0.1", 0))
-        for _ in range(2):
-            b.sendto(b"d", a.getsockname())
-            with anyio.fail_after(WAIT):
-                assert await a.recv(1024) == b"d"
-        assert a._drained == _engine.FULL  # a short datagram says nothing of the queue
+        for _ in range(2):  # each read waits for its datagram
+            async with anyio.create_task_group() as tg:
+
+                async def later() -> None:
+                    await anyio.sleep(0.02)
+                    b.sendto(b"d", a.getsockname())
+
+                tg.start_soon(later)
+                with anyio.fail_after(WAIT):
+                    assert await a.recv(1024) == b"d"
+        assert a._waited
+        b.sendto(b"one", a.getsockname())
+        b.sendto(b"two", a.getsockname())
+        await anyio.sleep(0.05)
+        with anyio.fail_after(WAIT):  # queued datagrams: probed readable, read at once
+            assert await a.recv(1024) == b"one"
+            assert await a.recv(1024) == b"two"
+        assert not a._waited
 
 
 # -- TLS: the same hint before the first SSL read -------------------------------------
@@ -261,9 +273,8 @@ async def tls_client(certs: Certs, peer: Peer) -> asocket.SSLSocket:
         for _ in range(2):
             assert await tls.recv(1024) == b"ping"
     # The pings made the reads wait (unless the machine stalled this task for longer
-    # than the peer's pause): the hint is SLOW either way from here.
-    assert tls._drained in (_engine.QUICK, _engine.SLOW)
-    tls._drained = _engine.SLOW
+    # than the peer's pause): the hint is set either way from here.
+    tls._waited = True
     return tls
 
 

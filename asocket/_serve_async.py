@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl as _ssl
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, Self, overload
 
 from . import _listeners, _serve_policy as policy, _tls
@@ -185,7 +185,7 @@ class Server:
             await self._closed.wait()
         finally:
             self.close()
-            await self.wait_closed()
+            await _to_the_end(self.wait_closed())
 
     async def __aenter__(self) -> Self:
         return self
@@ -193,6 +193,21 @@ class Server:
     async def __aexit__(self, *exc_info: object) -> None:
         self.close()
         await self.wait_closed()
+
+
+async def _to_the_end(call: Coroutine[Any, Any, None]) -> None:
+    """Await ``call`` to its end even if this task is cancelled meanwhile, once or
+    again and again (as an anyio cancel scope does), then re-raise the cancellation."""
+    task = asyncio.ensure_future(call)
+    cancelled: asyncio.CancelledError | None = None
+    while not task.done():
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError as exc:
+            cancelled = exc
+    if cancelled is not None:
+        raise cancelled
+    task.result()
 
 
 @overload

@@ -591,20 +591,10 @@ async def test_serve_forever_cancelled_closes_the_server() -> None:
 
 
 @pytest.mark.anyio
-async def test_serve_forever_cancelled_waits_for_the_handlers(
-    backend: str, request: pytest.FixtureRequest
-) -> None:
+async def test_serve_forever_cancelled_waits_for_the_handlers() -> None:
     """Cancelled, serve_forever() does what wait_closed() does before it ends: the
-    handlers have ended (after the grace period, cancelled) when it raises."""
-    if backend != "trio":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="asocket bug: asyncio's Server.serve_forever() awaits wait_closed() "
-                "unshielded in its finally; an anyio cancel scope cancels that too, so it "
-                "returns before its handlers end (trio's shields it)",
-            )
-        )
+    handlers have ended (after the grace period, cancelled) when it raises, even under
+    a cancel scope that cancels again at every await (anyio's on asyncio)."""
     ended = anyio.Event()
 
     async def handler(sock: asocket.socket, addr: Any) -> None:

@@ -16,7 +16,7 @@ import socket
 import ssl
 import struct
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -48,18 +48,25 @@ async def pair() -> tuple[asocket.socket, socket.socket]:
     return sock, peer
 
 
+async def read_sent_later(read: Callable[[], Awaitable[Any]], send: Callable[[], Any]) -> Any:
+    """``await read()`` while another task calls ``send()`` a moment later (so the read
+    has to wait for its data)."""
+
+    async def later() -> None:
+        await anyio.sleep(0.02)
+        send()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(later)
+        with anyio.fail_after(WAIT):
+            return await read()
+
+
 async def slow_reads(sock: asocket.socket, peer: socket.socket) -> None:
     """Two reads that each had to wait: the socket's hint is then set."""
     for _ in range(2):
-        async with anyio.create_task_group() as tg:
-
-            async def later() -> None:
-                await anyio.sleep(0.02)
-                peer.sendall(b"ping")
-
-            tg.start_soon(later)
-            with anyio.fail_after(WAIT):
-                assert await sock.recv(1024) == b"ping"
+        got = await read_sent_later(lambda: sock.recv(1024), lambda: peer.sendall(b"ping"))
+        assert got == b"ping"
     assert sock._waited
 
 
@@ -184,16 +191,11 @@ async def test_recv_into_follows_the_hint() -> None:
     with sock, peer:
         await slow_reads(sock, peer)
         buf = bytearray(16)
-        async with anyio.create_task_group() as tg:
-
-            async def later() -> None:
-                await anyio.sleep(0.02)
-                peer.sendall(b"into")
-
-            tg.start_soon(later)
-            with anyio.fail_after(WAIT):
-                assert await sock.recv_into(memoryview(buf)) == 4
-        assert buf[:4] == b"into"
+        got = await read_sent_later(
+            lambda: sock.recv_into(memoryview(buf)), lambda: peer.sendall(b"into")
+        )
+        assert got == 4
+        assert bytes(buf[:4]) == b"into"
         assert sock._waited
 
 
@@ -231,15 +233,10 @@ async def test_datagram_reads_follow_the_hint() -> None:
     with a, b:
         await a.bind(("127.0.0.1", 0))
         for _ in range(2):  # each read waits for its datagram
-            async with anyio.create_task_group() as tg:
-
-                async def later() -> None:
-                    await anyio.sleep(0.02)
-                    b.sendto(b"d", a.getsockname())
-
-                tg.start_soon(later)
-                with anyio.fail_after(WAIT):
-                    assert await a.recv(1024) == b"d"
+            got = await read_sent_later(
+                lambda: a.recv(1024), lambda: b.sendto(b"d", a.getsockname())
+            )
+            assert got == b"d"
         assert a._waited
         b.sendto(b"one", a.getsockname())
         b.sendto(b"two", a.getsockname())

@@ -17,7 +17,7 @@ from functools import partial
 from typing import Any, Literal, Self, TypeVar, overload
 
 from . import _connect, _engine as e, _listeners, _ops as ops, _reduction, _resolve, _surface, _tls
-from ._file import AsyncSocketFile
+from ._file import AsyncSocketFile, CheckpointedFile
 from ._socket import SocketBase, close_fd
 from ._waiters.base import AddrInfo, Waiter, ebadf
 from ._waiters.current import RUNNING, Running, current, notice_trio
@@ -114,7 +114,9 @@ class AsyncSocket(SocketBase):
         errors: str | None = None,
         newline: str | None = None,
     ) -> AsyncSocketFile:
-        return AsyncSocketFile(self, mode, buffering, text=(encoding, errors, newline))
+        # (Once the program has imported trio, files whose every call is a checkpoint.)
+        make = CheckpointedFile if Running.checkpoints else AsyncSocketFile
+        return make(self, mode, buffering, text=(encoding, errors, newline))
 
     async def __aenter__(self) -> Self:
         return self

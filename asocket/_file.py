@@ -942,3 +942,50 @@ class AsyncSocketFile:
 
 # The name users see (asocket.AsyncSocketFile).
 AsyncSocketFile.__module__ = "asocket"
+
+
+# -- under trio: every awaitable call a checkpoint ------------------------------------
+
+
+def _checkpointed(method: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+    """``method``, made a checkpoint where the running library requires it (trio): a
+    cancellation point before it and, if it completed without waiting (served from the
+    buffer), a schedule point after it, as trio's own calls do."""
+
+    async def call(self: AsyncSocketFile, *args: Any, **kwargs: Any) -> T:
+        waiter = current()
+        if not waiter.checkpoints:  # asyncio, in a program that imported trio
+            return await method(self, *args, **kwargs)
+        return await waiter.checkpointed(method(self, *args, **kwargs))
+
+    call.__name__ = method.__name__
+    call.__qualname__ = method.__qualname__
+    call.__doc__ = method.__doc__
+    return call
+
+
+class CheckpointedFile(AsyncSocketFile):
+    """An :class:`AsyncSocketFile` whose every awaitable call is a checkpoint, as trio
+    requires (``makefile()`` makes these once the program has imported trio; a program
+    without trio pays nothing for them)."""
+
+    __slots__ = ()
+
+
+for _name in (
+    "read",
+    "read1",
+    "readinto",
+    "readinto1",
+    "readline",
+    "__anext__",
+    "readexactly",
+    "readuntil",
+    "peek",
+    "write",
+    "writelines",
+    "flush",
+    "aclose",
+):
+    setattr(CheckpointedFile, _name, _checkpointed(getattr(AsyncSocketFile, _name)))
+del _name

@@ -482,6 +482,45 @@ def test_every_awaitable_call_is_a_checkpoint() -> None:
     run(body)
 
 
+def test_every_awaitable_file_call_is_a_checkpoint() -> None:
+    """Buffered files too: a call served from the buffer still checks for cancellation
+    first (nothing consumed) and yields after (docs/trio.md, "Checkpoints")."""
+
+    async def body() -> None:
+        a, b = asocket.socketpair()
+        with a, b:
+            await b.sendall(b"one\ntwo\nthree\nfour\nfive\n" + b"x" * 40)
+            reader = a.makefile("rb")
+            writer = b.makefile("wb")
+            assert await reader.readline() == b"one\n"  # the rest is buffered now
+            for call in (
+                lambda: reader.readline(),
+                lambda: reader.read(2),
+                lambda: reader.read1(1),
+                lambda: reader.readinto(bytearray(1)),
+                lambda: reader.readinto1(bytearray(1)),
+                lambda: reader.readexactly(1),
+                lambda: reader.readuntil(b"\n"),
+                lambda: reader.peek(1),
+                lambda: reader.__anext__(),
+                lambda: writer.write(b"w"),  # buffered only
+                lambda: writer.writelines([b"w"]),
+                lambda: writer.flush(),
+            ):
+                with trio.testing.assert_checkpoints():
+                    await call()
+            with trio.CancelScope() as scope:  # a cancelled call consumes nothing
+                scope.cancel()
+                await reader.readline()
+            assert scope.cancelled_caught
+            assert await reader.readexactly(4) == b"xxxx"
+            with trio.testing.assert_checkpoints():
+                await writer.aclose()
+            reader.close()
+
+    run(body)
+
+
 def test_a_cancelled_call_raises_before_its_syscall() -> None:
     async def body() -> None:
         a, b = asocket.socketpair()

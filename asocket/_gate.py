@@ -47,27 +47,47 @@ class Gate:
         """``fn(*args)``, a call on the raw socket that may block; ``OSError(EBADF)`` if
         :meth:`close` woke it. For a read (``op.event == READ``) an empty result then means
         EBADF, not end of file. (The sync face's blocking-mode calls are this, directly.)"""
+        if self.closing:
+            return self._call_closing(op, fn, args)
+        # close() sets ``closing`` first, then looks at ``_inside``: a close() that saw
+        # this call's entry wakes it; one that did not has closed the raw socket, and
+        # ``fn`` fails with EBADF on its own.
         inside = self._inside
         inside.append(None)
-        # Was the fd open as the call began? close() sets ``closing`` on an open fd only.
-        was_open = not self.closing
         try:
-            if not was_open and self._raw.fileno() != -1:
+            result = fn(*args)
+        except BaseException as exc:
+            inside.pop()
+            if self.closing:
+                self._left()
+                if isinstance(exc, OSError):  # woken by close(): EPIPE, EINVAL... mean EBADF
+                    raise ebadf() from None
+            raise
+        inside.pop()
+        if self.closing:
+            self._left()
+            if op is not None and op.event == READ and _empty(result):
+                raise ebadf()  # the "end of file" a shutdown by close() produced
+        return result
+
+    def _call_closing(self, op: Op | None, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+        """:meth:`call` once ``close()`` has begun (in another thread, perhaps still under way)."""
+        inside = self._inside
+        inside.append(None)
+        try:
+            if self._raw.fileno() != -1:
                 # close() is under way in another thread and may have looked at _inside
                 # before the append above: do not start a call it would not wake.
                 raise ebadf()
-            result = fn(*args)
-        except OSError:
-            if self.closing and was_open:  # woken by close(): EPIPE, EINVAL... mean EBADF
-                raise ebadf() from None
-            raise
+            return fn(*args)
         finally:
             inside.pop()
-            if self.closing and not inside:
-                self._close_pending()
-        if self.closing and was_open and op is not None and op.event == READ and _empty(result):
-            raise ebadf()  # the "end of file" a shutdown by close() produced
-        return result
+            self._left()
+
+    def _left(self) -> None:
+        """A call left after ``close()`` began: the last one out closes the fd."""
+        if not self._inside:
+            self._close_pending()
 
     def close(self, raw: socket.socket) -> None:
         """Close ``raw`` (the raw socket, as its owner holds it now); threads blocked on

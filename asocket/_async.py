@@ -69,8 +69,8 @@ class AsyncSocket(SocketBase):
     def _watcher(self, waiter: Waiter) -> Waiter:
         # The waiter that will watch the fd (the running one, for RUNNING: no proxy layer
         # in the wait), so close() can forget the fd there first.
-        if isinstance(waiter, Running):
-            waiter = waiter.now()
+        if waiter is RUNNING:
+            waiter = current()
         old = self._w
         if old is not waiter:
             if old is not None:  # moved to another loop: let the old one go

@@ -1,5 +1,6 @@
 """Storms: thousands of cancelled and timed-out calls while data streams in, on every
-loop kind (the loop without ``add_reader`` included), and the byte stream compared.
+backend (the loop without ``add_reader`` and trio included: see ``conftest.py``), and the
+byte stream compared.
 
 A cancelled or timed-out ``recv``/``recv_into``/``accept`` consumes nothing (docs/semantics.md,
 "Cancellation"), so whatever the storm, the reader ends up with exactly
@@ -8,12 +9,12 @@ the bytes the writer sent, in order.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import os
 
+import anyio
 import pytest
-from _async_helpers import WAIT, tcp_pair
+from _async_helpers import WAIT, Tasks, bounded, tcp_pair
 
 import asocket
 
@@ -27,83 +28,85 @@ async def _writer(sock: asocket.socket, data: bytes) -> None:
     for i in range(0, len(data), 997):
         await sock.sendall(view[i : i + 997])
         # Pauses longer than a uvloop timer tick: the reader's calls meet an empty socket.
-        await asyncio.sleep(0.002 if (i // 997) % 2 else 0)
+        await anyio.sleep(0.002 if (i // 997) % 2 else 0)
     sock.shutdown(asocket.SHUT_WR)
 
 
-@pytest.mark.asyncio
-@pytest.mark.parametrize("how", ["cancel", "wait_for", "settimeout"])
-async def test_recv_storm_loses_nothing(loop_kind: str, how: str) -> None:
+@pytest.mark.anyio
+@pytest.mark.parametrize("how", ["cancel", "move_on_after", "settimeout"])
+async def test_recv_storm_loses_nothing(how: str) -> None:
     data = os.urandom(TOTAL)
     cli, srv = await tcp_pair()
-    with cli, srv:
-        writer = asyncio.create_task(_writer(cli, data))
-        got = bytearray()
-        if how == "settimeout":
-            srv.settimeout(0.0005)
-        rounds = interrupted = 0
-        async with asyncio.timeout(60):
-            while True:
-                rounds += 1
-                interrupted += 1  # undone below when the call returns
-                if how == "cancel" and rounds < ROUNDS:
-                    task = asyncio.create_task(srv.recv(4096))
-                    await asyncio.sleep(0)
-                    if task.done():
-                        chunk = task.result()
-                    else:
-                        task.cancel()
-                        try:
-                            chunk = await task  # it may have completed meanwhile: keep it
-                        except asyncio.CancelledError:
+    async with Tasks() as tasks:
+        with cli, srv:
+            writer = tasks.spawn(_writer(cli, data))
+            got = bytearray()
+            if how == "settimeout":
+                srv.settimeout(0.0005)
+            rounds = interrupted = 0
+            with anyio.fail_after(60):
+                while True:
+                    rounds += 1
+                    interrupted += 1  # undone below when the call returns
+                    chunk: bytes | None = None
+                    if how == "cancel" and rounds < ROUNDS:
+                        task = tasks.spawn(srv.recv(4096))
+                        await anyio.sleep(0)
+                        if not task.done():
+                            task.cancel()
+                            await task.wait()  # it may have completed meanwhile: keep it
+                        if task.cancelled():
                             continue
-                elif how == "wait_for" and rounds < ROUNDS:
-                    try:
-                        chunk = await asyncio.wait_for(srv.recv(4096), 0.0002)
-                    except TimeoutError:
-                        continue
-                elif how == "settimeout" and rounds < ROUNDS:
-                    try:
-                        chunk = await srv.recv(4096)
-                    except TimeoutError:
-                        continue
-                else:
-                    srv.settimeout(WAIT)
-                    chunk = await srv.recv(65536)
-                interrupted -= 1
-                if not chunk:
-                    break
-                got += chunk
-        await asyncio.wait_for(writer, WAIT)
+                        chunk = task.result()
+                    elif how == "move_on_after" and rounds < ROUNDS:
+                        with anyio.move_on_after(0.0002):
+                            chunk = await srv.recv(4096)
+                        if chunk is None:
+                            continue
+                    elif how == "settimeout" and rounds < ROUNDS:
+                        try:
+                            chunk = await srv.recv(4096)
+                        except TimeoutError:
+                            continue
+                    else:
+                        srv.settimeout(WAIT)
+                        chunk = await bounded(srv.recv(65536))
+                    interrupted -= 1
+                    if not chunk:
+                        break
+                    got += chunk
+            await writer.join()
     assert interrupted > 50, "the storm did not interrupt calls: it tests nothing"
     assert len(got) == len(data)
     assert hashlib.sha256(got).digest() == hashlib.sha256(data).digest()
 
 
-@pytest.mark.asyncio
-async def test_recv_into_storm_loses_nothing(loop_kind: str) -> None:
+@pytest.mark.anyio
+async def test_recv_into_storm_loses_nothing() -> None:
     data = os.urandom(TOTAL)
     cli, srv = await tcp_pair()
-    with cli, srv:
-        writer = asyncio.create_task(_writer(cli, data))
-        got = bytearray()
-        buf = bytearray(4096)
-        async with asyncio.timeout(60):
-            for rounds in range(10**9):
-                timeout = 0.0002 if rounds < ROUNDS else WAIT
-                try:
-                    n = await asyncio.wait_for(srv.recv_into(buf), timeout)
-                except TimeoutError:
-                    continue
-                if not n:
-                    break
-                got += buf[:n]
-        await asyncio.wait_for(writer, WAIT)
+    async with Tasks() as tasks:
+        with cli, srv:
+            writer = tasks.spawn(_writer(cli, data))
+            got = bytearray()
+            buf = bytearray(4096)
+            with anyio.fail_after(60):
+                for rounds in range(10**9):
+                    n: int | None = None
+                    with anyio.move_on_after(0.0002 if rounds < ROUNDS else WAIT):
+                        n = await srv.recv_into(buf)
+                    if n is None:
+                        assert rounds < ROUNDS, "the last recv_into was not done within its bound"
+                        continue
+                    if not n:
+                        break
+                    got += buf[:n]
+            await writer.join()
     assert hashlib.sha256(got).digest() == hashlib.sha256(data).digest()
 
 
-@pytest.mark.asyncio
-async def test_accept_storm_loses_no_connection(loop_kind: str) -> None:
+@pytest.mark.anyio
+async def test_accept_storm_loses_no_connection() -> None:
     lst = asocket.socket()
     await lst.bind(("127.0.0.1", 0))
     lst.listen(64)
@@ -111,19 +114,17 @@ async def test_accept_storm_loses_no_connection(loop_kind: str) -> None:
     accepted: list[asocket.socket] = []
     with lst:
         try:
-            async with asyncio.timeout(60):
+            with anyio.fail_after(60):
                 for i in range(300):
                     if i % 3 == 0:
                         c = asocket.socket()
                         clients.append(c)
                         await c.connect(lst.getsockname())
-                    try:
-                        conn, _ = await asyncio.wait_for(lst.accept(), 0.0002)
-                    except TimeoutError:
-                        continue
-                    accepted.append(conn)
+                    with anyio.move_on_after(0.0002):
+                        conn, _ = await lst.accept()
+                        accepted.append(conn)
                 while len(accepted) < len(clients):
-                    conn, _ = await asyncio.wait_for(lst.accept(), WAIT)
+                    conn, _ = await bounded(lst.accept())
                     accepted.append(conn)
             assert len(accepted) == len(clients)
             lst.settimeout(0.0)

@@ -1,4 +1,5 @@
-"""Buffered files on TLS sockets (``asocket.SSLSocket.makefile``), on the loop matrix.
+"""Buffered files on TLS sockets (``asocket.SSLSocket.makefile``), on every backend (the
+loop matrix and trio: see ``conftest.py``).
 
 The peer is a thread running the stdlib's blocking ``ssl`` server on the other
 end of a loopback TCP connection. Skipped until asocket has ``wrap_socket``.
@@ -6,7 +7,6 @@ end of a loopback TCP connection. Skipped until asocket has ``wrap_socket``.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import socket
 import ssl
@@ -16,14 +16,14 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
-import pytest_asyncio
+from _async_helpers import Tasks, bounded, cancelled
 
 import asocket
 from asocket import _engine as e, _ops as ops
 from asocket._waiters.current import current
 
 trustme = pytest.importorskip("trustme")
-pytestmark = pytest.mark.asyncio
+pytestmark = pytest.mark.anyio
 WAIT = 10.0
 
 
@@ -71,9 +71,9 @@ class Peer:
             raise self.error
 
 
-@pytest_asyncio.fixture
+@pytest.fixture
 async def tls_client(
-    contexts: tuple[ssl.SSLContext, ssl.SSLContext],
+    contexts: tuple[ssl.SSLContext, ssl.SSLContext], anyio_backend: Any
 ) -> AsyncIterator[Callable[[Callable[[ssl.SSLSocket], None]], Any]]:
     opened: list[Any] = []
     peers: list[Peer] = []
@@ -116,7 +116,7 @@ def lines_then_frame(tls: ssl.SSLSocket) -> None:
     tls.sendall(b"rest")
 
 
-async def test_tls_file_lines_frames_and_write(loop_kind: str, tls_client: Any) -> None:
+async def test_tls_file_lines_frames_and_write(tls_client: Any) -> None:
     tls = await tls_client(lines_then_frame)
     async with tls.makefile("rwb") as f:
         assert await f.readuntil(b"\r\n") == b"hello\r\n"
@@ -136,9 +136,7 @@ def slow_frame(tls: ssl.SSLSocket) -> None:
     assert tls.recv(100) == b""  # the client closes
 
 
-async def test_tls_file_timeout_cancel_nonblocking_keep_bytes(
-    loop_kind: str, tls_client: Any
-) -> None:
+async def test_tls_file_timeout_cancel_nonblocking_keep_bytes(tls_client: Any) -> None:
     tls = await tls_client(slow_frame)
     f = tls.makefile("rb")
     try:
@@ -150,14 +148,11 @@ async def test_tls_file_timeout_cancel_nonblocking_keep_bytes(
         with pytest.raises(BlockingIOError):  # not SSLWantReadError: the file's contract
             await f.readexactly(size)
         tls.settimeout(WAIT)
-        task = asyncio.ensure_future(f.readexactly(size))
-        await asyncio.sleep(0.02)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-        await tls.sendall(b"go")
-        assert await asyncio.wait_for(f.readexactly(size), WAIT) == b"abcdefgh"
-        assert await asyncio.wait_for(f.readline(), WAIT) == b"late\n"
+        async with Tasks() as tasks:
+            await cancelled(await tasks.start(f.readexactly(size)))
+        await bounded(tls.sendall(b"go"), WAIT)
+        assert await bounded(f.readexactly(size), WAIT) == b"abcdefgh"
+        assert await bounded(f.readline(), WAIT) == b"late\n"
     finally:
         f.close()
 
@@ -167,12 +162,12 @@ def refcount_script(tls: ssl.SSLSocket) -> None:
     assert tls.recv(100) == b""
 
 
-async def test_tls_file_keeps_the_socket_open(loop_kind: str, tls_client: Any) -> None:
+async def test_tls_file_keeps_the_socket_open(tls_client: Any) -> None:
     tls = await tls_client(refcount_script)
     f = tls.makefile("rb")
     tls.close()
     assert tls.fileno() != -1
-    assert await asyncio.wait_for(f.readline(), WAIT) == b"one\n"
+    assert await bounded(f.readline(), WAIT) == b"one\n"
     f.close()
     assert tls.fileno() == -1
 
@@ -188,7 +183,7 @@ def slow_reader(tls: ssl.SSLSocket) -> None:
     tls.sendall(b"ok")
 
 
-async def test_tls_flush_timeout_then_resume(loop_kind: str, tls_client: Any) -> None:
+async def test_tls_flush_timeout_then_resume(tls_client: Any) -> None:
     tls = await tls_client(slow_reader)
     tls.setsockopt(asocket.SOL_SOCKET, asocket.SO_SNDBUF, 32768)
     w = tls.makefile("wb")
@@ -197,7 +192,7 @@ async def test_tls_flush_timeout_then_resume(loop_kind: str, tls_client: Any) ->
         with pytest.raises(TimeoutError):  # 3 MB, more than the buffering: sent at once
             await w.write(bytes(range(250)) * 12_000)  # the bytes are kept all the same
         tls.settimeout(WAIT)
-        await asyncio.wait_for(w.flush(), WAIT)
-        assert await asyncio.wait_for(tls.recv(10), WAIT) == b"ok"
+        await bounded(w.flush(), WAIT)
+        assert await bounded(tls.recv(10), WAIT) == b"ok"
     finally:
         w.close()

@@ -1,5 +1,6 @@
 """examples/resp_client.py against a real ``redis-server`` on loopback (skipped
-without one): lines and length-prefixed payloads on ``makefile("rwb")``.
+without one): lines and length-prefixed payloads on ``makefile("rwb")``, on every
+backend (the loop matrix and trio: see ``conftest.py``).
 
 The server runs on 127.0.0.1 on a free port, with persistence off, and is
 killed by its pid when the module's tests end.
@@ -7,8 +8,8 @@ killed by its pid when the module's tests end.
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
+import inspect
 import shutil
 import socket
 import subprocess
@@ -93,9 +94,9 @@ def redis_port() -> Iterator[int]:
         pytest.fail("redis-server did not start")
 
 
-@pytest.mark.asyncio
-async def test_commands_and_replies(loop_kind: str, redis_port: int) -> None:
-    key = f"asocket:{loop_kind}:"
+@pytest.mark.anyio
+async def test_commands_and_replies(backend: str, redis_port: int) -> None:
+    key = f"asocket:{backend}:"
     async with await resp.Redis.connect("127.0.0.1", redis_port, WAIT) as r:
         assert await r.execute("PING") == b"PONG"
         assert await r.execute("SET", key + "s", "h\u00e9llo\r\nworld") == b"OK"
@@ -111,9 +112,9 @@ async def test_commands_and_replies(loop_kind: str, redis_port: int) -> None:
         assert await r.execute("PING") == b"PONG"  # the stream stays in step after an error
 
 
-@pytest.mark.asyncio
-async def test_big_value_and_pipeline(loop_kind: str, redis_port: int) -> None:
-    key = f"asocket:big:{loop_kind}"
+@pytest.mark.anyio
+async def test_big_value_and_pipeline(backend: str, redis_port: int) -> None:
+    key = f"asocket:big:{backend}"
     value = bytes(range(256)) * 8192  # 2 MiB, every byte value, CRLFs inside
     async with await resp.Redis.connect("127.0.0.1", redis_port, WAIT) as r:
         assert await r.execute("SET", key, value) == b"OK"
@@ -123,10 +124,10 @@ async def test_big_value_and_pipeline(loop_kind: str, redis_port: int) -> None:
         assert replies == list(range(1, 2001))
 
 
-@pytest.mark.asyncio
-async def test_timeout_mid_reply_keeps_the_stream(loop_kind: str, redis_port: int) -> None:
+@pytest.mark.anyio
+async def test_timeout_mid_reply_keeps_the_stream(backend: str, redis_port: int) -> None:
     # BLPOP on an empty list blocks server-side: the reply comes after our timeout.
-    key = f"asocket:blpop:{loop_kind}"
+    key = f"asocket:blpop:{backend}"
     async with await resp.Redis.connect("127.0.0.1", redis_port, WAIT) as r:
         await r.execute("DEL", key)
         r.sock.settimeout(0.05)
@@ -167,5 +168,5 @@ def test_command_line(redis_port: int) -> None:
 
 
 def test_module_is_async_face_only() -> None:
-    assert asyncio.iscoroutinefunction(resp.read_reply)
+    assert inspect.iscoroutinefunction(resp.read_reply)
     assert resp.Redis.__init__.__annotations__["sock"] in ("asocket.socket", asocket.socket)

@@ -1,4 +1,5 @@
-"""create_connection(ssl=...) and serve_tcp(ssl=...) on both faces.
+"""create_connection(ssl=...) and serve_tcp(ssl=...) on both faces; the async face on
+every backend (the loop matrix and trio: see ``conftest.py``).
 
 A failed, garbage or timed-out handshake is logged once with the peer's address
 (no traceback), never reaches the handler, never stops the server, and counts
@@ -7,15 +8,17 @@ against max_connections while it runs.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import socket
 import ssl
 import threading
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
+import anyio
 import pytest
+from _async_helpers import Tasks, bounded
 from _tls_helpers import (
     HOST,
     WAIT,
@@ -31,12 +34,18 @@ import asocket
 import asocket.sync
 
 requires_tls()
+T = TypeVar("T")
+# The timeouts a handshake with a silent server runs into: the socket's, or the handshake's.
+SILENT_CASES: list[dict[str, Any]] = [
+    {"timeout": 0.2},
+    {"timeout": WAIT, "ssl_handshake_timeout": 0.2},
+]
 
 
 # -- create_connection -----------------------------------------------------------------
 
 
-@pytest.mark.asyncio
+@pytest.mark.anyio
 async def test_create_connection_ssl(certs: Certs) -> None:
     """ssl=ctx: handshake done; server_hostname defaults to the host of the address."""
     for host in (HOST, "localhost"):
@@ -65,7 +74,7 @@ def test_create_connection_ssl_sync(certs: Certs) -> None:
         peer.join()
 
 
-@pytest.mark.asyncio
+@pytest.mark.anyio
 async def test_create_connection_ssl_hostname_and_errors(certs: Certs) -> None:
     """server_hostname overrides; a bad certificate raises; a silent server times out."""
     with Peer(tls_server(certs.server_ctx(), echo)) as peer:
@@ -79,7 +88,7 @@ async def test_create_connection_ssl_hostname_and_errors(certs: Certs) -> None:
         conn.recv(65536)
         conn.recv(1)
 
-    for kwargs in ({"timeout": 0.2}, {"timeout": WAIT, "ssl_handshake_timeout": 0.2}):
+    for kwargs in SILENT_CASES:
         with Peer(silent) as peer:
             with pytest.raises(TimeoutError):
                 await asocket.create_connection(peer.address, ssl=certs.client_ctx(), **kwargs)
@@ -91,7 +100,7 @@ def test_create_connection_ssl_timeout_sync(certs: Certs) -> None:
         conn.recv(65536)
         conn.recv(1)
 
-    for kwargs in ({"timeout": 0.2}, {"timeout": WAIT, "ssl_handshake_timeout": 0.2}):
+    for kwargs in SILENT_CASES:
         with Peer(silent) as peer:
             with pytest.raises(TimeoutError):
                 asocket.sync.create_connection(peer.address, ssl=certs.client_ctx(), **kwargs)
@@ -99,6 +108,11 @@ def test_create_connection_ssl_timeout_sync(certs: Certs) -> None:
 
 
 # -- serve_tcp -------------------------------------------------------------------------
+
+
+async def in_thread(fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)`` in a worker thread (bounded: ``fn``'s sockets have timeouts)."""
+    return await bounded(anyio.to_thread.run_sync(fn, *args), WAIT)
 
 
 def _client(port: int, certs: Certs, payload: bytes) -> bytes:
@@ -122,7 +136,7 @@ def _garbage(port: int) -> None:
             pass
 
 
-@pytest.mark.asyncio
+@pytest.mark.anyio
 async def test_serve_tcp_ssl(certs: Certs, caplog: pytest.LogCaptureFixture) -> None:
     """The handler gets a TLS socket; garbage and silence are logged, never handled."""
     handled: list[Any] = []
@@ -138,12 +152,12 @@ async def test_serve_tcp_ssl(certs: Certs, caplog: pytest.LogCaptureFixture) -> 
         )
         async with server:
             port = server.sockets[0].getsockname()[1]
-            assert await asyncio.to_thread(_client, port, certs, b"one") == b"tls: one"
-            await asyncio.to_thread(_garbage, port)
+            assert await in_thread(_client, port, certs, b"one") == b"tls: one"
+            await in_thread(_garbage, port)
             silent = socket.create_connection((HOST, port), timeout=WAIT)
             with silent:
-                assert await asyncio.to_thread(silent.recv, 1) == b""  # timed out, closed
-            assert await asyncio.to_thread(_client, port, certs, b"two") == b"tls: two"
+                assert await in_thread(silent.recv, 1) == b""  # timed out, closed
+            assert await in_thread(_client, port, certs, b"two") == b"tls: two"
     assert handled == [(asocket.SSLSocket, "TLSv1.3")] * 2
     records = [r for r in caplog.records if r.name.startswith("asocket")]
     assert len(records) == 2, [r.getMessage() for r in records]
@@ -177,7 +191,7 @@ def test_serve_tcp_ssl_sync(certs: Certs, caplog: pytest.LogCaptureFixture) -> N
     assert all("127.0.0.1" in r.getMessage() for r in records)
 
 
-@pytest.mark.asyncio
+@pytest.mark.anyio
 async def test_serve_tcp_ssl_handshakes_count_against_max_connections(certs: Certs) -> None:
     """With max_connections=1, a client stuck in its handshake holds the only slot."""
 
@@ -187,19 +201,17 @@ async def test_serve_tcp_ssl_handshakes_count_against_max_connections(certs: Cer
     server = await asocket.serve_tcp(
         handler, HOST, 0, ssl=certs.server_ctx(), ssl_handshake_timeout=WAIT, max_connections=1
     )
-    async with server:
+    async with server, Tasks() as tasks:
         port = server.sockets[0].getsockname()[1]
         stuck = socket.create_connection((HOST, port), timeout=WAIT)
         try:
-            await asyncio.sleep(0.2)  # accepted, handshake waiting
-            t0 = time.monotonic()
-            task = asyncio.ensure_future(asyncio.to_thread(_client, port, certs, b""))
-            await asyncio.sleep(0.3)
+            await anyio.sleep(0.2)  # accepted, handshake waiting
+            task = tasks.spawn(in_thread(_client, port, certs, b""))
+            await anyio.sleep(0.3)
             assert not task.done()  # not accepted while the handshake holds the slot
         finally:
             stuck.close()
-        assert await asyncio.wait_for(task, WAIT) == b"served"
-        assert time.monotonic() - t0 > 0  # (ordering only; no timing asserted)
+        assert await task.join(WAIT) == b"served"
 
 
 def test_serve_tcp_ssl_handshakes_count_against_max_connections_sync(certs: Certs) -> None:
@@ -224,13 +236,13 @@ def test_serve_tcp_ssl_handshakes_count_against_max_connections_sync(certs: Cert
     assert box == [b"served"]
 
 
-@pytest.mark.asyncio
+@pytest.mark.anyio
 async def test_create_connection_ssl_arguments(certs: Certs) -> None:
     """server_hostname/ssl_handshake_timeout need ssl (asyncio's errors); ssl=True verifies."""
     with pytest.raises(ValueError, match="server_hostname is only meaningful with ssl"):
-        await asocket.create_connection((HOST, 9), server_hostname="x")
+        await asocket.create_connection((HOST, 9), server_hostname="x")  # type: ignore[call-overload]
     with pytest.raises(ValueError, match="ssl_handshake_timeout is only meaningful with ssl"):
-        await asocket.create_connection((HOST, 9), ssl_handshake_timeout=1.0)
+        await asocket.create_connection((HOST, 9), ssl_handshake_timeout=1.0)  # type: ignore[call-overload]
     with pytest.raises(ValueError, match="ssl_handshake_timeout should be a positive number"):
         await asocket.create_connection((HOST, 9), ssl=certs.client_ctx(), ssl_handshake_timeout=0)
     with Peer(tls_server(certs.server_ctx(), echo)) as peer:
@@ -241,17 +253,17 @@ async def test_create_connection_ssl_arguments(certs: Certs) -> None:
 
 def test_create_connection_ssl_arguments_sync(certs: Certs) -> None:
     with pytest.raises(ValueError, match="server_hostname is only meaningful with ssl"):
-        asocket.sync.create_connection((HOST, 9), server_hostname="x")
+        asocket.sync.create_connection((HOST, 9), server_hostname="x")  # type: ignore[call-overload]
     with Peer(tls_server(certs.server_ctx(), echo)) as peer:
         with pytest.raises(ssl.SSLCertVerificationError):
             asocket.sync.create_connection(peer.address, timeout=WAIT, ssl=True)
         peer.join(check=False)
 
 
-@pytest.mark.asyncio
+@pytest.mark.anyio
 async def test_serve_tcp_ssl_close_clients_wakes_tls_handlers(certs: Certs) -> None:
     """close_clients()/shutdown reach a handler blocked in a TLS recv."""
-    started = asyncio.Event()
+    started = anyio.Event()
     ended: list[str] = []
 
     async def handler(sock: Any, addr: Any) -> None:
@@ -269,10 +281,10 @@ async def test_serve_tcp_ssl_close_clients_wakes_tls_handlers(certs: Certs) -> N
         raw, server_hostname="localhost", do_handshake_on_connect=False
     )
     try:
-        await asyncio.to_thread(client.do_handshake)
-        await asyncio.wait_for(started.wait(), WAIT)
+        await in_thread(client.do_handshake)
+        await bounded(started.wait(), WAIT)
         server.close()
-        await asyncio.wait_for(server.wait_closed(), WAIT)
+        await bounded(server.wait_closed(), WAIT)
     finally:
         client.close()
     assert ended, "the handler was never stopped"

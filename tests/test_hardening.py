@@ -1,5 +1,7 @@
 """Hardening (issue 12): servers never take what is not theirs, bad input never changes
-what the user asked, sockets travel to worker processes, Windows says what it lacks."""
+what the user asked, sockets travel to worker processes, Windows says what it lacks.
+
+The async tests run on every backend (the loop matrix and trio: see ``conftest.py``)."""
 
 from __future__ import annotations
 
@@ -17,7 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import _mp_workers
+import anyio
 import pytest
+from _async_helpers import bounded
 
 import asocket
 import asocket.sync
@@ -44,6 +48,11 @@ def unix_roundtrip(path: str, payload: bytes = b"ping") -> bytes:
         return sock.recv(len(payload) + 10)
 
 
+async def roundtrip_in_thread(path: str) -> bytes:
+    """``unix_roundtrip(path)`` in a worker thread, bounded."""
+    return await bounded(anyio.to_thread.run_sync(unix_roundtrip, path))
+
+
 def identity(path: str) -> tuple[int, int]:
     st = os.stat(path)
     assert stat.S_ISSOCK(st.st_mode)
@@ -61,7 +70,7 @@ def stale_socket_file(path: str) -> None:
 # -- item 1: serve_unix never takes over a live server's socket file ----------------
 
 
-@pytest.mark.asyncio
+@pytest.mark.anyio
 async def test_serve_unix_refuses_a_live_servers_path(tmp_path: Path) -> None:
     path = str(tmp_path / "s.sock")
     async with await asocket.serve_unix(echo, path):
@@ -71,7 +80,7 @@ async def test_serve_unix_refuses_a_live_servers_path(tmp_path: Path) -> None:
         assert info.value.errno == errno.EADDRINUSE
         assert str(info.value) == f"[Errno {errno.EADDRINUSE}] {os.strerror(errno.EADDRINUSE)}"
         assert identity(path) == mine  # the first server's file, untouched
-        assert await asyncio.to_thread(unix_roundtrip, path) == b"ping"  # still serving
+        assert await roundtrip_in_thread(path) == b"ping"  # still serving
     assert not os.path.exists(path)
 
 
@@ -87,7 +96,7 @@ def test_sync_serve_unix_refuses_a_live_servers_path(tmp_path: Path) -> None:
     assert not os.path.exists(path)
 
 
-@pytest.mark.asyncio
+@pytest.mark.anyio
 async def test_serve_unix_close_leaves_another_servers_file(tmp_path: Path) -> None:
     # The first server's file is replaced behind its back (unlinked, a second server
     # bound there): closing the first must leave the second's file, and the second serves.
@@ -98,9 +107,9 @@ async def test_serve_unix_close_leaves_another_servers_file(tmp_path: Path) -> N
         async with await asocket.serve_unix(echo, path):
             theirs = identity(path)
             first.close()
-            await asyncio.wait_for(first.wait_closed(), WAIT)
+            await bounded(first.wait_closed(), WAIT)
             assert identity(path) == theirs
-            assert await asyncio.to_thread(unix_roundtrip, path) == b"ping"
+            assert await roundtrip_in_thread(path) == b"ping"
         assert not os.path.exists(path)  # the second removed its own
     finally:
         first.close()
@@ -122,12 +131,12 @@ def test_sync_serve_unix_close_leaves_another_servers_file(tmp_path: Path) -> No
         first.close()
 
 
-@pytest.mark.asyncio
+@pytest.mark.anyio
 async def test_serve_unix_replaces_a_stale_socket_file(tmp_path: Path) -> None:
     path = str(tmp_path / "s.sock")
     stale_socket_file(path)
     async with await asocket.serve_unix(echo, path):
-        assert await asyncio.to_thread(unix_roundtrip, path) == b"ping"
+        assert await roundtrip_in_thread(path) == b"ping"
     assert not os.path.exists(path)
 
 
@@ -195,7 +204,7 @@ def test_stdlib_bind_and_connect_errors_are_what_asocket_raises() -> None:
         )
 
 
-@pytest.mark.asyncio
+@pytest.mark.anyio
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost", None])
 @pytest.mark.parametrize("port", BAD_PORTS)
 async def test_serve_tcp_port_out_of_range_is_refused(host: str | None, port: Any) -> None:
@@ -212,7 +221,7 @@ def test_sync_serve_tcp_port_out_of_range_is_refused(host: str | None, port: Any
         server.close()  # pragma: no cover
 
 
-@pytest.mark.asyncio
+@pytest.mark.anyio
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
 @pytest.mark.parametrize("port", BAD_PORTS)
 async def test_create_connection_port_out_of_range_is_refused(host: str, port: Any) -> None:
@@ -229,7 +238,7 @@ def test_sync_create_connection_port_out_of_range_is_refused(host: str, port: An
         sock.close()  # pragma: no cover
 
 
-@pytest.mark.asyncio
+@pytest.mark.anyio
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
 @pytest.mark.parametrize("port", [70000, 65536, -1, 2**64])
 async def test_create_server_port_out_of_range_is_the_stdlibs_error(host: str, port: int) -> None:
@@ -244,7 +253,7 @@ async def test_create_server_port_out_of_range_is_the_stdlibs_error(host: str, p
     assert (type(info.value), str(info.value)) == expected
 
 
-@pytest.mark.asyncio
+@pytest.mark.anyio
 @pytest.mark.parametrize("port", [70000, 65536, -1, 2**64, "70000", True, 1.5, None, "0"])
 async def test_getaddrinfo_is_the_stdlibs_for_any_port(port: Any) -> None:
     # asocket.getaddrinfo is the stdlib's function made awaitable: same answer, same
@@ -273,7 +282,7 @@ def test_serve_tcp_port_type_is_judged_alike_with_and_without_a_host(port: Any) 
 
 
 def test_serve_tcp_takes_a_service_string_with_no_host() -> None:
-    with asocket.sync.serve_tcp(sync_echo, None, "0") as server:
+    with asocket.sync.serve_tcp(sync_echo, None, "0") as server:  # type: ignore[call-overload]
         assert server.sockets[0].getsockname()[1] > 0
 
 
@@ -391,7 +400,7 @@ def test_pool_apply_gets_a_socket(face: str) -> None:
             assert read_all(peer) == f"{cls} None pool\n".encode()
     finally:
         # The parent's resource sharer (a thread and a Unix socket) sent the descriptor.
-        multiprocessing.resource_sharer.stop(timeout=10)  # type: ignore[attr-defined]
+        multiprocessing.resource_sharer.stop(timeout=10)  # type: ignore[attr-defined,unused-ignore]
 
 
 def test_registration_is_lazy_and_import_stays_light() -> None:

@@ -1,26 +1,27 @@
 """Reliability (issue 12): soaks, faults and storms, every byte hashed, bounded in time.
 
-* soak: ``serve_tcp`` with 1,000 concurrent connections on each loop kind, and
+* soak: ``serve_tcp`` with 1,000 concurrent connections on each backend, and
   200 threads on the sync face; every byte hashed both ways (the client's
   payload against what the handler received, what the handler sent against
   what the client received); descriptors back to the baseline after;
 * faults: resets mid-transfer, half-close, slowloris, connect-and-vanish while
-  the server serves the others, nothing reaching the loop's exception handler
+  the server serves the others, nothing reaching an asyncio loop's exception handler
   (conftest checks that after every async test);
 * storms: cancelled (and timed-out) ``sendall`` calls leave a prefix of each
   interrupted payload then exactly the later payloads; ``close()`` while many
   tasks or threads wait wakes every one with ``OSError(EBADF)``, no descriptor
   leaked.
 
-Every test is bounded (``asyncio.timeout``, joins with timeouts); the counts
+The async tests run on every backend (the loop matrix and trio: see ``conftest.py``).
+Every test is bounded (``anyio.fail_after``, joins with timeouts); the counts
 each test reaches are asserted, so a test that stops exercising its case fails.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import errno
+import functools
 import hashlib
 import logging
 import os
@@ -34,15 +35,28 @@ from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import anyio
 import pytest
-from _async_helpers import WAIT, tcp_pair
+from _async_helpers import WAIT, Task, Tasks, tcp_pair, wait_all
+from conftest import ANYIO_BACKENDS
 
 import asocket
 import asocket.sync
 
-SOAK_ASYNC = 1000  # concurrent connections per loop kind
+SOAK_ASYNC = 1000  # concurrent connections per backend
 SOAK_THREADS = 200  # concurrent connections (threads) on the sync face
 BOUND = 60.0  # no test may take longer than this, whatever happens
+
+
+@pytest.fixture(params=list(ANYIO_BACKENDS))
+def anyio_backend(request: pytest.FixtureRequest) -> tuple[str, dict[str, Any]]:
+    """conftest's backends, with asyncio's debug mode off: it records a traceback for
+    every handle, future and task, and makes these storms of thousands of tasks several
+    times slower (the other anyio tests run with it on)."""
+    name, options = ANYIO_BACKENDS[request.param]
+    if name == "asyncio":
+        options = {**options, "debug": False}
+    return name, options
 
 
 def open_fds() -> int:
@@ -72,7 +86,7 @@ async def settle_fds(baseline: int) -> int:
         count = open_fds()
         if count <= baseline:
             return count
-        await asyncio.sleep(0.01)
+        await anyio.sleep(0.01)
     return open_fds()
 
 
@@ -121,16 +135,16 @@ def sync_hashing_echo(ledger: Ledger) -> Callable[[asocket.sync.socket, Any], No
 # -- soak -------------------------------------------------------------------------------
 
 
-@pytest.mark.asyncio
-async def test_soak_serve_tcp_1000_concurrent_connections(loop_kind: str) -> None:
+@pytest.mark.anyio
+async def test_soak_serve_tcp_1000_concurrent_connections() -> None:
     rng = random.Random(1000)
     payloads = [rng.randbytes(rng.randrange(1, 32 * 1024)) for _ in range(SOAK_ASYNC)]
     with nofile(2 * SOAK_ASYNC + 200):
         baseline = open_fds()
         ledger: Ledger = {}
         connected = 0
-        all_connected = asyncio.Event()
-        go = asyncio.Event()
+        all_connected = anyio.Event()
+        go = anyio.Event()
 
         async def client(payload: bytes) -> tuple[int, str, str]:
             nonlocal connected
@@ -152,22 +166,19 @@ async def test_soak_serve_tcp_1000_concurrent_connections(loop_kind: str) -> Non
         server = await asocket.serve_tcp(
             async_hashing_echo(ledger), "127.0.0.1", 0, backlog=SOAK_ASYNC
         )
-        async with asyncio.timeout(BOUND), server:
-            port = server.sockets[0].getsockname()[1]
-            clients = [asyncio.create_task(client(p)) for p in payloads]
-            try:
-                await all_connected.wait()
-                while server.active_connections < SOAK_ASYNC:  # every one accepted, at once
-                    await asyncio.sleep(0.01)
-                peak = server.active_connections
-                go.set()
-                results = await asyncio.gather(*clients)
-            finally:
-                for task in clients:
-                    task.cancel()
-                await asyncio.gather(*clients, return_exceptions=True)
-            while server.active_connections:  # the handlers record their hashes as they end
-                await asyncio.sleep(0.01)
+        with anyio.fail_after(BOUND):
+            async with server:
+                port = server.sockets[0].getsockname()[1]
+                async with Tasks() as tasks:  # leaving it cancels any client still running
+                    clients = [tasks.spawn(client(p)) for p in payloads]
+                    await all_connected.wait()
+                    while server.active_connections < SOAK_ASYNC:  # every one accepted, at once
+                        await anyio.sleep(0.01)
+                    peak = server.active_connections
+                    go.set()
+                    results = [await task.join(BOUND) for task in clients]
+                while server.active_connections:  # the handlers record their hashes as they end
+                    await anyio.sleep(0.01)
         assert peak == SOAK_ASYNC
         assert len(results) == SOAK_ASYNC
         for me, sent, received in results:
@@ -315,15 +326,15 @@ def run_faults(port: int) -> tuple[list[tuple[int, str, str]], dict[str, int]]:
     jobs: list[Callable[[], Any]] = []
     for _ in range(NORMAL):
         payload = rng.randbytes(rng.randrange(1, 48 * 1024))
-        jobs.append(lambda p=payload: normal_client(port, p))
+        jobs.append(functools.partial(normal_client, port, payload))
     for _ in range(HALF_CLOSE):
         payload = rng.randbytes(rng.randrange(1, 48 * 1024))
-        jobs.append(lambda p=payload: half_close_client(port, p))
+        jobs.append(functools.partial(half_close_client, port, payload))
     for _ in range(RESETS):
         payload = rng.randbytes(64 * 1024)
-        jobs.append(lambda p=payload: reset_client(port, p))
+        jobs.append(functools.partial(reset_client, port, payload))
     for i in range(VANISH):
-        jobs.append(lambda rst=bool(i % 2): vanish_client(port, rst))
+        jobs.append(functools.partial(vanish_client, port, bool(i % 2)))
     rng.shuffle(jobs)
     with ThreadPoolExecutor(SLOWLORIS + 16) as pool:
         slow = [pool.submit(slowloris_client, port, others_done) for _ in range(SLOWLORIS)]
@@ -349,20 +360,20 @@ def check_ledger(ledger: Ledger, served: list[tuple[int, str, str]]) -> None:
         assert ledger[me] == (sent, received)
 
 
-@pytest.mark.asyncio
-async def test_faults_leave_the_others_served(
-    loop_kind: str, caplog: pytest.LogCaptureFixture
-) -> None:
+@pytest.mark.anyio
+async def test_faults_leave_the_others_served(caplog: pytest.LogCaptureFixture) -> None:
     baseline = open_fds()
     ledger: Ledger = {}
     server = await asocket.serve_tcp(async_hashing_echo(ledger), "127.0.0.1", 0, backlog=512)
-    async with asyncio.timeout(BOUND), server:
-        port = server.sockets[0].getsockname()[1]
-        served, _ = await asyncio.to_thread(run_faults, port)
-        while server.active_connections:
-            await asyncio.sleep(0.01)
-        # still serving after the storm of faults
-        assert (await asyncio.to_thread(half_close_client, port, b"after"))[1] == sha(b"after")
+    with anyio.fail_after(BOUND):
+        async with server:
+            port = server.sockets[0].getsockname()[1]
+            served, _ = await anyio.to_thread.run_sync(run_faults, port)
+            while server.active_connections:
+                await anyio.sleep(0.01)
+            # still serving after the storm of faults
+            after = await anyio.to_thread.run_sync(half_close_client, port, b"after")
+            assert after[1] == sha(b"after")
     check_ledger(ledger, served)
     # A reset handler's ConnectionResetError is logged as a handler error, nothing else is.
     errors = [r for r in caplog.records if r.levelno >= logging.WARNING]
@@ -436,23 +447,23 @@ async def _read_all(sock: asocket.socket) -> bytes:
     while chunk := await sock.recv(rng.choice([1024, 4096, 16384])):
         got += chunk
         if rng.random() < 0.2:
-            await asyncio.sleep(0.0002)
+            await anyio.sleep(0.0002)
     return bytes(got)
 
 
-@pytest.mark.asyncio
+@pytest.mark.anyio
 @pytest.mark.parametrize("how", ["cancel", "settimeout"])
-async def test_sendall_storm_sends_nothing_after_the_interruption(loop_kind: str, how: str) -> None:
+async def test_sendall_storm_sends_nothing_after_the_interruption(how: str) -> None:
     # A Unix stream pair: the sender's buffer bounds what is in flight (over loopback TCP
     # the receiver's window takes a whole payload at once, or stalls on a tiny one).
     rng = random.Random(how)
     cli, srv = asocket.socketpair()
-    with cli, srv:
+    async with Tasks() as tasks:
         cli.setsockopt(asocket.SOL_SOCKET, asocket.SO_SNDBUF, 4096)
-        reader = asyncio.create_task(_read_all(srv))
+        reader = tasks.spawn(_read_all(srv))
         sent: list[tuple[int, int, bool]] = []
         interrupted = 0
-        async with asyncio.timeout(BOUND):
+        with cli, srv, anyio.fail_after(BOUND):
             for i in range(PAYLOADS):
                 size = rng.randrange(8 * 1024, 64 * 1024)
                 data = bytes([i % 256]) * size
@@ -462,16 +473,17 @@ async def test_sendall_storm_sends_nothing_after_the_interruption(loop_kind: str
                     continue
                 whole = True
                 if how == "cancel":
-                    task = asyncio.create_task(cli.sendall(data))
+                    task = tasks.spawn(cli.sendall(data))
                     for _ in range(rng.randrange(12)):  # a few steps of the race
-                        await asyncio.sleep(0)
+                        await anyio.sleep(0)
                     if rng.random() < 0.5:
-                        await asyncio.sleep(rng.choice([0.0002, 0.0005, 0.001]))
+                        await anyio.sleep(rng.choice([0.0002, 0.0005, 0.001]))
                     task.cancel()
-                    try:
-                        await task
-                    except asyncio.CancelledError:
+                    await task.wait()
+                    if task.cancelled():
                         whole = False
+                    else:
+                        task.result()  # it ended in time: returned (or raised, failing here)
                 else:
                     cli.settimeout(rng.choice([0.0001, 0.0005, 0.001]))
                     try:
@@ -482,7 +494,7 @@ async def test_sendall_storm_sends_nothing_after_the_interruption(loop_kind: str
                 interrupted += not whole
                 sent.append((i, size, whole))
             cli.shutdown(asocket.SHUT_WR)
-            got = await reader
+            got = await reader.join(BOUND)
     cut = check_stream(got, sent)
     assert interrupted > PAYLOADS // 10, "the storm interrupted too few calls: it tests nothing"
     assert cut > 0, "no payload was cut short: the storm tests nothing"
@@ -542,33 +554,35 @@ async def _fill(sock: asocket.socket) -> None:
     sock.settimeout(None)
 
 
-@pytest.mark.asyncio
-async def test_close_storm_wakes_every_waiting_task_with_ebadf(loop_kind: str) -> None:
+@pytest.mark.anyio
+async def test_close_storm_wakes_every_waiting_task_with_ebadf() -> None:
     baseline = open_fds()
     woken = 0
-    async with asyncio.timeout(BOUND):
+    with anyio.fail_after(BOUND):
         for _ in range(ROUNDS):
             quiet, quiet_peer = await tcp_pair()  # nothing to read: recv waits
             full, full_peer = await tcp_pair()  # a full send buffer: sendall waits
             lst = await _listener()
             full.setsockopt(asocket.SOL_SOCKET, asocket.SO_SNDBUF, 4096)
             await _fill(full)
-            tasks = [asyncio.create_task(quiet.recv(100)) for _ in range(10)]
-            tasks += [asyncio.create_task(quiet.recv_into(bytearray(10))) for _ in range(3)]
-            tasks += [asyncio.create_task(lst.accept()) for _ in range(5)]
-            tasks += [asyncio.create_task(full.sendall(b"y" * 100_000)) for _ in range(5)]
-            for _ in range(3):
-                await asyncio.sleep(0)  # every task is waiting now
-            assert not any(t.done() for t in tasks)
-            for sock in (quiet, lst, full):  # in one step: no task runs in between
-                sock.close()
-            quiet_peer.close()
-            full_peer.close()
-            results = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), WAIT)
-            for result in results:
+            async with Tasks() as tasks:
+                waiting: list[Task[Any]] = [tasks.spawn(quiet.recv(100)) for _ in range(10)]
+                waiting += [tasks.spawn(quiet.recv_into(bytearray(10))) for _ in range(3)]
+                waiting += [tasks.spawn(lst.accept()) for _ in range(5)]
+                waiting += [tasks.spawn(full.sendall(b"y" * 100_000)) for _ in range(5)]
+                with anyio.fail_after(WAIT):
+                    await anyio.wait_all_tasks_blocked()  # every task is waiting now
+                assert not any(t.done() for t in waiting)
+                for sock in (quiet, lst, full):  # in one step: no task runs in between
+                    sock.close()
+                quiet_peer.close()
+                full_peer.close()
+                assert not await wait_all(*waiting)
+            for task in waiting:
+                result = task.exception()
                 assert isinstance(result, OSError), result
                 assert result.errno == errno.EBADF, result
-            woken += len(results)
+            woken += len(waiting)
     assert woken == ROUNDS * 23
     assert await settle_fds(baseline) == baseline
 

@@ -20,14 +20,17 @@ import threading
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
 import asocket
 import asocket.sync
 
-trustme = pytest.importorskip("trustme")  # a test dependency (pyproject's test extra)
+if TYPE_CHECKING:
+    import trustme
+else:
+    trustme = pytest.importorskip("trustme")  # a test dependency (pyproject's test extra)
 
 T = TypeVar("T")
 WAIT = 10.0  # bound on every wait that should succeed
@@ -148,7 +151,7 @@ class Face:
 ASYNC = Face("async", asocket, getattr(asocket, "SSLSocket", object))
 SYNC = Face("sync", asocket.sync, getattr(asocket.sync, "SSLSocket", object))
 
-Body = Callable[[Face], Coroutine[Any, Any, None]]
+Body = Callable[..., Coroutine[Any, Any, None]]  # (face, then the fixtures it names)
 
 
 def twins(

@@ -1,5 +1,6 @@
 """The same calls on the stdlib's ssl.SSLSocket and on both faces' SSLSocket:
-same return value, exception type, errno and message.
+same return value, exception type, errno and message (the async face on every
+backend: the loop matrix and trio, see ``conftest.py``).
 
 Messages that name the class (``... on <class 'ssl.SSLSocket'>``) are compared
 with the class name normalised; everything else is compared exactly.
@@ -158,7 +159,7 @@ async def open_socket_calls(face: Face, certs: Certs) -> None:
         assert not diffs, diffs
 
 
-test_open_calls, test_open_calls_sync = twins(open_socket_calls)
+test_open_calls, test_open_calls_sync = twins(open_socket_calls, every_backend=True)
 
 
 async def closed_socket_calls(face: Face, certs: Certs) -> None:
@@ -169,7 +170,7 @@ async def closed_socket_calls(face: Face, certs: Certs) -> None:
     assert not diffs, diffs
 
 
-test_closed_calls, test_closed_calls_sync = twins(closed_socket_calls)
+test_closed_calls, test_closed_calls_sync = twins(closed_socket_calls, every_backend=True)
 
 
 def test_stdlib_wrap_of_sync_socket_still_works(certs: Certs) -> None:
@@ -178,7 +179,7 @@ def test_stdlib_wrap_of_sync_socket_still_works(certs: Certs) -> None:
 
     with Peer(tls_server(certs.server_ctx(), echo)) as peer:
         raw = asocket.sync.create_connection(peer.address, timeout=WAIT)
-        with certs.client_ctx().wrap_socket(raw, server_hostname="localhost") as s:
+        with certs.client_ctx().wrap_socket(raw, server_hostname="localhost") as s:  # type: ignore[arg-type]
             assert isinstance(s, ssl.SSLSocket)
             s.sendall(b"abc")
             assert s.recv(3) == b"abc"

@@ -2,13 +2,16 @@
 the stdlib's SSLSocket; and misbehaving peers (closing mid-handshake, garbage).
 
 ``openssl`` runs as a subprocess on 127.0.0.1 (port parsed from its output),
-bounded and killed by PID. Async tests run on every loop of the matrix; the
-sync face has a twin where the scenario applies.
+bounded and killed by PID. Async tests run on every backend (the loop matrix and
+trio: see ``conftest.py``), except those with asyncio's streams as the peer (the
+loop matrix); the sync face has a twin where the scenario applies.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import io
 import shutil
 import socket
 import ssl
@@ -17,7 +20,9 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+import anyio
 import pytest
+from _async_helpers import Tasks, bounded
 from _tls_helpers import (
     HOST,
     OPENSSL,
@@ -74,7 +79,9 @@ async def client_to_s_server(face: Face, certs: Certs) -> None:
                     assert got == b"tekcosa olleh\n"
 
 
-test_client_to_s_server, test_client_to_s_server_sync = twins(client_to_s_server)
+test_client_to_s_server, test_client_to_s_server_sync = twins(
+    client_to_s_server, every_backend=True
+)
 test_client_to_s_server = needs_openssl(test_client_to_s_server)
 test_client_to_s_server_sync = needs_openssl(test_client_to_s_server_sync)
 
@@ -87,7 +94,7 @@ async def client_rejects_s_server(face: Face, certs: Certs) -> None:
             await face.wrap(raw, certs.client_ctx(), server_hostname="other.test")
 
 
-test_client_rejects, test_client_rejects_sync = twins(client_rejects_s_server)
+test_client_rejects, test_client_rejects_sync = twins(client_rejects_s_server, every_backend=True)
 test_client_rejects = needs_openssl(test_client_rejects)
 test_client_rejects_sync = needs_openssl(test_client_rejects_sync)
 
@@ -99,7 +106,11 @@ def _server_ctx(certs: Certs, version: str, feature: str, seen: list[Any]) -> ss
     sctx = certs.server_ctx()
     v = ssl.TLSVersion.TLSv1_3 if version == "1.3" else ssl.TLSVersion.TLSv1_2
     sctx.minimum_version = sctx.maximum_version = v
-    sctx.sni_callback = lambda obj, name, ctx: seen.append(name)  # type: ignore[assignment,func-returns-value]
+
+    def sni(obj: ssl.SSLObject, name: str | None, ctx: ssl.SSLContext) -> None:
+        seen.append(name)
+
+    sctx.sni_callback = sni
     if feature == "alpn":
         sctx.set_alpn_protocols(["x-asocket", "http/1.1"])
     if feature == "mtls":
@@ -118,7 +129,7 @@ def _s_client_args(certs: Certs, version: str, feature: str) -> list[str]:
 
 
 @needs_openssl
-@pytest.mark.asyncio
+@pytest.mark.anyio
 @pytest.mark.parametrize("version", ["1.2", "1.3"])
 @pytest.mark.parametrize("feature", ["plain", "alpn", "mtls"])
 async def test_s_client_to_server(certs: Certs, version: str, feature: str) -> None:
@@ -141,16 +152,17 @@ async def test_s_client_to_server(certs: Certs, version: str, feature: str) -> N
                 line += await s.recv(100)
             await s.sendall(b"echo: " + line)
 
-    with lst:
-        task = asyncio.ensure_future(serve())
-        proc = await asyncio.to_thread(
+    async with lst, Tasks() as tasks:
+        task = tasks.spawn(serve())
+        run = functools.partial(
             s_client,
             lst.getsockname(),
             certs,
             *_s_client_args(certs, version, feature),
             stdin=b"hi there\n",
         )
-        await asyncio.wait_for(task, WAIT)
+        proc = await bounded(anyio.to_thread.run_sync(run), 2 * WAIT)
+        await task.join(WAIT)
     assert b"echo: hi there\n" in proc.stdout, proc.stderr
     assert seen == ["localhost"]
     assert info["version"] == f"TLSv{version}"
@@ -192,7 +204,7 @@ def test_s_client_to_server_sync(certs: Certs, version: str, feature: str) -> No
 
 
 @needs_openssl
-@pytest.mark.asyncio
+@pytest.mark.anyio
 async def test_s_client_key_update(certs: Certs) -> None:
     """TLS 1.3 KeyUpdate (s_client's ``K`` command, update requested) mid-stream."""
     lst = await asocket.create_server((HOST, 0))
@@ -214,8 +226,8 @@ async def test_s_client_key_update(certs: Certs) -> None:
                     lines.append(line)
                     await s.sendall(b"got " + line + b"\n")
 
-    with lst:
-        task = asyncio.ensure_future(serve())
+    async with lst, Tasks() as tasks:
+        task = tasks.spawn(serve())
         port = lst.getsockname()[1]
         proc = subprocess.Popen(
             [
@@ -240,16 +252,16 @@ async def test_s_client_key_update(certs: Certs) -> None:
         )
         err_reader.start()
         try:
-            assert proc.stdin is not None and proc.stdout is not None
+            assert proc.stdin is not None and isinstance(proc.stdout, io.BufferedReader)
+            stdout = proc.stdout
             out = b""
 
             async def expect(text: bytes) -> None:
                 nonlocal out
                 while text not in out:
-                    chunk = await asyncio.wait_for(
-                        asyncio.to_thread(proc.stdout.read1, 1000),
-                        WAIT,  # type: ignore[union-attr]
-                    )
+                    # abandoned if the bound passes (the finally kills s_client)
+                    read = anyio.to_thread.run_sync(stdout.read1, 1000, abandon_on_cancel=True)
+                    chunk = await bounded(read, WAIT)
                     assert chunk, out
                     out += chunk
 
@@ -263,12 +275,12 @@ async def test_s_client_key_update(certs: Certs) -> None:
             for _ in range(int(WAIT / 0.01)):
                 if b"KEYUPDATE" in b"".join(errors):
                     break
-                await asyncio.sleep(0.01)
+                await anyio.sleep(0.01)
             assert b"KEYUPDATE" in b"".join(errors)
             proc.stdin.write(b"two\n")
             proc.stdin.flush()
             await expect(b"got two\n")
-            await asyncio.wait_for(task, WAIT)
+            await task.join(WAIT)
         finally:
             proc.kill()
             proc.wait(WAIT)
@@ -282,7 +294,7 @@ async def test_s_client_key_update(certs: Certs) -> None:
 # -- asyncio streams -------------------------------------------------------------------
 
 
-@pytest.mark.asyncio
+@pytest.mark.asyncio  # asyncio's streams as the peer: the loop matrix only
 @pytest.mark.parametrize("version", ["1.2", "1.3"])
 async def test_asyncio_start_server_peer(certs: Certs, version: str) -> None:
     """asocket client -> asyncio.start_server(ssl=...) on the same loop."""
@@ -313,7 +325,7 @@ async def test_asyncio_start_server_peer(certs: Certs, version: str) -> None:
             assert await s.recv(5) == b""  # asyncio closes with close_notify (or ragged)
 
 
-@pytest.mark.asyncio
+@pytest.mark.asyncio  # asyncio's streams as the peer: the loop matrix only
 @pytest.mark.parametrize("version", ["1.2", "1.3"])
 async def test_asyncio_open_connection_peer(certs: Certs, version: str) -> None:
     """asyncio.open_connection(ssl=...) -> an asocket server, both on one loop."""
@@ -353,7 +365,7 @@ async def test_asyncio_open_connection_peer(certs: Certs, version: str) -> None:
 def test_asyncio_server_sync_client(certs: Certs) -> None:
     """asocket.sync client -> asyncio.start_server(ssl=...) on a loop in a thread."""
     ready = threading.Event()
-    stop: list[Callable[[], None]] = []
+    stop: list[Callable[[], Any]] = []
     port: list[int] = []
 
     async def main() -> None:
@@ -422,7 +434,7 @@ async def peer_closes_mid_handshake(face: Face, certs: Certs) -> None:
 
 
 test_peer_closes_mid_handshake, test_peer_closes_mid_handshake_sync = twins(
-    peer_closes_mid_handshake
+    peer_closes_mid_handshake, every_backend=True
 )
 
 
@@ -484,4 +496,6 @@ def _dial(address: tuple[Any, ...], then: Callable[[socket.socket], None]) -> No
         then(c)
 
 
-test_bad_client_hello, test_bad_client_hello_sync = twins(client_half_hello_then_close)
+test_bad_client_hello, test_bad_client_hello_sync = twins(
+    client_half_hello_then_close, every_backend=True
+)

@@ -5,7 +5,6 @@ The async tests run on every backend (the loop matrix and trio: see ``conftest.p
 
 from __future__ import annotations
 
-import asyncio
 import errno
 import multiprocessing
 import multiprocessing.resource_sharer
@@ -286,12 +285,13 @@ def test_serve_tcp_takes_a_service_string_with_no_host() -> None:
         assert server.sockets[0].getsockname()[1] > 0
 
 
+@pytest.mark.anyio
 @pytest.mark.parametrize("value", [2.5, True, "3"])
-def test_max_connections_must_be_an_int(value: Any) -> None:
+async def test_max_connections_must_be_an_int(value: Any) -> None:
     with pytest.raises(TypeError, match="max_connections must be a positive integer or None"):
         asocket.sync.serve_tcp(sync_echo, "127.0.0.1", 0, max_connections=value).close()
     with pytest.raises(TypeError, match="max_connections must be a positive integer or None"):
-        asyncio.run(asocket.serve_tcp(echo, "127.0.0.1", 0, max_connections=value))
+        (await asocket.serve_tcp(echo, "127.0.0.1", 0, max_connections=value)).close()
 
 
 @pytest.mark.parametrize(
@@ -304,13 +304,14 @@ def test_max_connections_must_be_an_int(value: Any) -> None:
         (True, TypeError),
     ],
 )
-def test_grace_period_is_checked(tmp_path: Path, value: Any, error: type[Exception]) -> None:
+@pytest.mark.anyio
+async def test_grace_period_is_checked(tmp_path: Path, value: Any, error: type[Exception]) -> None:
     with pytest.raises(error, match="grace_period must be"):
         asocket.sync.serve_tcp(sync_echo, "127.0.0.1", 0, grace_period=value).close()
     with pytest.raises(error, match="grace_period must be"):
         asocket.sync.serve_unix(sync_echo, str(tmp_path / "g.sock"), grace_period=value).close()
     with pytest.raises(error, match="grace_period must be"):
-        asyncio.run(asocket.serve_tcp(echo, "127.0.0.1", 0, grace_period=value))
+        (await asocket.serve_tcp(echo, "127.0.0.1", 0, grace_period=value)).close()
     assert not os.path.exists(tmp_path / "g.sock")
 
 

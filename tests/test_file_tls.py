@@ -2,7 +2,7 @@
 loop matrix and trio: see ``conftest.py``).
 
 The peer is a thread running the stdlib's blocking ``ssl`` server on the other
-end of a loopback TCP connection. Skipped until asocket has ``wrap_socket``.
+end of a loopback TCP connection.
 """
 
 from __future__ import annotations
@@ -19,8 +19,6 @@ import pytest
 from _async_helpers import Tasks, bounded, cancelled
 
 import asocket
-from asocket import _engine as e, _ops as ops
-from asocket._waiters.current import current
 
 trustme = pytest.importorskip("trustme")
 pytestmark = pytest.mark.anyio
@@ -82,11 +80,11 @@ async def tls_client(
         peer = Peer(contexts[0], script)
         peers.append(peer)
         sock = await asocket.create_connection(peer.address, timeout=WAIT)
-        wrap = getattr(asocket, "wrap_socket", None)
-        if wrap is not None:
-            tls = await wrap(sock, contexts[1], server_hostname="localhost")
-        else:
-            tls = await stand_in(sock, contexts[1])
+        try:
+            tls = await asocket.wrap_socket(sock, contexts[1], server_hostname="localhost")
+        except BaseException:
+            sock.close()
+            raise
         opened.append(tls)
         return tls
 
@@ -97,16 +95,6 @@ async def tls_client(
             tls.close()
         for peer in peers:
             peer.join()
-
-
-async def stand_in(sock: asocket.socket, ctx: ssl.SSLContext) -> asocket.socket:
-    """Until asocket has TLS sockets: an ``asocket.socket`` whose raw socket is a
-    non-blocking ``ssl.SSLSocket``, as ``asocket.SSLSocket``'s is (the engine waits on
-    ``SSLWantReadError``/``SSLWantWriteError``)."""
-    inner = ctx.wrap_socket(sock._sock, server_hostname="localhost", do_handshake_on_connect=False)
-    sock._sock = inner
-    await e.io_until(current(), sock, ops.RECV, None, inner.do_handshake)
-    return sock
 
 
 def lines_then_frame(tls: ssl.SSLSocket) -> None:

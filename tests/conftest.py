@@ -2,7 +2,10 @@
 
 The loop matrix, three asyncio loops:
 
-* ``asyncio``: the default selector loop, debug mode on;
+* ``asyncio``: the default selector loop, debug mode on for ``@pytest.mark.anyio``
+  tests (pytest-asyncio's runner sets the debug mode from its own ``asyncio_debug``
+  option, off, for ``@pytest.mark.asyncio`` tests; test_reliability.py turns it off
+  for its storms, which debug mode slows several times over);
 * ``uvloop``: uvloop (where it installs);
 * ``noreadiness``: a selector loop whose public ``add_reader``/``add_writer``/
   ``remove_*`` raise ``NotImplementedError``, as a proactor loop's do, so the

@@ -227,33 +227,20 @@ async def read(waiter: Waiter, s: State, op: Op, fn: Callable[..., T], size: int
     """
     if waiter.checkpoints:
         waiter = waiter.now()  # the async face's RUNNING: which library runs this call?
+    tried: T | Wait
     if s._waited and size > 0 and s._timeout != 0.0 and not readable(s):
-        when = None if s._timeout is None else waiter.clock() + s._timeout
-        result = await retry(waiter, s, op, fn, args, op.event, when)  # (trio: a checkpoint)
-        waited = True
+        tried = _WAIT[op.event]  # (trio: the wait is the checkpoint)
     elif waiter.checkpoints:
         tried = await checkpointed_try(waiter, s, op, fn, args)
-        if isinstance(tried, Wait):
-            when = None if s._timeout is None else waiter.clock() + s._timeout
-            result = await retry(waiter, s, op, fn, args, tried.event, when)  # a checkpoint
-            waited = True
-        else:
-            result = tried
-            waited = False
     else:
-        waited = False
         try:  # (attempt(), inlined, as in io())
-            result = fn(*args)
+            tried = fn(*args)
         except WOULD_BLOCK as exc:
-            wait = settle(s, op, fn, args, exc)
-            if isinstance(wait, Wait):
-                when = None if s._timeout is None else waiter.clock() + s._timeout
-                result = await retry(waiter, s, op, fn, args, wait.event, when)
-                waited = True
-            else:
-                result = wait
-    s._waited = waited
-    return result
+            tried = settle(s, op, fn, args, exc)
+    s._waited = isinstance(tried, Wait)
+    if isinstance(tried, Wait):
+        return await retry(waiter, s, op, fn, args, tried.event, deadline(waiter, s._timeout))
+    return tried
 
 
 def readable(s: State) -> bool:

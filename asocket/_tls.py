@@ -628,6 +628,7 @@ async def read(
     (``_engine.read``): after a read that had to wait, if OpenSSL holds no plaintext
     and the descriptor is not readable, wait *before* the first SSL read
     (a failed one costs an ``SSLWantReadError`` raised and caught)."""
+    event: int | None = None
     if (
         s._waited
         and size > 0
@@ -637,17 +638,15 @@ async def read(
         and not s._sock.pending()
         and not e.readable(s)
     ):
-        result = await retry(waiter, s, TLS_READ, READ_TIMEOUT, fn, args, READ)
-        waited = True
+        event = READ
     else:
         try:  # the first attempt inline: the usual case costs one SSL call
             result = s._ssl(fn, *args)
-            waited = False
         except (ssl.SSLWantReadError, ssl.SSLWantWriteError, InterruptedError) as exc:
             event = wait_for(s, exc)
-            result = await retry(waiter, s, TLS_READ, READ_TIMEOUT, fn, args, event)
-            waited = True
-    s._waited = waited
+    s._waited = event is not None
+    if event is not None:
+        return await retry(waiter, s, TLS_READ, READ_TIMEOUT, fn, args, event)
     return result
 
 

@@ -429,10 +429,11 @@ class AsyncSSLSocket(_tls.TLSMethods, AsyncSocket):
     ``SSLSocket``'s; see the TLS page of the docs for what asocket adds.
     """
 
-    __slots__ = ("_pending",)
+    __slots__ = ("_pending", "_wire")
 
     _sock: ssl.SSLSocket
     _pending: bytes | memoryview | None
+    _wire: _tls.Wire
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         raise _tls.no_constructor(type(self))
@@ -441,6 +442,7 @@ class AsyncSSLSocket(_tls.TLSMethods, AsyncSocket):
     def _from_inner(cls, inner: ssl.SSLSocket, timeout: float | None) -> Self:
         self = cls.__new__(cls)
         self._pending = None
+        self._wire = _tls.wire_of(inner)
         AsyncSocket.__init__(self, inner.family, inner.type, inner.proto, inner.fileno())
         self._sock.detach()  # the base made a raw socket on the fd: the inner one takes its place
         self._sock = inner
@@ -458,6 +460,12 @@ class AsyncSSLSocket(_tls.TLSMethods, AsyncSocket):
         _tls.drop_ssl(self._sock)
         return super().detach()
 
+    def _file_recv_into(self, waiter: Any, until: float | None, view: memoryview) -> Any:
+        return _tls.file_recv_into(waiter, self, until, view)  # makefile()'s receive
+
+    def _file_send(self, waiter: Any, until: float | None, view: memoryview) -> Any:
+        return _tls.file_send(waiter, self, until, view)  # makefile()'s send
+
     async def do_handshake(self, block: bool = False) -> None:
         """Perform the TLS handshake (``block`` is accepted and ignored, as the mode rules)."""
         await _tls.do_handshake(current(), self)
@@ -471,15 +479,15 @@ class AsyncSSLSocket(_tls.TLSMethods, AsyncSocket):
     async def recv_into(self, buffer: Any, nbytes: int | None = None, flags: int = 0) -> int:
         """Receive plaintext into ``buffer`` (up to ``nbytes``, or its size); return the count."""
         size = e.read_size(buffer, nbytes or 0)
-        args = (buffer, nbytes, flags)
-        return await _tls.read(RUNNING, self, self._sock.recv_into, args, size, flags)
+        args = (self, buffer, nbytes, flags)
+        return await _tls.read(RUNNING, self, _tls.records_into, args, size, flags)
 
     async def read(self, len: int = 1024, buffer: Any = None) -> Any:
         """The stdlib's legacy ``read``: up to ``len`` bytes (or into ``buffer``: the count);
         ``ValueError`` once closed or unwrapped."""
         args = (len,) if buffer is None else (len, buffer)
-        read = self._sock.read
-        return await _tls.call(current(), self, _tls.TLS_READ, _tls.READ_TIMEOUT, read, *args)
+        args = (self, self._sock.read, *args)
+        return await _tls.call(current(), self, _tls.TLS_READ, _tls.READ_TIMEOUT, _tls.pump, *args)
 
     async def write(self, data: Any) -> int:
         """The stdlib's legacy ``write``: ``send`` without flags; ``ValueError`` once closed."""

@@ -18,10 +18,10 @@ Two layers, as everywhere in asocket:
 
 Receiving goes through ``recv_into`` of the socket's raw ``_sock`` (and
 ``recv`` for a big ``read(n)`` with nothing buffered: the result itself),
-sending through its ``send``, each by the engine's ``io_until``; so a TLS socket
-(whose ``_sock`` is an ``ssl.SSLSocket``: the engine waits on ``SSLWant*``)
-works unchanged. A socket class may route them itself instead
-(``_file_recv_into`` / ``_file_send``, see :func:`_transports`).
+sending through its ``send``, each by the engine's ``io_until``. A socket class
+may route them itself instead (``_file_recv_into`` / ``_file_send``, see
+:func:`_transports`): a TLS socket does (its raw reads and writes go through
+``_tls.pump`` and its write queue), and then big reads fill the buffer too.
 """
 
 from __future__ import annotations
@@ -456,6 +456,7 @@ class AsyncSocketFile:
     __slots__ = (
         "__weakref__",
         "_closed",
+        "_direct",
         "_filling",
         "_flushing",
         "_rb",
@@ -499,6 +500,9 @@ class AsyncSocketFile:
         self.mode = ("r" if self._reading else "") + ("w" if self._writing else "") + "b"
         self._s: _FileSocket = sock
         self._recv_into, self._send = _transports(sock)
+        # Big reads straight from the raw socket, unless the socket routes its receive
+        # itself (a TLS socket: its raw socket's reads need the engine's pump).
+        self._direct = _DIRECT if getattr(sock, "_file_recv_into", None) is None else sys.maxsize
         self._rb = ReadBuffer(size) if self._reading else _dead()
         self._filling = False
         self._flushing = False
@@ -597,7 +601,7 @@ class AsyncSocketFile:
                 if rb._streak:
                     rb._drop()
                 return rb._view[start:stop].tobytes()
-            if start == rb._end and n >= _DIRECT and not self._filling:
+            if start == rb._end and n >= self._direct and not self._filling:
                 # Nothing buffered and a big read: receive into a new bytes object, which
                 # is the result itself when the whole of it is there (no copy, no wait).
                 try:
@@ -614,7 +618,7 @@ class AsyncSocketFile:
             while await self._fill(waiter, deadline):
                 pass
             return rb.take_all()
-        if rb._start == rb._end and n >= _DIRECT:
+        if rb._start == rb._end and n >= self._direct:
             # (As above, once the socket is readable.)
             s = self._s
             self._filling = True

@@ -336,10 +336,11 @@ class SyncSSLSocket(_tls.TLSMethods, SyncSocket):
     runs alone on the socket (a lock), and waits happen in ``poll()`` outside it.
     """
 
-    __slots__ = ("_lock", "_pending")
+    __slots__ = ("_lock", "_pending", "_wire")
 
     _sock: ssl.SSLSocket
     _pending: bytes | memoryview | None
+    _wire: _tls.Wire
     _lock: threading.Lock
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -349,6 +350,7 @@ class SyncSSLSocket(_tls.TLSMethods, SyncSocket):
     def _from_inner(cls, inner: ssl.SSLSocket, timeout: float | None) -> Self:
         self = cls.__new__(cls)
         self._pending = None
+        self._wire = _tls.wire_of(inner)
         self._lock = threading.Lock()
         SyncSocket.__init__(self, inner.family, inner.type, inner.proto, inner.fileno())
         self._sock.detach()  # the base made a raw socket on the fd: the inner one takes its place
@@ -391,47 +393,47 @@ class SyncSSLSocket(_tls.TLSMethods, SyncSocket):
         """Perform the TLS handshake (``block`` is accepted and ignored, as the mode rules)."""
         self._tls(False, partial(_tls.do_handshake, WAITER, self))
 
-    def _retry(
-        self,
-        reads: bool,
-        op: Any,
-        message: str,
-        fn: Callable[..., T],
-        args: tuple[Any, ...],
-        event: int,
-    ) -> T:
-        """After an inline attempt said wait: the rest of the call, through the gate."""
-        return self._tls(reads, partial(_tls.retry, WAITER, self, op, message, fn, args, event))
+    def _read_retry(self, event: int, fn: Callable[..., T], /, *args: Any) -> T:
+        """After an inline read ``fn(*args)`` said wait for ``event``: the rest of the
+        read, through the gate."""
+        read = _tls.pump_fed if event == ops.READ else _tls.pump
+        args = (self, fn, *args)
+        message = _tls.READ_TIMEOUT
+        result: T = self._tls(
+            True, partial(_tls.retry, WAITER, self, _tls.TLS_READ, message, read, args, event)
+        )
+        return result
 
     def recv(self, buflen: int = 1024, flags: int = 0) -> bytes:
         """Receive up to ``buflen`` bytes of plaintext; ``b''`` at the end of the stream
         (close_notify, or a ragged EOF with ``suppress_ragged_eofs``)."""
+        recv = self._sock.recv
         with self._lock:
             try:  # the first attempt inline: the usual case costs one SSL call
-                return self._sock.recv(buflen, flags)
+                return _tls.pump(self, recv, buflen, flags)
             except (ssl.SSLWantReadError, ssl.SSLWantWriteError, InterruptedError) as exc:
                 event = _tls.wait_for(self, exc)
-        args = (buflen, flags)
-        return self._retry(True, _tls.TLS_READ, _tls.READ_TIMEOUT, self._sock.recv, args, event)
+        return self._read_retry(event, recv, buflen, flags)
 
     def recv_into(self, buffer: Any, nbytes: int | None = None, flags: int = 0) -> int:
         """Receive plaintext into ``buffer`` (up to ``nbytes``, or its size); return the count."""
+        records_into = _tls.records_into
         with self._lock:
             try:
-                return self._sock.recv_into(buffer, nbytes, flags)
+                return _tls.pump(self, records_into, self, buffer, nbytes, flags)
             except (ssl.SSLWantReadError, ssl.SSLWantWriteError, InterruptedError) as exc:
                 event = _tls.wait_for(self, exc)
-        args = (buffer, nbytes, flags)
-        recv_into = self._sock.recv_into
-        return self._retry(True, _tls.TLS_READ, _tls.READ_TIMEOUT, recv_into, args, event)
+        return self._read_retry(event, records_into, self, buffer, nbytes, flags)
 
     def read(self, len: int = 1024, buffer: Any = None) -> Any:
         """The stdlib's legacy ``read``: up to ``len`` bytes (or into ``buffer``: the count);
         ``ValueError`` once closed or unwrapped."""
         args = (len,) if buffer is None else (len, buffer)
         read = self._sock.read
+        message = _tls.READ_TIMEOUT
         return self._tls(
-            True, partial(_tls.call, WAITER, self, _tls.TLS_READ, _tls.READ_TIMEOUT, read, *args)
+            True,
+            partial(_tls.call, WAITER, self, _tls.TLS_READ, message, _tls.pump, self, read, *args),
         )
 
     def write(self, data: Any) -> int:

@@ -1,22 +1,30 @@
 """TLS, written once for both faces: the state machine on the engine's retry loop.
 
-The engine is the stdlib's own ``ssl.SSLSocket``, made non-blocking on the
-face socket's descriptor (the *inner* socket): each TLS call is one
-non-blocking OpenSSL call, and ``SSLWantReadError``/``SSLWantWriteError`` say
-which readiness to wait for before the call is tried again (gevent and curio
-work this way). The stdlib thus keeps deciding what it decides: argument
-checks, ``suppress_ragged_eofs``, certificate errors, every message. What is
-asocket's own, and written here once:
+The engine is the stdlib's own ``ssl.SSLSocket`` on the face socket's
+descriptor (the *inner* socket), with its SSL object on two ``ssl.MemoryBIO``s
+(:class:`Wire`): OpenSSL never touches the descriptor; asocket moves the
+ciphertext between the BIOs and the descriptor, without waiting, inside each
+TLS call (:func:`pump`). ``SSLWantReadError``/``SSLWantWriteError`` then mean
+"the descriptor must become readable/writable" and the engine's retry loop waits
+for that, as for plain sockets. The stdlib keeps deciding what it decides:
+argument checks, ``suppress_ragged_eofs``, certificate errors, every message.
+What is asocket's own, and written here once:
 
 * the waits, through the face's waiter, under one deadline per call (a
   ``sendall`` or a handshake included), with the stdlib's timeout messages;
-* the *pending write*: OpenSSL requires a write that reported WANT_* to be
-  retried with the same bytes. A write interrupted by a timeout, a
-  cancellation or non-blocking mode keeps a copy of its bytes in
-  ``_pending``; the next write finishes it before anything else (or, when the
-  next write starts with those same bytes, counts them as its own: the
-  stdlib's retry), so the peer receives a prefix of the interrupted data
+* the outgoing stream: OpenSSL's output is taken from its BIO right after each
+  call, in order, and sent from ``Wire.tx``. A write is done when all of it is
+  on the descriptor. A write interrupted by a timeout, a cancellation or
+  non-blocking mode keeps its plaintext in ``_pending``; the next write first
+  sends what is left (or, when it starts with those same bytes, counts them
+  as its own: the stdlib's retry), so the peer receives the interrupted data
   followed exactly by what later writes pass;
+* full duplex: a read that makes OpenSSL answer (a TLS 1.3 key update, a
+  post-handshake message) sends the answer if the descriptor takes it, else
+  leaves it to the write in progress, else waits until it can send it. OpenSSL
+  never holds a half-written record, so reads and writes never collide (with
+  the SSL object on the descriptor, a key update read while a write was
+  interrupted broke the connection: BAD_WRITE_RETRY);
 * one SSL call at a time per socket: ``s._ssl(fn, *args)`` runs each call
   (under a lock on the sync face, where threads share a socket; waits happen
   outside it); several tasks or threads may read and write at once;
@@ -28,9 +36,11 @@ Every function takes the waiter and the TLS face socket (:class:`TLSState`).
 
 from __future__ import annotations
 
+import errno
 import logging
 import socket
 import ssl
+import sys
 from collections.abc import Callable
 from typing import Any, Final, Protocol, TypeVar, cast
 
@@ -67,11 +77,314 @@ class TLSState(e.State, Protocol):
     """What the TLS functions need of a face's TLS socket."""
 
     _sock: ssl.SSLSocket  # the inner socket: the stdlib's
-    _pending: bytes | memoryview | None  # an interrupted SSL write's bytes, until it completes
+    _wire: Wire  # its SSL object's ciphertext in memory
+    _pending: bytes | memoryview | None  # an interrupted write's plaintext, until it is all sent
 
     def _ssl(self, fn: Callable[..., T], /, *args: Any) -> T:
         """Run one non-blocking SSL call (alone on this socket)."""
         ...
+
+
+# -- the wire: ciphertext between the SSL object's memory BIOs and the descriptor -------
+
+RECV_BLOCK: Final = 64 << 10  # most ciphertext bytes a read takes from the descriptor at once...
+BULK_BLOCK: Final = 256 << 10  # ...until one fills it: then this, into the wire's own buffer
+_sock_recv = socket.socket.recv  # the plain socket's calls, on the inner socket's descriptor
+_sock_recv_into = socket.socket.recv_into
+_sock_send = socket.socket.send
+_MSG_PEEK: Final = socket.MSG_PEEK
+
+
+class Wire:
+    """A TLS socket's ciphertext in memory: ``incoming`` (read from the descriptor,
+    not yet taken by OpenSSL), ``outgoing`` (written by OpenSSL, not yet taken) and
+    ``tx`` (taken, not yet sent: the head of the outgoing stream)."""
+
+    __slots__ = ("buffer", "incoming", "outgoing", "peeked", "tx")
+
+    def __init__(self) -> None:
+        self.incoming = ssl.MemoryBIO()
+        self.outgoing = ssl.MemoryBIO()
+        self.tx: bytes | memoryview = b""
+        self.peeked = 0  # unwrap: bytes of ``incoming`` still on the descriptor too
+        self.buffer: memoryview | None = None  # for bulk reads (see feed), made on first need
+
+
+def use_wire(inner: ssl.SSLSocket) -> Wire:
+    """Give ``inner`` a :class:`Wire` and put its SSL object (if it has one yet: the
+    stdlib makes it once connected) on the wire's BIOs, with the same settings."""
+    wire = Wire()
+    if inner._sslobj is not None:  # type: ignore[attr-defined]
+        inner._sslobj = inner.context._wrap_bio(  # type: ignore[attr-defined]
+            wire.incoming,
+            wire.outgoing,
+            inner.server_side,
+            inner.server_hostname,
+            owner=inner,
+            session=inner._session,  # type: ignore[attr-defined]
+        )
+    inner._wire = wire  # type: ignore[attr-defined]
+    return wire
+
+
+def wire_of(inner: ssl.SSLSocket) -> Wire:
+    """The :class:`Wire` :func:`use_wire` gave ``inner``."""
+    wire: Wire = inner._wire  # type: ignore[attr-defined]
+    return wire
+
+
+def drain(w: Wire, inner: ssl.SSLSocket) -> bool:
+    """Send the outgoing stream without waiting: True once all of it is sent,
+    False if the descriptor takes no more now. Raises the send's errors (what was
+    not sent stays)."""
+    tx = w.tx
+    outgoing = w.outgoing
+    while True:
+        if not tx:
+            if not outgoing.pending:
+                w.tx = b""
+                return True
+            tx = outgoing.read()
+        try:
+            n = _sock_send(inner, tx)
+        except BaseException as exc:
+            w.tx = tx
+            if type(exc) is BlockingIOError:
+                return False
+            raise
+        tx = memoryview(tx)[n:] if n < len(tx) else b""
+
+
+# What the stdlib's SSLSocket reports when the descriptor fails (a reset, a broken
+# pipe) under a TLS read or write: before Python 3.13, OpenSSL's EOF (``SSLEOFError``,
+# which ``suppress_ragged_eofs`` turns into ``b''`` on reads); from 3.13 on, the
+# ``OSError`` itself. A handshake and ``unwrap`` report the ``OSError`` on every version.
+_FAILURE_IS_EOF: Final = sys.version_info < (3, 13)
+
+
+def _is_failure(exc: OSError) -> bool:
+    """Whether ``exc`` is the connection failing (not a closed socket: EBADF)."""
+    return type(exc) is not BlockingIOError and exc.errno != errno.EBADF
+
+
+def feed(w: Wire, inner: ssl.SSLSocket, reading: bool = False) -> bool:
+    """Read ciphertext from the descriptor into ``incoming`` without waiting: True
+    if any came (or the end of the stream), False if none is there now. Under a
+    read (``reading``), a failed receive is the end of the stream where the stdlib
+    reports it so."""
+    if w.incoming.eof:  # OpenSSL wants more after the end: it will say so, not wait
+        raise _eof()
+    buffer = w.buffer
+    try:
+        if buffer is None:
+            data: Any = _sock_recv(inner, RECV_BLOCK)
+            if len(data) == RECV_BLOCK:  # a bulk transfer: from now on, a buffer of its own
+                w.buffer = memoryview(bytearray(BULK_BLOCK))
+        else:
+            data = buffer[: _sock_recv_into(inner, buffer)]
+    except BlockingIOError:
+        return False
+    except OSError as exc:
+        if not (reading and _FAILURE_IS_EOF and _is_failure(exc)):
+            raise
+        data = b""
+    if data:
+        w.incoming.write(data)
+    else:
+        w.incoming.write_eof()
+    return True
+
+
+def _sent(s: TLSState) -> bool:
+    """:func:`drain` for a write, its failures reported as the stdlib's SSL write
+    reports them."""
+    try:
+        return drain(s._wire, s._sock)
+    except OSError as exc:
+        if _FAILURE_IS_EOF and _is_failure(exc):
+            raise _eof() from exc
+        raise
+
+
+def _eof() -> ssl.SSLEOFError:
+    return ssl.SSLEOFError(ssl.SSL_ERROR_EOF, "EOF occurred in violation of protocol")
+
+
+def _answered(s: TLSState, w: Wire, reading: bool) -> bool:
+    """Before a call waits for input: whether OpenSSL's output is out of the way. It
+    is if the bytes went out, or, under a read, if a write in progress (``_pending``)
+    will send them; else the call must wait until the descriptor takes them. Under a
+    read, a failed send is the end of the stream where the stdlib reports it so."""
+    if not w.tx and not w.outgoing.pending:
+        return True
+    try:
+        return drain(w, s._sock) or (reading and s._pending is not None)
+    except OSError as exc:
+        if not (reading and _FAILURE_IS_EOF and _is_failure(exc)):
+            raise
+        if not w.incoming.eof:
+            w.incoming.write_eof()
+        return True
+
+
+def want_write() -> ssl.SSLWantWriteError:
+    """What a TLS call raises when its ciphertext waits for the descriptor."""
+    return ssl.SSLWantWriteError(ssl.SSL_ERROR_WANT_WRITE, "The operation did not complete (write)")
+
+
+def _call(s: TLSState, fn: Callable[..., T], args: tuple[Any, ...], reading: bool) -> T:
+    """``fn(*args)``, a call of the inner socket, with the ciphertext moved without
+    waiting: while OpenSSL wants input, send its output and read the descriptor.
+    Raises ``SSLWantReadError`` when the descriptor has nothing to read,
+    ``SSLWantWriteError`` when output must go out first and cannot now. A read
+    (``reading``) that would surely find nothing reads the descriptor first."""
+    w = s._wire
+    tried = False  # the descriptor was read in this call and had nothing
+    while True:
+        if reading and not w.incoming.pending and _starved(s, w) and not feed(w, s._sock, True):
+            tried = True  # (fn still runs first: its argument checks, OpenSSL's own error)
+        try:
+            return fn(*args)
+        except ssl.SSLWantReadError:
+            if not _answered(s, w, reading):
+                raise want_write() from None
+            if not tried and feed(w, s._sock, reading):
+                continue
+            raise
+        except ssl.SSLError:
+            _send_alert(w, s._sock)
+            raise
+
+
+def records_into(s: TLSState, buffer: Any, nbytes: int | None, flags: int) -> int:
+    """The inner socket's ``recv_into`` (one TLS record's plaintext, as the stdlib's),
+    then, while ``incoming`` holds more ciphertext and the buffer has room, the next
+    records' too: one call where the stdlib takes one per record (16 KiB). It stops
+    at the first record it cannot read at once; an error there shows in the next call."""
+    n: int = s._sock.recv_into(buffer, nbytes, flags)
+    w = s._wire
+    if not n or not w.incoming.pending or not _plain_bytes(buffer):
+        return n
+    size = len(buffer) if nbytes is None or nbytes == 0 else min(nbytes, len(buffer))
+    read = s._sock._sslobj.read  # type: ignore[attr-defined]
+    with memoryview(buffer) as view:
+        while n < size and w.incoming.pending:
+            try:
+                got = read(size - n, view[n:])
+            except ssl.SSLError:
+                break
+            if not got:
+                break
+            n += got
+    return n
+
+
+def _plain_bytes(buffer: Any) -> bool:
+    """Whether ``buffer`` is a ``bytearray`` or a flat byte ``memoryview``."""
+    if type(buffer) is bytearray:
+        return True
+    return type(buffer) is memoryview and buffer.format == "B" and buffer.c_contiguous
+
+
+def _starved(s: TLSState, w: Wire) -> bool:
+    """Whether a read would surely find nothing: no ciphertext in ``incoming``, no
+    plaintext in OpenSSL, no end of stream to report, an SSL object to read."""
+    obj = s._sock._sslobj  # type: ignore[attr-defined]
+    return obj is not None and not w.incoming.eof and not obj.pending()
+
+
+def pump(s: TLSState, fn: Callable[..., T], /, *args: Any) -> T:
+    """A read (``recv``, ``recv_into``, ``read`` of the inner socket) by :func:`_call`;
+    what the read made OpenSSL write (a key update's answer) goes out if it can, else
+    waits its turn."""
+    result = _call(s, fn, args, True)
+    w = s._wire
+    if w.outgoing.pending or w.tx:
+        _send_alert(w, s._sock)  # (a failure shows in the next call)
+    return result
+
+
+def _send_alert(w: Wire, inner: ssl.SSLSocket) -> None:
+    """Send what OpenSSL wrote if the descriptor takes it now, errors ignored: after
+    it refused the connection (the alert that tells the peer why), after a read."""
+    try:
+        drain(w, inner)
+    except OSError:
+        pass
+
+
+def pump_fed(s: TLSState, fn: Callable[..., T], /, *args: Any) -> T:
+    """:func:`pump` after a wait for readability: the descriptor is read first
+    (saving OpenSSL's ``SSLWantReadError`` when it has nothing yet)."""
+    w = s._wire
+    if not w.incoming.pending and not w.incoming.eof:
+        feed(w, s._sock, True)
+    try:  # the usual case, inline: the record is there
+        result = fn(*args)
+    except ssl.SSLWantReadError:
+        return pump(s, fn, *args)  # (OpenSSL says it again, and pump acts on it)
+    except ssl.SSLError:
+        _send_alert(w, s._sock)
+        raise
+    if w.outgoing.pending:
+        _send_alert(w, s._sock)
+    return result
+
+
+def _handshake(s: TLSState) -> None:
+    """One step of the handshake: OpenSSL's, then its last flight sent."""
+    _call(s, s._sock.do_handshake, (), False)
+    if not drain(s._wire, s._sock):
+        raise want_write()
+
+
+def _unwrap(s: TLSState) -> None:
+    """One step of ``unwrap``: close_notify sent, the peer's read, everything sent.
+    The descriptor is read with ``MSG_PEEK`` and only what OpenSSL used is taken
+    from it: bytes the peer sends after its close_notify (plaintext, STARTTLS and
+    back) stay there for the plain socket."""
+    inner, w = s._sock, s._wire
+    while inner._sslobj is not None:  # type: ignore[attr-defined]
+        want: ssl.SSLWantReadError | None = None
+        try:
+            inner.unwrap()
+        except ssl.SSLWantReadError as exc:
+            want = exc
+        finally:
+            _settle_peek(w, inner)
+        if want is None:
+            break
+        if not _answered(s, w, False):
+            raise want_write()
+        if not _peek(w, inner):
+            raise want
+    if not drain(w, inner):
+        raise want_write()
+
+
+def _peek(w: Wire, inner: ssl.SSLSocket) -> bool:
+    """:func:`feed`, leaving the bytes on the descriptor (see :func:`_settle_peek`)."""
+    try:
+        data = _sock_recv(inner, RECV_BLOCK, _MSG_PEEK)
+    except BlockingIOError:
+        return False
+    if not data:
+        w.incoming.write_eof()
+    else:
+        w.incoming.write(data)
+        w.peeked = len(data)
+    return True
+
+
+def _settle_peek(w: Wire, inner: ssl.SSLSocket) -> None:
+    """After an SSL call on peeked bytes: take from the descriptor what OpenSSL used,
+    drop the rest from ``incoming`` (it is still on the descriptor)."""
+    if w.peeked:
+        used = w.peeked - w.incoming.pending
+        w.peeked = 0
+        w.incoming.read()
+        if used:
+            _sock_recv(inner, used)
 
 
 class _Deadline:
@@ -144,43 +457,68 @@ async def retry(
 async def do_handshake(waiter: Waiter, s: TLSState, until: float | None = None) -> None:
     """The TLS handshake, under the mode (or the deadline ``until`` if given)."""
     deadline = None if until is None else _Deadline(waiter, until, known=True)
-    await call(waiter, s, TLS_READ, HANDSHAKE_TIMEOUT, s._sock.do_handshake, deadline=deadline)
-
-
-async def recv(waiter: Waiter, s: TLSState, buflen: int = 1024, flags: int = 0) -> bytes:
-    """Receive up to ``buflen`` bytes of plaintext."""
-    return await call(waiter, s, TLS_READ, READ_TIMEOUT, s._sock.recv, buflen, flags)
-
-
-async def recv_into(
-    waiter: Waiter, s: TLSState, buffer: Any, nbytes: int | None = None, flags: int = 0
-) -> int:
-    """Receive plaintext into ``buffer``."""
-    return await call(waiter, s, TLS_READ, READ_TIMEOUT, s._sock.recv_into, buffer, nbytes, flags)
+    await call(waiter, s, TLS_READ, HANDSHAKE_TIMEOUT, _handshake, s, deadline=deadline)
 
 
 async def unwrap(waiter: Waiter, s: TLSState) -> None:
     """The close_notify exchange, under the mode (an interrupted write finished
     first); afterwards the inner socket is a plain one (the face detaches it)."""
+    if s._sock._sslobj is None:  # type: ignore[attr-defined]
+        s._sock.unwrap()  # the stdlib's ValueError
     deadline = _Deadline(waiter)
-    if s._pending is not None and s._sock._sslobj is not None:  # type: ignore[attr-defined]
+    if s._pending is not None:
         await _finish(waiter, s, s._pending, deadline)
-    await call(waiter, s, TLS_READ, None, s._sock.unwrap, deadline=deadline)
+    await call(waiter, s, TLS_READ, None, _unwrap, s, deadline=deadline)
+
+
+async def file_recv_into(waiter: Waiter, s: TLSState, until: float | None, view: memoryview) -> int:
+    """A buffered file's receive (``_file``): plaintext into ``view``, by ``until``."""
+    deadline = _Deadline(waiter, until, known=True)
+    args = (s, records_into, s, view, len(view), 0)
+    return await call(waiter, s, TLS_READ, READ_TIMEOUT, pump, *args, deadline=deadline)
+
+
+async def file_send(waiter: Waiter, s: TLSState, until: float | None, view: memoryview) -> int:
+    """A buffered file's send (``_file``): one write of ``view`` by ``until``, with the
+    pending-write guard of :func:`send`."""
+    return await _send(waiter, s, view, _Deadline(waiter, until, known=True))
 
 
 # -- writes: the pending-write guard ---------------------------------------------------
 
 
 def _write_new(s: TLSState, data: Any) -> int:
-    """One SSL write of ``data`` (run by ``s._ssl``): ``_BUSY`` if another write is
-    pending; if OpenSSL cannot finish it now, keep a copy of ``data`` as pending."""
+    """One SSL write of ``data`` (run by ``s._ssl``), then its ciphertext sent:
+    ``_BUSY`` if another write is pending; if the descriptor cannot take it all now,
+    keep a copy of ``data`` as pending (the rest is sent before any later write)."""
     if s._pending is not None:
         return _BUSY
+    inner = s._sock
     try:
-        return s._sock.send(data)
-    except (ssl.SSLWantWriteError, ssl.SSLWantReadError):
-        s._pending = _keep(data)
+        n: int = inner.send(data)  # into memory: done at once, but in a handshake
+    except ssl.SSLWantReadError:
+        n = _call(s, inner.send, (data,), False)
+    except ssl.SSLError:
+        _send_alert(s._wire, inner)
         raise
+    w = s._wire
+    if not w.tx:  # the usual case, inline: the records go out in one send
+        out = w.outgoing.read()
+        try:
+            sent = _sock_send(inner, out)
+        except BlockingIOError:
+            sent = 0
+        except OSError:
+            w.tx = out
+            sent = -1
+        if sent >= 0:
+            if sent == len(out) and not w.outgoing.pending:
+                return n
+            w.tx = memoryview(out)[sent:]
+    if not _sent(s):
+        s._pending = _keep(data)
+        raise want_write()
+    return n
 
 
 def _keep(data: Any) -> bytes | memoryview:
@@ -194,13 +532,14 @@ def _keep(data: Any) -> bytes | memoryview:
 
 
 def _write_pending(s: TLSState, pending: bytes | memoryview) -> int:
-    """Retry the pending write ``pending`` (run by ``s._ssl``); done if another call
-    finished it meanwhile."""
+    """Send the rest of the pending write ``pending`` (run by ``s._ssl``); done if
+    another call finished it meanwhile."""
     if s._pending is not pending:
         return len(pending)
-    n = s._sock.send(pending)
+    if not _sent(s):
+        raise want_write()
     s._pending = None
-    return n
+    return len(pending)
 
 
 async def _finish(
@@ -295,9 +634,10 @@ def _new_inner(
     session: ssl.SSLSession | None,
 ) -> ssl.SSLSocket:
     """What ``context.wrap_socket(sock, do_handshake_on_connect=False, ...)`` does, with
-    the stdlib's own class (bound at import): a program may point
-    ``SSLContext.sslsocket_class`` at asocket, as gevent-style patching does."""
-    return _StdlibSSLSocket._create(  # type: ignore[attr-defined, no-any-return]
+    the stdlib's own class (bound at import: a program may point
+    ``SSLContext.sslsocket_class`` at asocket, as gevent-style patching does); the
+    SSL object on a :class:`Wire`."""
+    inner: ssl.SSLSocket = _StdlibSSLSocket._create(  # type: ignore[attr-defined]
         sock=sock,
         server_side=server_side,
         do_handshake_on_connect=False,
@@ -306,6 +646,8 @@ def _new_inner(
         context=context,
         session=session,
     )
+    use_wire(inner)
+    return inner
 
 
 def wrap_inner(
@@ -625,9 +967,9 @@ async def read(
 ) -> T:
     """A plaintext read, ``fn(*args)`` (``recv``/``recv_into`` of at most ``size``
     bytes; ``0``: unknown), in the socket's mode, with the engine's read hint
-    (``_engine.read``): after a read that had to wait, if OpenSSL holds no plaintext
-    and the descriptor is not readable, wait *before* the first SSL read
-    (a failed one costs an ``SSLWantReadError`` raised and caught)."""
+    (``_engine.read``): after a read that had to wait, if OpenSSL holds no plaintext,
+    the wire no ciphertext, and the descriptor is not readable, wait *before* the
+    first SSL read (a failed one costs an ``SSLWantReadError`` raised and caught)."""
     event: int | None = None
     if (
         s._waited
@@ -636,17 +978,19 @@ async def read(
         and not flags
         and s._timeout != 0.0
         and not s._sock.pending()
+        and not s._wire.incoming.pending
         and not e.readable(s)
     ):
         event = READ
     else:
         try:  # the first attempt inline: the usual case costs one SSL call
-            result = s._ssl(fn, *args)
+            result: T = s._ssl(pump, s, fn, *args)
         except (ssl.SSLWantReadError, ssl.SSLWantWriteError, InterruptedError) as exc:
             event = wait_for(s, exc)
     s._waited = event is not None
     if event is not None:
-        return await retry(waiter, s, TLS_READ, READ_TIMEOUT, fn, args, event)
+        read = pump_fed if event == READ else pump
+        return await retry(waiter, s, TLS_READ, READ_TIMEOUT, read, (s, fn, *args), event)
     return result
 
 
@@ -701,6 +1045,7 @@ async def connect(waiter: Waiter, s: TLSState, address: Any, ex: bool) -> int:
         inner._session,  # type: ignore[attr-defined]
     )
     s._sock.do_handshake_on_connect = inner.do_handshake_on_connect  # type: ignore[attr-defined]
+    s._wire = wire_of(s._sock)
     if err:  # still connecting (or failed): the SSL object as the stdlib's connect_ex makes it
         fresh_inner = s._sock
         if fresh_inner._sslobj is None:  # type: ignore[attr-defined]
@@ -711,6 +1056,7 @@ async def connect(waiter: Waiter, s: TLSState, address: Any, ex: bool) -> int:
                 owner=fresh_inner,
                 session=fresh_inner._session,  # type: ignore[attr-defined]
             )
+            s._wire = use_wire(fresh_inner)
         return err
     if inner.do_handshake_on_connect:  # type: ignore[attr-defined]
         await do_handshake(waiter, s)

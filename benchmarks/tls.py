@@ -17,6 +17,10 @@ both on asyncio's selector loop with ``add_reader``/``add_writer`` waits:
 * (b) ``MemoryBIO``: ``ssl.MemoryBIO`` + ``SSLObject``; the task moves the
   ciphertext between the BIOs and the socket itself (trio, anyio, asyncio).
 
+Minimal engines, one record per read: asocket began with (a) and now runs the
+stdlib's ``SSLSocket`` with its SSL object on memory BIOs, (b)'s way, for full
+duplex with TLS 1.3 key updates (docs/tls.md, "How it works").
+
 Section ``faces`` (once asocket has TLS): bulk MB/s on each face against the
 stdlib's blocking ``SSLSocket``, and 1-byte ping-pong on uvloop against
 asyncio streams with ``ssl=`` on uvloop.

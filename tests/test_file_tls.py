@@ -184,3 +184,20 @@ async def test_tls_flush_timeout_then_resume(tls_client: Any) -> None:
         assert await bounded(tls.recv(10), WAIT) == b"ok"
     finally:
         w.close()
+
+
+def late_bulk(tls: ssl.SSLSocket) -> None:
+    assert tls.recv(100) == b"go"
+    time.sleep(0.05)  # the client's read(n) starts with nothing received
+    tls.sendall(bytes(range(256)) * 256)
+    assert tls.recv(100) == b""  # the client closes
+
+
+async def test_tls_file_big_read_waits_for_its_bytes(tls_client: Any) -> None:
+    """``read(n)`` of at least 16 KiB with nothing buffered (the path that takes
+    plain sockets' bytes straight from the raw socket) gets its bytes on TLS."""
+    tls = await tls_client(late_bulk)
+    async with tls.makefile("rwb") as f:
+        await f.write(b"go")
+        await f.flush()
+        assert await f.read(65536) == bytes(range(256)) * 256

@@ -15,6 +15,7 @@ import socket
 import ssl
 import tempfile
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -394,6 +395,101 @@ async def starttls_and_back(face: Face, certs: Certs) -> None:
 
 
 test_starttls, test_starttls_sync = twins(starttls_and_back)
+
+
+def _bio_server(
+    conn: socket.socket, ctx: ssl.SSLContext
+) -> tuple[ssl.SSLObject, Any, ssl.MemoryBIO]:
+    """A server-side ``SSLObject`` on ``conn`` (blocking), handshake done; a function
+    that runs one of its calls, moving the ciphertext; its outgoing BIO."""
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(incoming, outgoing, server_side=True)
+
+    def run(fn: Any, *args: Any) -> Any:
+        while True:
+            try:
+                return fn(*args)
+            except ssl.SSLWantReadError:
+                conn.sendall(outgoing.read())
+                data = conn.recv(65536)
+                if not data:
+                    incoming.write_eof()
+                else:
+                    incoming.write(data)
+            finally:
+                if outgoing.pending:
+                    conn.sendall(outgoing.read())
+
+    run(obj.do_handshake)
+    return obj, run, outgoing
+
+
+async def unwrap_keeps_what_follows(face: Face, certs: Certs) -> None:
+    """This end starts ``unwrap()``; the peer answers close_notify and sends plaintext
+    in the same segment: the plaintext is the plain socket's (unwrap takes from the
+    descriptor only what TLS used)."""
+
+    def script(conn: socket.socket) -> bytes:
+        obj, run, outgoing = _bio_server(conn, certs.server_ctx())
+        assert run(obj.read, 10) == b"hello"
+        assert run(obj.read, 10) == b""  # this end's close_notify
+        try:
+            obj.unwrap()  # answers it (into the BIO): then both go in one write
+        except ssl.SSLWantReadError:
+            pass
+        conn.sendall(outgoing.read() + b"plain")
+        rest = conn.recv(5)
+        conn.close()
+        return rest
+
+    with Peer(script) as peer:
+        s = await face.tls_connect(peer.address, certs.client_ctx())
+        await aw(s.sendall(b"hello"))
+        plain = await aw(s.unwrap())
+        with plain:
+            got = b""
+            while len(got) < 5:
+                got += await aw(plain.recv(5 - len(got)))
+            assert got == b"plain"
+            await aw(plain.sendall(b"after"))
+        assert peer.join() == b"after"
+
+
+test_unwrap_keeps_what_follows, test_unwrap_keeps_what_follows_sync = twins(
+    unwrap_keeps_what_follows
+)
+
+
+async def recv_into_takes_several_records(face: Face, certs: Certs) -> None:
+    """``recv_into`` a large buffer returns the plaintext of every record already
+    received (the stdlib's: one 16 KiB record per call), bytes exact and in order."""
+    data = bytes(range(256)) * 1024  # 256 KiB: 16 records
+
+    def script(s: ssl.SSLSocket) -> None:
+        s.sendall(data)
+        s.recv(1)
+
+    with Peer(tls_server(certs.server_ctx(), script)) as peer:
+        s = await face.tls_connect(peer.address, certs.client_ctx())
+        with s:
+            buf = bytearray(len(data))
+            view = memoryview(buf)
+            got = sizes = 0
+            while got < len(data):
+                time.sleep(0.05)  # let the records arrive (the peer is a thread)
+                n = await aw(s.recv_into(view[got:]))
+                assert n
+                got += n
+                sizes = max(sizes, n)
+            assert buf == data
+            assert sizes > 16384
+            await aw(s.sendall(b"k"))
+        peer.join()
+
+
+test_recv_into_takes_several_records, test_recv_into_takes_several_records_sync = twins(
+    recv_into_takes_several_records
+)
 
 
 async def unwrap_bounded(face: Face, certs: Certs) -> None:

@@ -39,20 +39,11 @@ requires_tls()
 BLOCK = os.urandom(1 << 20)
 EACH_WAY = 64  # MiB each way, at once
 KEY_UPDATE_EVERY = 8  # MiB: with key updates, each writer requests one this often
-# Found 2026-12-06, open (issue 8; docs/tls.md, "Known limitation"): with key updates
-# requested by both ends during the full-duplex transfer, the transfer breaks on every
-# backend and the sync face. OpenSSL answers a key-update request from inside SSL_read,
-# through the write buffer an interrupted SSL_write holds, and refuses it (BAD_LENGTH /
-# BAD_WRITE_RETRY): engine (a)'s limit; a MemoryBIO engine would not have it. Not
-# strict: when no write happens to be interrupted at that moment, it passes.
-KEY_UPDATES = pytest.param(
-    "1.3-key-updates",
-    marks=pytest.mark.xfail(
-        strict=False,
-        reason="known limitation (issue 8, open; docs/tls.md): a TLS 1.3 key update "
-        "requested while a write is interrupted breaks the connection (SSL BAD_LENGTH)",
-    ),
-)
+# A TLS 1.3 key update requested by both ends mid-transfer: each end's reader meets the
+# peer's request and OpenSSL answers at once, while that end's writer is in the middle of
+# a record. With the SSL object on the descriptor this broke the connection (OpenSSL's
+# BAD_WRITE_RETRY); on memory BIOs the answer queues behind the record (``_tls.pump``).
+KEY_UPDATES = "1.3-key-updates"
 
 
 def _libssl() -> Any:

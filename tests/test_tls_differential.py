@@ -9,8 +9,11 @@ with the class name normalised; everything else is compared exactly.
 from __future__ import annotations
 
 import re
+import select
 import socket
 import ssl
+import struct
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -184,3 +187,66 @@ def test_stdlib_wrap_of_sync_socket_still_works(certs: Certs) -> None:
             s.sendall(b"abc")
             assert s.recv(3) == b"abc"
         peer.join()
+
+
+# -- a peer that resets the connection -------------------------------------------------
+
+RESET_CALLS: list[tuple[str, Call, bool]] = [  # (label, call, suppress_ragged_eofs)
+    ("recv", lambda s: s.recv(10), True),
+    ("recv, ragged EOFs not suppressed", lambda s: s.recv(10), False),
+    ("recv_into", lambda s: s.recv_into(bytearray(10)), True),
+    ("send", lambda s: s.send(b"x" * 10), True),
+    ("sendall", lambda s: s.sendall(b"x" * 10), True),
+    ("unwrap", lambda s: s.unwrap(), True),
+]
+
+
+def _reset(s: ssl.SSLSocket) -> None:
+    """The peer script: after the handshake, close with a reset (SO_LINGER 0)."""
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    s.close()
+
+
+async def _after_reset(face: Face | None, certs: Certs, call: Call, suppress: bool) -> Any:
+    """``call`` on a client TLS socket (the stdlib's for ``face=None``) whose peer
+    reset the connection after the handshake: its outcome's type and errno."""
+    with Peer(tls_server(certs.server_ctx(), _reset)) as peer:
+        if face is None:
+            raw = socket.create_connection(peer.address, timeout=WAIT)
+            s = certs.client_ctx().wrap_socket(
+                raw, server_hostname="localhost", suppress_ragged_eofs=suppress
+            )
+        else:
+            s = await face.tls_connect(
+                peer.address, certs.client_ctx(), suppress_ragged_eofs=suppress
+            )
+        peer.join()
+        deadline = time.monotonic() + WAIT
+        while not _reset_arrived(s.fileno()) and time.monotonic() < deadline:
+            time.sleep(0.005)
+        result = await outcome(call, s)
+        s.close()
+    return result[:3] if result[0] == "raise" else result
+
+
+def _reset_arrived(fd: int) -> bool:
+    """Whether the peer's reset has reached the socket (it is readable: the error)."""
+    return bool(select.select([fd], [], [], 0)[0])
+
+
+async def calls_after_a_reset(face: Face, certs: Certs) -> None:
+    """A peer resets the connection after the handshake: each call gives the stdlib's
+    outcome (type and errno; where the stdlib reports OpenSSL's EOF, before Python
+    3.13, asocket's message differs: see docs/tls.md)."""
+    diffs = {}
+    for label, call, suppress in RESET_CALLS:
+        expected = await _after_reset(None, certs, call, suppress)
+        got = await _after_reset(face, certs, call, suppress)
+        if got != expected:
+            diffs[label] = (expected, got)
+    assert not diffs, diffs
+
+
+test_calls_after_a_reset, test_calls_after_a_reset_sync = twins(
+    calls_after_a_reset, every_backend=True
+)

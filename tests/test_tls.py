@@ -355,6 +355,16 @@ async def clean_eof(face: Face, certs: Certs) -> None:
 test_clean_eof, test_clean_eof_sync = twins(clean_eof)
 
 
+async def recv_exactly(sock: Any, n: int) -> bytes:
+    """``n`` bytes from ``sock`` (either face), by as many ``recv`` calls as it takes."""
+    got = b""
+    while len(got) < n:
+        data = await aw(sock.recv(n - len(got)))
+        assert data, "EOF before the end"
+        got += data
+    return got
+
+
 async def starttls_and_back(face: Face, certs: Certs) -> None:
     """Plain, then TLS, then unwrap() back to plain: nothing lost on either side."""
 
@@ -386,10 +396,7 @@ async def starttls_and_back(face: Face, certs: Certs) -> None:
             assert isinstance(plain, face.mod.socket)
             assert not isinstance(plain, face.SSLSocket)
             assert plain.gettimeout() == WAIT
-            got = b""
-            while len(got) < 11:
-                got += await aw(plain.recv(11 - len(got)))
-            assert got == b"plain again"
+            assert await recv_exactly(plain, 11) == b"plain again"
             await aw(plain.sendall(b"12345"))
         assert peer.join() == b"secret12345"
 
@@ -447,10 +454,7 @@ async def unwrap_keeps_what_follows(face: Face, certs: Certs) -> None:
         await aw(s.sendall(b"hello"))
         plain = await aw(s.unwrap())
         with plain:
-            got = b""
-            while len(got) < 5:
-                got += await aw(plain.recv(5 - len(got)))
-            assert got == b"plain"
+            assert await recv_exactly(plain, 5) == b"plain"
             await aw(plain.sendall(b"after"))
         assert peer.join() == b"after"
 

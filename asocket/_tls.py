@@ -201,9 +201,12 @@ def _sent(s: TLSState) -> bool:
     try:
         return drain(s._wire, s._sock)
     except OSError as exc:
-        if _FAILURE_IS_EOF and _is_failure(exc):
-            raise _eof() from exc
-        raise
+        raise _as_write_failure(exc)  # noqa: B904  (the send's error is its context)
+
+
+def _as_write_failure(exc: OSError) -> OSError:
+    """What the stdlib's SSL write raises where the send raised ``exc``."""
+    return _eof() if _FAILURE_IS_EOF and _is_failure(exc) else exc
 
 
 def _eof() -> ssl.SSLEOFError:
@@ -508,13 +511,12 @@ def _write_new(s: TLSState, data: Any) -> int:
             sent = _sock_send(inner, out)
         except BlockingIOError:
             sent = 0
-        except OSError:
-            w.tx = out
-            sent = -1
-        if sent >= 0:
-            if sent == len(out) and not w.outgoing.pending:
-                return n
-            w.tx = memoryview(out)[sent:]
+        except OSError as exc:
+            w.tx = out  # (not sent: a later write reports the failure again)
+            raise _as_write_failure(exc)  # noqa: B904
+        if sent == len(out) and not w.outgoing.pending:
+            return n
+        w.tx = memoryview(out)[sent:]
     if not _sent(s):
         s._pending = _keep(data)
         raise want_write()

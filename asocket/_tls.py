@@ -266,10 +266,11 @@ def records_into(s: TLSState, buffer: Any, nbytes: int | None, flags: int) -> in
     at the first record it cannot read at once; an error there shows in the next call."""
     n: int = s._sock.recv_into(buffer, nbytes, flags)
     w = s._wire
-    if not n or not w.incoming.pending or not _plain_bytes(buffer):
+    obj = s._sock._sslobj  # type: ignore[attr-defined]  # (None after shutdown(): plain)
+    if not n or not w.incoming.pending or obj is None or not _plain_bytes(buffer):
         return n
     size = len(buffer) if nbytes is None or nbytes == 0 else min(nbytes, len(buffer))
-    read = s._sock._sslobj.read  # type: ignore[attr-defined]
+    read = obj.read
     with memoryview(buffer) as view:
         while n < size and w.incoming.pending:
             try:
@@ -329,7 +330,7 @@ def pump_fed(s: TLSState, fn: Callable[..., T], /, *args: Any) -> T:
     except ssl.SSLError:
         _send_alert(w, s._sock)
         raise
-    if w.outgoing.pending:
+    if w.outgoing.pending or w.tx:  # (as pump)
         _send_alert(w, s._sock)
     return result
 

@@ -496,6 +496,27 @@ test_recv_into_takes_several_records, test_recv_into_takes_several_records_sync 
 )
 
 
+async def recv_into_after_shutdown(face: Face, certs: Certs) -> None:
+    """``shutdown()`` drops TLS, as the stdlib's (its ``recv_into`` then reads the raw
+    stream); with ciphertext already read ahead, ``recv_into`` still just reads."""
+
+    def script(s: ssl.SSLSocket) -> None:
+        s.sendall(b"x" * 100_000)
+        s.recv(1)
+
+    with Peer(tls_server(certs.server_ctx(), script)) as peer:
+        s = await face.tls_connect(peer.address, certs.client_ctx())
+        with s:
+            time.sleep(0.05)  # let the records arrive
+            assert await aw(s.recv(10)) == b"x" * 10  # one record read, more ahead
+            s.shutdown(socket.SHUT_WR)
+            assert isinstance(await aw(s.recv_into(bytearray(100))), int)
+        peer.join(check=False)
+
+
+test_recv_into_after_shutdown, test_recv_into_after_shutdown_sync = twins(recv_into_after_shutdown)
+
+
 async def unwrap_bounded(face: Face, certs: Certs) -> None:
     """A peer that never answers close_notify: unwrap() obeys the mode, close() never hangs."""
     release: list[int] = []

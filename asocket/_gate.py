@@ -47,13 +47,18 @@ class Gate:
         """``fn(*args)``, a call on the raw socket that may block; ``OSError(EBADF)`` if
         :meth:`close` woke it. For a read (``op.event == READ``) an empty result then means
         EBADF, not end of file. (The sync face's blocking-mode calls are this, directly.)"""
-        if self.closing:
-            return self._call_closing(op, fn, args)
-        # close() sets ``closing`` first, then looks at ``_inside``: a close() that saw
-        # this call's entry wakes it; one that did not has closed the raw socket, and
-        # ``fn`` fails with EBADF on its own.
+        # This call enters ``_inside`` first, then looks at ``closing``; close() sets
+        # ``closing`` first, then looks at ``_inside``. So either this call sees
+        # ``closing`` (and takes the closing path), or close() sees this call's entry
+        # (and wakes it by shutdown). Looking at ``closing`` before the entry would
+        # leave a window: close() finds nobody inside and closes the descriptor, while
+        # this call goes on to block on it, and Linux does not wake a blocked recv()
+        # whose descriptor is closed.
         inside = self._inside
         inside.append(None)
+        if self.closing:
+            inside.pop()
+            return self._call_closing(op, fn, args)
         try:
             result = fn(*args)
         except BaseException as exc:

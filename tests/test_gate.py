@@ -4,7 +4,9 @@ raw sockets and threads, no face around it."""
 from __future__ import annotations
 
 import errno
+import inspect
 import socket
+import sys
 import threading
 import time
 from typing import Any
@@ -88,3 +90,74 @@ def test_a_call_entering_while_close_is_under_way_is_refused() -> None:
             gate.call(RECV, b.recv, 10)
         assert info.value.errno == errno.EBADF
         assert gate._inside == []
+
+
+def _line(fn: Any, text: str) -> int:
+    """The line number of the first line of ``fn``'s source that reads ``text``."""
+    lines, first = inspect.getsourcelines(fn)
+    return first + next(i for i, line in enumerate(lines) if line.strip() == text)
+
+
+def _pause_at(code: Any, lineno: int, reached: threading.Event, resume: threading.Event) -> Any:
+    """A trace function that holds its thread at ``lineno`` of ``code`` until ``resume``."""
+
+    def trace(frame: Any, event: str, arg: Any) -> Any:
+        if frame.f_code is code:
+            if event == "line" and frame.f_lineno == lineno:
+                reached.set()
+                resume.wait(WAIT)
+            return trace
+        return None
+
+    return trace
+
+
+def test_a_call_entering_as_close_looks_is_never_left_blocked() -> None:
+    """The race of a call entering the gate with close(): the call is held just
+    before it enters ``_inside``; close() then finds nobody inside and is held just
+    before it closes the descriptor; then the call goes on, then close(). The call
+    must not block on the descriptor (closing it would not wake it): it sees
+    ``closing`` and raises EBADF. Trace functions hold each thread at its line, so
+    the interleaving is exact."""
+    a, b = socket.socketpair()
+    gate = Gate(a)
+    call_at = _line(Gate.call, "inside.append(None)")
+    close_at = _line(Gate.close, "raw.close()")
+    call_there, call_go = threading.Event(), threading.Event()
+    close_there, close_go = threading.Event(), threading.Event()
+    out: list[Any] = []
+
+    def caller() -> None:
+        sys.settrace(_pause_at(Gate.call.__code__, call_at, call_there, call_go))
+        try:
+            out.append(gate.call(RECV, a.recv, 10))
+        except BaseException as exc:
+            out.append(exc)
+        finally:
+            sys.settrace(None)
+
+    def closer() -> None:
+        sys.settrace(_pause_at(Gate.close.__code__, close_at, close_there, close_go))
+        try:
+            gate.close(a)
+        finally:
+            sys.settrace(None)
+
+    calling = threading.Thread(target=caller, daemon=True)
+    closing = threading.Thread(target=closer, daemon=True)
+    try:
+        calling.start()
+        assert call_there.wait(WAIT)
+        closing.start()
+        assert close_there.wait(WAIT), "close() saw the call inside: not this race"
+        call_go.set()
+        calling.join(0.5)  # long enough to block in recv() if it is going to
+        close_go.set()
+        closing.join(WAIT)
+        calling.join(WAIT)
+        assert not calling.is_alive(), "the call blocked on a descriptor close() closed"
+        assert isinstance(out[0], OSError) and out[0].errno == errno.EBADF, out
+    finally:
+        call_go.set()
+        close_go.set()
+        b.close()

@@ -396,12 +396,7 @@ class SyncSSLSocket(_tls.TLSMethods, SyncSocket):
     def _read_retry(self, event: int, fn: Callable[..., T], /, *args: Any) -> T:
         """After an inline read ``fn(*args)`` said wait for ``event``: the rest of the
         read, through the gate."""
-        read = _tls.pump_fed if event == ops.READ else _tls.pump
-        args = (self, fn, *args)
-        message = _tls.READ_TIMEOUT
-        result: T = self._tls(
-            True, partial(_tls.retry, WAITER, self, _tls.TLS_READ, message, read, args, event)
-        )
+        result: T = self._tls(True, partial(_tls.read_rest, WAITER, self, event, fn, args))
         return result
 
     def recv(self, buflen: int = 1024, flags: int = 0) -> bytes:

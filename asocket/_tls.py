@@ -323,16 +323,7 @@ def pump_fed(s: TLSState, fn: Callable[..., T], /, *args: Any) -> T:
     w = s._wire
     if not w.incoming.pending and not w.incoming.eof:
         feed(w, s._sock, True)
-    try:  # the usual case, inline: the record is there
-        result = fn(*args)
-    except ssl.SSLWantReadError:
-        return pump(s, fn, *args)  # (OpenSSL says it again, and pump acts on it)
-    except ssl.SSLError:
-        _send_alert(w, s._sock)
-        raise
-    if w.outgoing.pending or w.tx:  # (as pump)
-        _send_alert(w, s._sock)
-    return result
+    return pump(s, fn, *args)
 
 
 def _handshake(s: TLSState) -> None:
@@ -992,9 +983,18 @@ async def read(
             event = wait_for(s, exc)
     s._waited = event is not None
     if event is not None:
-        read = pump_fed if event == READ else pump
-        return await retry(waiter, s, TLS_READ, READ_TIMEOUT, read, (s, fn, *args), event)
+        return await read_rest(waiter, s, event, fn, args)
     return result
+
+
+async def read_rest(
+    waiter: Waiter, s: TLSState, event: int, fn: Callable[..., T], args: tuple[Any, ...]
+) -> T:
+    """The rest of a plaintext read ``fn(*args)`` whose first attempt said wait for
+    ``event`` (both faces): wait, then the read, the descriptor read first after a
+    wait for readability."""
+    read = pump_fed if event == READ else pump
+    return await retry(waiter, s, TLS_READ, READ_TIMEOUT, read, (s, fn, *args), event)
 
 
 def wait_for(s: TLSState, exc: BaseException) -> int:

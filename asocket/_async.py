@@ -200,7 +200,9 @@ class AsyncSocket(SocketBase):
     async def sendall(self, data: Any, flags: int = 0, /) -> None:
         if RUNNING.checkpoints and (waiter := _strict()):
             return await waiter.checkpointed(e.sendall(waiter, self, data, flags))
-        await e.sendall(RUNNING, self, data, flags)
+        sent = e.send_first(self, data, flags)
+        if sent is not None:
+            await e.sendall(RUNNING, self, data, flags, sent)
 
     async def sendto(self, data: Any, /, *args: Any) -> int:
         waiter = RUNNING

@@ -22,7 +22,7 @@ import io as _io
 import os
 import socket
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Final, NoReturn, Protocol, TypeVar
 
 from . import _resolve
@@ -97,6 +97,17 @@ class Wait:
 
 
 _WAIT: Final = (Wait(READ), Wait(WRITE))
+
+TRY: Final = -1  # retry(): the readiness to wait for first, where it attempts first
+
+
+class _Mode:
+    """The type of ``MODE``, :func:`retry`'s "the deadline the mode gives"."""
+
+    __slots__ = ()
+
+
+MODE: Final = _Mode()
 
 
 def raise_errno(err: int) -> NoReturn:
@@ -189,27 +200,22 @@ def settle(s: State, op: Op, fn: Callable[..., T], args: tuple[Any, ...], exc: O
     return wait
 
 
-async def io(waiter: Waiter, s: State, op: Op, fn: Callable[..., T], *args: Any) -> T:
+def io(waiter: Waiter, s: State, op: Op, fn: Callable[..., T], *args: Any) -> Awaitable[T]:
     """``fn(*args)`` in the socket's mode: tried at once; while it would block, wait as
-    the mode says and try again.
+    the mode says and try again (:func:`retry`, awaited by the caller: no frame of its own).
 
     Non-blocking mode raises ``BlockingIOError`` at once; timeout mode raises
     ``TimeoutError('timed out')`` at the deadline (computed once per call).
     Where every call must be a checkpoint (trio), it is one.
     """
     if waiter.checkpoints:
-        return await checkpointed_io(waiter, s, op, fn, args)
-    try:  # (attempt(), inlined: this is every call's hot path)
-        return fn(*args)
-    except WOULD_BLOCK as exc:
-        wait = settle(s, op, fn, args, exc)
-    if not isinstance(wait, Wait):
-        return wait
-    when = None if s._timeout is None else waiter.clock() + s._timeout
-    return await retry(waiter, s, op, fn, args, wait.event, when)
+        return checkpointed_io(waiter, s, op, fn, args)
+    return retry(waiter, s, op, fn, args, TRY, MODE)
 
 
-async def read(waiter: Waiter, s: State, op: Op, fn: Callable[..., T], size: int, *args: Any) -> T:
+def read(
+    waiter: Waiter, s: State, op: Op, fn: Callable[..., T], size: int, *args: Any
+) -> Awaitable[T]:
     """:func:`io` for a plain read (``recv``/``recv_into`` without flags) of at most
     ``size`` bytes (``0``: unknown, or arguments the syscall may refuse), with the
     read hint.
@@ -226,36 +232,47 @@ async def read(waiter: Waiter, s: State, op: Op, fn: Callable[..., T], size: int
     only once.) Non-blocking mode always tries at once.
     """
     if waiter.checkpoints:
-        waiter = waiter.now()  # the async face's RUNNING: which library runs this call?
+        return checkpointed_read(waiter, s, op, fn, size, args)
+    return retry(waiter, s, op, fn, args, op.event if waits_first(s, size) else TRY, MODE, size > 0)
+
+
+async def checkpointed_read(
+    waiter: Waiter, s: State, op: Op, fn: Callable[..., T], size: int, args: tuple[Any, ...]
+) -> T:
+    """:func:`read` where every call must be a checkpoint (trio): a read that waits
+    first has its checkpoint in the wait; else as :func:`checkpointed_io`."""
+    waiter = waiter.now()  # the async face's RUNNING: which library runs this call?
+    if not waiter.checkpoints:  # asyncio, in a program that imported trio
+        return await read(waiter, s, op, fn, size, *args)
     tried: T | Wait
-    if s._waited and size > 0 and s._timeout != 0.0 and not readable(s):
-        tried = _WAIT[op.event]  # (trio: the wait is the checkpoint)
-    elif waiter.checkpoints:
-        tried = await checkpointed_try(waiter, s, op, fn, args)
+    if waits_first(s, size):
+        tried = _WAIT[op.event]  # (the wait is the checkpoint)
     else:
-        try:  # (attempt(), inlined, as in io())
-            tried = fn(*args)
-        except WOULD_BLOCK as exc:
-            tried = settle(s, op, fn, args, exc)
-    s._waited = isinstance(tried, Wait)
+        tried = await checkpointed_try(waiter, s, op, fn, args)
+    if size > 0:
+        s._waited = isinstance(tried, Wait)
     if isinstance(tried, Wait):
-        return await retry(waiter, s, op, fn, args, tried.event, deadline(waiter, s._timeout))
+        return await retry(waiter, s, op, fn, args, tried.event, MODE)
     return tried
 
 
-def readable(s: State) -> bool:
-    """Whether the socket is readable now (data, end of file or an error pending), by a
-    probe that never waits; True where it cannot tell (then the caller tries)."""
+def waits_first(s: State, size: int) -> bool:
+    """The read hint: whether a plain read of at most ``size`` bytes waits for
+    readiness before its first attempt (see :func:`read`): its last one had to wait,
+    and a probe that never waits finds nothing pending (no data, end of file or
+    error). False where the probe cannot tell (then the read tries)."""
+    if not (s._waited and size > 0 and s._timeout != 0.0):
+        return False
     look = s._probe
     if look is None:
         fd = s._sock.fileno()
         if fd == -1:
-            return True
+            return False
         look = s._probe = probe(fd)
     try:
-        return bool(look(0))
+        return not look(0)
     except (OSError, ValueError):  # pragma: no cover - e.g. out of memory
-        return True
+        return False
 
 
 def read_size(buffer: Any, nbytes: Any) -> int:
@@ -284,8 +301,7 @@ async def checkpointed_io(
     result = await checkpointed_try(waiter, s, op, fn, args)
     if not isinstance(result, Wait):
         return result
-    until = None if s._timeout is None else waiter.clock() + s._timeout
-    return await retry(waiter, s, op, fn, args, result.event, until)  # the wait: a checkpoint
+    return await retry(waiter, s, op, fn, args, result.event, MODE)  # the wait: a checkpoint
 
 
 async def checkpointed_try(
@@ -314,16 +330,13 @@ async def checkpointed_try(
     return result
 
 
-async def io_until(
+def io_until(
     waiter: Waiter, s: State, op: Op, until: float | None, fn: Callable[..., T], *args: Any
-) -> T:
+) -> Awaitable[T]:
     """:func:`io` with the deadline ``until`` (``None``: none) in place of the mode's, for
     a call made of several (a buffered read, a TLS handshake) that shares one deadline.
     Non-blocking mode still raises at once."""
-    result = attempt(s, op, fn, args)
-    if type(result) is Wait:
-        return await retry(waiter, s, op, fn, args, result.event, until)
-    return result  # type: ignore[return-value]
+    return retry(waiter, s, op, fn, args, TRY, until)
 
 
 async def retry(
@@ -333,19 +346,32 @@ async def retry(
     fn: Callable[..., T],
     args: tuple[Any, ...],
     event: int,
-    until: float | None,
+    until: float | _Mode | None,
+    hint: bool = False,
 ) -> T:
-    """The rest of a call whose attempt would block: wait for ``event``, try again, until
+    """The one retry loop: wait for ``event`` (``TRY``: attempt first), try again, until
     done. A wake-up that still finds the call would block (another task was served
-    first) waits again with the time left."""
+    first) waits again with the time left. ``until``: the deadline, or ``MODE``: the
+    mode's, from the first wait. ``hint``: a plain read, which records in ``_waited``
+    whether it had to wait (:func:`read`)."""
+    if hint:
+        s._waited = event != TRY
     while True:
-        await s._watcher(waiter).wait(fileno(s), event, until)  # (wait(), inlined)
+        if event != TRY:
+            if isinstance(until, _Mode):
+                until = None if s._timeout is None else waiter.clock() + s._timeout
+            fd = s._sock.fileno()  # (wait() and fileno(), inlined)
+            if fd == -1:
+                raise ebadf()
+            await s._watcher(waiter).wait(fd, event, until)
         try:  # (attempt(), inlined)
             return fn(*args)
         except WOULD_BLOCK as exc:
             result = settle(s, op, fn, args, exc)
         if not isinstance(result, Wait):
             return result
+        if hint:
+            s._waited = True
         event = result.event
 
 
@@ -478,18 +504,31 @@ def connected(s: State, address: Any, timeout: float | None) -> None:
         _settle(s._sock, address)
 
 
-async def sendall(waiter: Waiter, s: State, data: Any, flags: int) -> None:
-    """Send all of ``data``; one deadline for the whole call."""
+def send_first(s: State, data: Any, flags: int) -> int | None:
+    """The first attempt of :func:`sendall` (the stdlib's own argument checks): ``None``
+    if it sent all of ``data`` (the usual case), else how many bytes it sent. A face
+    makes it inline and awaits :func:`sendall` only for the rest."""
     sock = s._sock
-    when: float | None = None
-    waited = False
-    try:  # (attempt(), inlined; the stdlib's own argument checks)
+    try:  # (attempt(), inlined)
         sent = sock.send(data, flags)
     except WOULD_BLOCK as exc:
         result = settle(s, SENDALL, sock.send, (data, flags), exc)
         sent = 0 if isinstance(result, Wait) else result
     if (type(data) is bytes or type(data) is bytearray) and sent == len(data):
-        return  # all sent at once: the usual case, without a memoryview
+        return None  # all sent at once, without a memoryview
+    return sent
+
+
+async def sendall(waiter: Waiter, s: State, data: Any, flags: int, sent: int | None = None) -> None:
+    """Send all of ``data``; one deadline for the whole call. ``sent``: what
+    :func:`send_first` returned, if it was made already."""
+    if sent is None:
+        sent = send_first(s, data, flags)
+        if sent is None:
+            return
+    sock = s._sock
+    when: float | None = None
+    waited = False
     with memoryview(data) as view, view.cast("B") as view:
         total = len(view)
         while sent < total:

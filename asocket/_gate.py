@@ -16,20 +16,129 @@ reused by a new socket that the thread would then watch by mistake. So:
 
 from __future__ import annotations
 
+import functools
+import inspect
+import linecache
 import socket
+from collections import deque
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from ._ops import READ, Op
 from ._socket import RawSocket, close_fd
 from ._waiters.base import ebadf
 
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _empty(result: Any) -> bool:
     """A read's result that says end of file: ``b''``, 0, or a tuple that starts so."""
     return not (result[0] if type(result) is tuple else result)
+
+
+# The gate's protocol for one call, written once and compiled (as dataclasses compile
+# ``__init__``) into Gate.call and into the sync face's hottest blocking-mode methods
+# (:func:`gated`), where it saves a Python frame per call.
+#
+# The call enters ``_inside`` first, then looks at ``closing``; close() sets
+# ``closing`` first, then looks at ``_inside``. So either the call sees ``closing``
+# (and takes the closing path), or close() sees its entry (and wakes it by shutdown).
+# Looking at ``closing`` before the entry would leave a window: close() finds nobody
+# inside and closes the descriptor, while the call goes on to block on it, and Linux
+# does not wake a blocked recv() whose descriptor is closed.
+_PROTOCOL = """\
+def {name}({params}):{guard}
+    gate = {gate}
+    inside = gate._inside
+    inside.append(None)
+    if gate.closing:
+        inside.pop()
+        return {closing}
+    try:
+        result = {syscall}
+    except BaseException as exc:
+        inside.pop()
+        if gate.closing:
+            gate._failed(exc)
+        raise
+    inside.pop()
+    if gate.closing:
+        gate._returned(op, result)
+    return result
+"""
+
+
+def _compile(
+    name: str,
+    params: str,
+    *,
+    gate: str,
+    syscall: str,
+    closing: str,
+    doc: str,
+    guard: str = "",
+    names: dict[str, Any] | None = None,
+) -> Callable[..., Any]:
+    """The function ``name`` made from :data:`_PROTOCOL`; its source is kept in
+    ``linecache`` (named ``<asocket._gate NAME>``) for tracebacks, debuggers and
+    ``inspect``."""
+    source = _PROTOCOL.format(
+        name=name, params=params, guard=guard, gate=gate, syscall=syscall, closing=closing
+    )
+    filename = f"<asocket._gate {name}>"
+    namespace: dict[str, Any] = dict(names or {})
+    exec(compile(source, filename, "exec"), namespace)  # (our own template)
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    fn: Callable[..., Any] = namespace[name]
+    fn.__doc__ = doc
+    fn.__module__ = __name__
+    return fn
+
+
+def gated(op: Op) -> Callable[[F], F]:
+    """Decorate a sync-face method whose body makes the raw socket's call of the same
+    name through ``self._call``: in blocking mode the method becomes that call through
+    the gate's protocol, compiled inline (one Python frame, not two); in the other
+    modes, or once ``close()`` began, it runs the decorated body."""
+
+    def decorate(general: F) -> F:
+        name = general.__name__
+        text, args = _parameters(general)
+        fn = _compile(
+            name,
+            text,
+            guard=f"\n    if self._timeout is not None:\n        return general({args})",
+            gate="self._gate",
+            syscall=f"self._sock.{name}({args.partition(', ')[2]})",
+            closing=f"general({args})",
+            doc=general.__doc__ or "",
+            names={"general": general, "op": op},
+        )
+        functools.update_wrapper(fn, general)
+        return cast(F, fn)
+
+    return decorate
+
+
+def _parameters(fn: Callable[..., Any]) -> tuple[str, str]:
+    """``fn``'s parameter list without annotations (defaults by reference), and the
+    names passed on positionally."""
+    text: list[str] = []
+    names: list[str] = []
+    only = False
+    for p in inspect.signature(fn).parameters.values():
+        if p.kind not in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
+            raise TypeError(f"gated: {fn.__qualname__}: only positional parameters")
+        if only and p.kind is p.POSITIONAL_OR_KEYWORD:
+            text.append("/")
+            only = False
+        only = p.kind is p.POSITIONAL_ONLY
+        text.append(p.name if p.default is p.empty else f"{p.name}={p.default!r}")
+        names.append(p.name)
+    if only:
+        text.append("/")
+    return ", ".join(text), ", ".join(names)
 
 
 class Gate:
@@ -39,41 +148,43 @@ class Gate:
 
     def __init__(self, raw: socket.socket) -> None:
         self._raw = raw  # the raw socket the calls are made on
-        self._inside: list[None] = []  # one entry per thread inside a call that may block
+        # One entry per thread inside a call that may block (a deque: appending to and
+        # popping from an empty list reallocates it each time).
+        self._inside: deque[None] = deque()
         self._pending: list[int] = []  # a detached fd that the last thread out closes
         self.closing = False
 
-    def call(self, op: Op | None, fn: Callable[..., T], *args: Any) -> T:
-        """``fn(*args)``, a call on the raw socket that may block; ``OSError(EBADF)`` if
-        :meth:`close` woke it. For a read (``op.event == READ``) an empty result then means
-        EBADF, not end of file. (The sync face's blocking-mode calls are this, directly.)"""
-        # This call enters ``_inside`` first, then looks at ``closing``; close() sets
-        # ``closing`` first, then looks at ``_inside``. So either this call sees
-        # ``closing`` (and takes the closing path), or close() sees this call's entry
-        # (and wakes it by shutdown). Looking at ``closing`` before the entry would
-        # leave a window: close() finds nobody inside and closes the descriptor, while
-        # this call goes on to block on it, and Linux does not wake a blocked recv()
-        # whose descriptor is closed.
-        inside = self._inside
-        inside.append(None)
-        if self.closing:
-            inside.pop()
-            return self._call_closing(op, fn, args)
-        try:
-            result = fn(*args)
-        except BaseException as exc:
-            inside.pop()
-            if self.closing:
-                self._left()
-                if isinstance(exc, OSError):  # woken by close(): EPIPE, EINVAL... mean EBADF
-                    raise ebadf() from None
-            raise
-        inside.pop()
-        if self.closing:
-            self._left()
-            if op is not None and op.event == READ and _empty(result):
-                raise ebadf()  # the "end of file" a shutdown by close() produced
-        return result
+    if TYPE_CHECKING:
+
+        def call(self, op: Op | None, fn: Callable[..., T], *args: Any) -> T:
+            """``fn(*args)``, a call on the raw socket that may block; ``OSError(EBADF)``
+            if :meth:`close` woke it. For a read (``op.event == READ``) an empty result
+            then means EBADF, not end of file. (The sync face's blocking-mode calls are
+            this, or a method :func:`gated` compiled from the same template.)"""
+
+    else:
+        call = _compile(
+            "call",
+            "self, op, fn, /, *args",
+            gate="self",
+            syscall="fn(*args)",
+            closing="self._call_closing(op, fn, args)",
+            doc="``fn(*args)`` through the gate: see the ``TYPE_CHECKING`` stub.",
+        )
+
+    def _failed(self, exc: BaseException) -> None:
+        """A call that raised ``exc`` left after ``close()`` began: woken by it, an
+        ``OSError`` (``EPIPE``, ``EINVAL``...) means ``EBADF``."""
+        self._left()
+        if isinstance(exc, OSError):
+            raise ebadf() from None
+
+    def _returned(self, op: Op | None, result: Any) -> None:
+        """A call that returned left after ``close()`` began: for a read, the "end of
+        file" a shutdown by close() produced means ``EBADF``."""
+        self._left()
+        if op is not None and op.event == READ and _empty(result):
+            raise ebadf()
 
     def _call_closing(self, op: Op | None, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
         """:meth:`call` once ``close()`` has begun (in another thread, perhaps still under way)."""

@@ -19,7 +19,7 @@ from functools import partial
 from typing import Any, Literal, Protocol, Self, TypeVar, overload
 
 from . import _connect, _engine as e, _listeners, _ops as ops, _reduction, _surface, _tls
-from ._gate import Gate
+from ._gate import Gate, gated
 from ._socket import RawSocket, SocketBase
 from ._waiters.base import ebadf
 from ._waiters.poll import WAITER
@@ -155,9 +155,11 @@ class SyncSocket(SocketBase):
     def connect_ex(self, address: Any, /) -> int:
         return self._drive(partial(e.connect, WAITER, self, address, True))
 
+    @gated(ops.RECV)
     def recv(self, bufsize: int, flags: int = 0, /) -> bytes:
         return self._call(ops.RECV, self._sock.recv, bufsize, flags)
 
+    @gated(ops.RECV_INTO)
     def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
         return self._call(ops.RECV_INTO, self._sock.recv_into, buffer, nbytes, flags)
 
@@ -177,11 +179,13 @@ class SyncSocket(SocketBase):
     ) -> tuple[int, list[tuple[int, int, bytes]], int, Any]:
         return self._call(ops.RECVMSG_INTO, self._sock.recvmsg_into, buffers, ancbufsize, flags)
 
+    @gated(ops.SEND)
     def send(self, data: Any, flags: int = 0, /) -> int:
         return self._call(ops.SEND, self._sock.send, data, flags)
 
+    @gated(ops.SENDALL)
     def sendall(self, data: Any, flags: int = 0, /) -> None:
-        if self._timeout is None:  # blocking mode: the stdlib's own call, the kernel waits
+        if self._timeout is None:  # blocking mode, once close() began (else the gated call)
             self._gate.call(ops.SENDALL, self._sock.sendall, data, flags)
             return
         self._drive(partial(e.sendall, WAITER, self, data, flags))

@@ -966,14 +966,12 @@ async def read(
     first SSL read (a failed one costs an ``SSLWantReadError`` raised and caught)."""
     event: int | None = None
     if (
-        s._waited
-        and size > 0
+        s._waited  # (first: the usual case of a quick peer looks at nothing more)
         and type(flags) is int
         and not flags
-        and s._timeout != 0.0
         and not s._sock.pending()
         and not s._wire.incoming.pending
-        and not e.readable(s)
+        and e.waits_first(s, size)
     ):
         event = READ
     else:

@@ -161,3 +161,31 @@ def test_servers_compare(tmp_path: Path) -> None:
     assert ratio["target"] is None and ratio["met"] is None
     assert len(ratio["ratios"]) == 2
     assert "asocket-sync:other" in stdout
+
+
+@pytest.mark.skipif(
+    not (shutil.which("valgrind") and shutil.which("callgrind_control")),
+    reason="instructions.py needs valgrind",
+)
+def test_instructions_smoke() -> None:
+    """benchmarks/instructions.py counts every server it is given, and the ratio of a
+    pair is printed (a few rounds: the count is not asserted, only that it is one)."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(BENCHMARKS / "instructions.py"),
+            "--rounds=3",
+            "--pause=0.001",
+            "--workloads=pingpong",
+            "--only=asocket-sync,stdlib-threads",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = [line.split() for line in done.stdout.splitlines() if line.startswith("  ")]
+    counts = {row[0]: float(row[1].replace(",", "")) for row in rows if len(row) == 2}
+    assert set(counts) == {"asocket-sync", "stdlib-threads"}
+    assert all(count > 0 for count in counts.values())
+    assert "asocket-sync / stdlib-threads:" in done.stdout

@@ -4,7 +4,7 @@ raw sockets and threads, no face around it."""
 from __future__ import annotations
 
 import errno
-import inspect
+import linecache
 import socket
 import sys
 import threading
@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+import asocket.sync
 from asocket._gate import Gate
 from asocket._ops import RECV
 
@@ -59,7 +60,7 @@ def test_the_last_thread_out_closes_the_descriptor() -> None:
         gate.close(b)
         for thread in threads:
             thread.join(WAIT)
-        assert gate._pending == [] and gate._inside == []
+        assert gate._pending == [] and not gate._inside
         with pytest.raises(OSError) as info:
             socket.socket(fileno=fd).close()  # already closed by the gate
         assert info.value.errno == errno.EBADF
@@ -89,13 +90,15 @@ def test_a_call_entering_while_close_is_under_way_is_refused() -> None:
         with pytest.raises(OSError) as info:
             gate.call(RECV, b.recv, 10)
         assert info.value.errno == errno.EBADF
-        assert gate._inside == []
+        assert not gate._inside
 
 
-def _line(fn: Any, text: str) -> int:
-    """The line number of the first line of ``fn``'s source that reads ``text``."""
-    lines, first = inspect.getsourcelines(fn)
-    return first + next(i for i, line in enumerate(lines) if line.strip() == text)
+def _line(code: Any, text: str) -> int:
+    """The line number of the first line of ``code``'s function that reads ``text``
+    (the gate's compiled functions keep their source in ``linecache``)."""
+    lines = linecache.getlines(code.co_filename)
+    first = code.co_firstlineno
+    return next(n for n in range(first, len(lines) + 1) if lines[n - 1].strip() == text)
 
 
 def _pause_at(code: Any, lineno: int, reached: threading.Event, resume: threading.Event) -> Any:
@@ -112,25 +115,45 @@ def _pause_at(code: Any, lineno: int, reached: threading.Event, resume: threadin
     return trace
 
 
-def test_a_call_entering_as_close_looks_is_never_left_blocked() -> None:
+@pytest.mark.parametrize("through", ["Gate.call", "SyncSocket.recv"])
+def test_a_call_entering_as_close_looks_is_never_left_blocked(through: str) -> None:
     """The race of a call entering the gate with close(): the call is held just
     before it enters ``_inside``; close() then finds nobody inside and is held just
     before it closes the descriptor; then the call goes on, then close(). The call
     must not block on the descriptor (closing it would not wake it): it sees
     ``closing`` and raises EBADF. Trace functions hold each thread at its line, so
-    the interleaving is exact."""
+    the interleaving is exact. Run on the gate's own call and on a sync-face method
+    compiled from the same protocol (``gated``)."""
     a, b = socket.socketpair()
-    gate = Gate(a)
-    call_at = _line(Gate.call, "inside.append(None)")
-    close_at = _line(Gate.close, "raw.close()")
+    if through == "Gate.call":
+        gate = Gate(a)
+        code = Gate.call.__code__
+
+        def call() -> Any:
+            return gate.call(RECV, a.recv, 10)
+
+        def close() -> None:
+            gate.close(a)
+    else:
+        sock = asocket.sync.socket(fileno=a.detach())
+        code = asocket.sync.socket.recv.__code__
+
+        def call() -> Any:
+            return sock.recv(10)
+
+        def close() -> None:
+            sock.close()
+
+    call_at = _line(code, "inside.append(None)")
+    close_at = _line(Gate.close.__code__, "raw.close()")
     call_there, call_go = threading.Event(), threading.Event()
     close_there, close_go = threading.Event(), threading.Event()
     out: list[Any] = []
 
     def caller() -> None:
-        sys.settrace(_pause_at(Gate.call.__code__, call_at, call_there, call_go))
+        sys.settrace(_pause_at(code, call_at, call_there, call_go))
         try:
-            out.append(gate.call(RECV, a.recv, 10))
+            out.append(call())
         except BaseException as exc:
             out.append(exc)
         finally:
@@ -139,7 +162,7 @@ def test_a_call_entering_as_close_looks_is_never_left_blocked() -> None:
     def closer() -> None:
         sys.settrace(_pause_at(Gate.close.__code__, close_at, close_there, close_go))
         try:
-            gate.close(a)
+            close()
         finally:
             sys.settrace(None)
 

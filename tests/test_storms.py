@@ -17,6 +17,7 @@ import pytest
 from _async_helpers import WAIT, Tasks, bounded, tcp_pair
 
 import asocket
+from asocket._ops import READ
 
 TOTAL = 256 * 1024  # bytes streamed per storm
 ROUNDS = 3000  # cancellations / timeouts per storm, at most
@@ -133,3 +134,41 @@ async def test_accept_storm_loses_no_connection() -> None:
         finally:
             for s in clients + accepted:
                 s.close()
+
+
+def _parked(sock: asocket.socket) -> int:
+    """How many waits the socket's waiter holds for its fd's readability: futures on an
+    asyncio loop (done ones included: a cancelled wait leaves its future until the next
+    wait or wake-up drops it), parked tasks under trio."""
+    waiter = sock._w
+    entry = getattr(waiter, "_fds", {}).get(sock.fileno())
+    if entry is None:
+        return 0
+    if hasattr(entry, "waiters"):
+        return len(entry.waiters[READ])
+    return len(entry.followers[READ]) + entry.leading[READ]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("how", ["cancel", "settimeout"])
+async def test_interrupted_waits_leave_no_trail(how: str) -> None:
+    """Thousands of reads on an idle socket, each cancelled or timed out while it waits:
+    the waiter holds at most one stale wait for the fd afterwards (nothing grows with
+    the count), and the next read still gets the data."""
+    cli, srv = await tcp_pair()
+    with cli, srv:
+        if how == "settimeout":
+            srv.settimeout(0.0001)
+        with anyio.fail_after(60):
+            for _ in range(2000):
+                if how == "cancel":
+                    with anyio.move_on_after(0):
+                        await srv.recv(10)  # waits (nothing there), then is cancelled
+                else:
+                    with pytest.raises(TimeoutError):
+                        await srv.recv(10)
+                assert _parked(srv) <= 1
+        await cli.sendall(b"after")
+        srv.settimeout(WAIT)
+        assert await bounded(srv.recv(10)) == b"after"
+        assert _parked(srv) <= 1

@@ -66,9 +66,10 @@ class Waiter(Protocol):
         """Monotonic time in seconds; every deadline given to this waiter is on this clock."""
         ...
 
-    async def wait(self, fd: int, event: int, deadline: float | None) -> None:
-        """Return when ``fd`` may be ready for ``event`` (``READ``/``WRITE``; a false
-        positive is allowed: the caller retries its syscall).
+    def wait(self, fd: int, event: int, deadline: float | None) -> Awaitable[None]:
+        """An awaitable that returns when ``fd`` may be ready for ``event``
+        (``READ``/``WRITE``; a false positive is allowed: the caller retries its
+        syscall). A coroutine, or a future the caller awaits in its own frame.
 
         Raises ``TimeoutError('timed out')`` once ``deadline`` passes and
         ``OSError(EBADF)`` if the fd is forgotten (closed) meanwhile.

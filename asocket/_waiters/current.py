@@ -109,8 +109,8 @@ class Running:
     def clock(self) -> float:
         return current().clock()
 
-    async def wait(self, fd: int, event: int, deadline: float | None) -> None:
-        await current().wait(fd, event, deadline)
+    def wait(self, fd: int, event: int, deadline: float | None) -> Awaitable[None]:
+        return current().wait(fd, event, deadline)
 
     async def wait_any(self, fds: Sequence[int], event: int, deadline: float | None) -> list[int]:
         return await current().wait_any(fds, event, deadline)

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar, cast
 
 from .._ops import READ, WRITE
 from .._timeouts import timed_out
@@ -60,50 +60,58 @@ class LoopWaiter(NoCheckpoints):
 
     # -- the fan-out ------------------------------------------------------------
 
-    async def wait(self, fd: int, event: int, deadline: float | None) -> None:
+    def wait(self, fd: int, event: int, deadline: float | None) -> Awaitable[None]:
         """Return once ``fd`` may be ready for ``event``; ``TimeoutError`` at ``deadline``,
-        ``OSError(EBADF)`` if the fd is forgotten meanwhile."""
-        timer = None
-        loop = self.loop
+        ``OSError(EBADF)`` if the fd is forgotten meanwhile.
+
+        Without a deadline the awaitable is the future :meth:`_wake` completes, awaited
+        by the caller's own frame (this is every wait of a call in blocking mode: no
+        coroutine of the waiter's between the task and its future). A task cancelled
+        while awaiting it cancels the future, which stays in the list, done, until the
+        next wake-up or the next wait on the fd drops it."""
         if deadline is not None:
-            delay = deadline - self.clock()
-            if delay <= 0:
-                raise timed_out()
+            return self._wait_until(fd, event, deadline)
         entry = self._fds.get(fd)
         if entry is None:
             entry = self._fds[fd] = Fd()
         if not entry.armed[event]:
             entry.armed[event] = True
             self._arm(fd, event)
-        fut: asyncio.Future[None] = loop.create_future()
+        fut: asyncio.Future[None] = self.loop.create_future()
         waiters = entry.waiters[event]
+        if waiters:  # others wait too (or waited, and were cancelled: drop those)
+            waiters[:] = [other for other in waiters if not other.done()]
         waiters.append(fut)
-        if deadline is not None:
-            timer = loop.call_later(delay, _expire, fut)
+        return fut
+
+    async def _wait_until(self, fd: int, event: int, deadline: float) -> None:
+        """:meth:`wait` with a deadline: its future, and a timer that fails it."""
+        delay = deadline - self.clock()
+        if delay <= 0:
+            raise timed_out()
+        fut = cast("asyncio.Future[None]", self.wait(fd, event, None))
+        timer = self.loop.call_later(delay, _expire, fut)
         try:
             await fut
         except BaseException:
-            if not fut.done():  # cancelled: leave the list; the fd stays watched (lazy)
+            if not fut.done():  # e.g. an exception thrown in: _wake must skip it
                 fut.cancel()
-            try:  # (a woken future's list was taken by _wake: nothing to remove)
-                waiters.remove(fut)
-            except ValueError:
-                pass
             raise
         finally:
-            if timer is not None:
-                timer.cancel()
+            timer.cancel()
 
     def _wake(self, entry: Fd, event: int) -> bool:
-        """Wake every task waiting on ``entry`` for ``event``; False if there was none."""
+        """Wake every task waiting on ``entry`` for ``event``; False if none waited."""
         waiters = entry.waiters[event]
         if not waiters:
             return False
         entry.waiters[event] = []
+        woke = False
         for fut in waiters:
-            if not fut.done():
+            if not fut.done():  # (a cancelled wait's future stays until now)
                 fut.set_result(None)
-        return True
+                woke = True
+        return woke
 
     def forget(self, fd: int, close: Callable[[], None] | None) -> None:
         """Wake ``fd``'s waiters with ``OSError(EBADF)``, stop watching it, then ``close()``."""

@@ -134,13 +134,15 @@ class TrioWaiter:
 
     # -- waiting --------------------------------------------------------------
 
-    async def wait(self, fd: int, event: int, deadline: float | None) -> None:
+    def wait(self, fd: int, event: int, deadline: float | None) -> Awaitable[None]:
         """Return once ``fd`` may be ready for ``event``; ``TimeoutError('timed out')``
         at ``deadline`` (trio's clock), ``OSError(EBADF)`` if ``fd`` is forgotten."""
         self.waits += 1
         if deadline is None:
-            await self._wait(fd, event)
-            return
+            return self._wait(fd, event)  # (no frame of its own: the caller awaits it)
+        return self._wait_until(fd, event, deadline)
+
+    async def _wait_until(self, fd: int, event: int, deadline: float) -> None:
         with trio.CancelScope(deadline=deadline) as scope:
             await self._wait(fd, event)
         if scope.cancelled_caught:

@@ -233,7 +233,8 @@ def read(
     """
     if waiter.checkpoints:
         return checkpointed_read(waiter, s, op, fn, size, args)
-    return retry(waiter, s, op, fn, args, op.event if waits_first(s, size) else TRY, MODE, size > 0)
+    first = op.event if s._waited and waits_first(s, size) else TRY  # (a quick peer: no call)
+    return retry(waiter, s, op, fn, args, first, MODE, size > 0)
 
 
 async def checkpointed_read(

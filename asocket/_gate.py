@@ -96,24 +96,42 @@ def _compile(
     return fn
 
 
-def gated(op: Op) -> Callable[[F], F]:
+# What a gated method does outside blocking mode: its decorated body, or (``attempt``
+# given) the raw call inline, a raised ``attempt`` exception handed to ``self._rest_of_call``.
+_GENERAL = """
+    if self._timeout is not None:
+        return general({args})"""
+_ATTEMPT = """
+    if self._timeout is not None:
+        try:
+            return self._sock.{name}({call})
+        except attempt as exc:
+            return self._rest_of_call(op, self._sock.{name}, ({call},), exc)"""
+
+
+def gated(op: Op, attempt: tuple[type[BaseException], ...] = ()) -> Callable[[F], F]:
     """Decorate a sync-face method whose body makes the raw socket's call of the same
-    name through ``self._call``: in blocking mode the method becomes that call through
-    the gate's protocol, compiled inline (one Python frame, not two); in the other
-    modes, or once ``close()`` began, it runs the decorated body."""
+    name: in blocking mode the method becomes that call through the gate's protocol,
+    compiled inline (one Python frame, not two). In the other modes (a non-blocking
+    descriptor) it runs the decorated body or, with ``attempt`` (the exceptions that
+    mean "would block"), makes the call inline and hands such an exception to the
+    socket's ``_rest_of_call(op, fn, args, exc)``, which settles and waits. Once ``close()``
+    began, it runs the decorated body."""
 
     def decorate(general: F) -> F:
         name = general.__name__
         text, args = _parameters(general)
+        call = args.partition(", ")[2]
+        guard = (_ATTEMPT if attempt else _GENERAL).format(name=name, args=args, call=call)
         fn = _compile(
             name,
             text,
-            guard=f"\n    if self._timeout is not None:\n        return general({args})",
+            guard=guard,
             gate="self._gate",
-            syscall=f"self._sock.{name}({args.partition(', ')[2]})",
+            syscall=f"self._sock.{name}({call})",
             closing=f"general({args})",
             doc=general.__doc__ or "",
-            names={"general": general, "op": op},
+            names={"general": general, "op": op, "attempt": attempt},
         )
         functools.update_wrapper(fn, general)
         return cast(F, fn)

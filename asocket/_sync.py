@@ -96,7 +96,15 @@ class SyncSocket(SocketBase):
         try:  # (the engine's attempt(), inlined: this is every call's hot path)
             return fn(*args)
         except e.WOULD_BLOCK as exc:
-            wait = e.settle(self, op, fn, args, exc)
+            return self._rest_of_call(op, fn, args, exc)
+
+    def _rest_of_call(
+        self, op: ops.Op, fn: Callable[..., T], args: tuple[Any, ...], exc: OSError
+    ) -> T:
+        """The rest of a call on the O_NONBLOCK descriptor whose attempt raised ``exc``
+        (one of the engine's ``WOULD_BLOCK``): raised as the mode says, or the wait
+        (through the gate) and the attempts after it. (The gated methods call it too.)"""
+        wait = e.settle(self, op, fn, args, exc)
         if not isinstance(wait, e.Wait):
             return wait
         waited: T = self._gate.call(op, self._wait, op, fn, args, wait.event)
@@ -155,11 +163,11 @@ class SyncSocket(SocketBase):
     def connect_ex(self, address: Any, /) -> int:
         return self._drive(partial(e.connect, WAITER, self, address, True))
 
-    @gated(ops.RECV)
+    @gated(ops.RECV, e.WOULD_BLOCK)
     def recv(self, bufsize: int, flags: int = 0, /) -> bytes:
         return self._call(ops.RECV, self._sock.recv, bufsize, flags)
 
-    @gated(ops.RECV_INTO)
+    @gated(ops.RECV_INTO, e.WOULD_BLOCK)
     def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
         return self._call(ops.RECV_INTO, self._sock.recv_into, buffer, nbytes, flags)
 
@@ -179,7 +187,7 @@ class SyncSocket(SocketBase):
     ) -> tuple[int, list[tuple[int, int, bytes]], int, Any]:
         return self._call(ops.RECVMSG_INTO, self._sock.recvmsg_into, buffers, ancbufsize, flags)
 
-    @gated(ops.SEND)
+    @gated(ops.SEND, e.WOULD_BLOCK)
     def send(self, data: Any, flags: int = 0, /) -> int:
         return self._call(ops.SEND, self._sock.send, data, flags)
 
@@ -188,7 +196,9 @@ class SyncSocket(SocketBase):
         if self._timeout is None:  # blocking mode, once close() began (else the gated call)
             self._gate.call(ops.SENDALL, self._sock.sendall, data, flags)
             return
-        self._drive(partial(e.sendall, WAITER, self, data, flags))
+        sent = e.send_first(self, data, flags)  # (the O_NONBLOCK descriptor never blocks)
+        if sent is not None:
+            self._drive(partial(e.sendall, WAITER, self, data, flags, sent))
 
     def sendto(self, data: Any, /, *args: Any) -> int:
         if args and e.needs_resolution(self, args[-1]):

@@ -65,7 +65,8 @@ def settle(sock: Any, threads: int = 1) -> None:
     that registers only after ``close()`` has looked is a separate race, made
     deterministic in ``test_close_racing_a_thread_entering_a_blocking_call``.
     """
-    registered = getattr(sock, "_blocked", None)
+    gate = getattr(sock, "_gate", None)
+    registered = None if gate is None else gate._inside
     deadline = time.monotonic() + JOIN
     while registered is not None and len(registered) < threads and time.monotonic() < deadline:
         time.sleep(0.005)

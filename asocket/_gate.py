@@ -172,13 +172,9 @@ class Gate:
         self._pending: list[int] = []  # a detached fd that the last thread out closes
         self.closing = False
 
-    if TYPE_CHECKING:
+    if TYPE_CHECKING:  # (its signature, for type checkers; the code is compiled below)
 
-        def call(self, op: Op | None, fn: Callable[..., T], *args: Any) -> T:
-            """``fn(*args)``, a call on the raw socket that may block; ``OSError(EBADF)``
-            if :meth:`close` woke it. For a read (``op.event == READ``) an empty result
-            then means EBADF, not end of file. (The sync face's blocking-mode calls are
-            this, or a method :func:`gated` compiled from the same template.)"""
+        def call(self, op: Op | None, fn: Callable[..., T], *args: Any) -> T: ...
 
     else:
         call = _compile(
@@ -187,7 +183,10 @@ class Gate:
             gate="self",
             syscall="fn(*args)",
             closing="self._call_closing(op, fn, args)",
-            doc="``fn(*args)`` through the gate: see the ``TYPE_CHECKING`` stub.",
+            doc="""``fn(*args)``, a call on the raw socket that may block; ``OSError(EBADF)``
+            if :meth:`close` woke it. For a read (``op.event == READ``) an empty result
+            then means EBADF, not end of file. (The sync face's blocking-mode calls are
+            this, or a method :func:`gated` compiled from the same template.)""",
         )
 
     def _failed(self, exc: BaseException) -> None:

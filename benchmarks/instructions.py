@@ -99,7 +99,10 @@ def measure(impl: str, work: str, rounds: int, pause: float, root: Path) -> floa
     with tempfile.TemporaryDirectory(prefix="asocket-ir-") as tmp:
         out = Path(tmp) / "callgrind.out"
         env = dict(
-            os.environ, PYTHONPATH=os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])
+            os.environ,
+            PYTHONPATH=os.pathsep.join(
+                p for p in (str(root), os.environ.get("PYTHONPATH", "")) if p
+            ),
         )
         proc = subprocess.Popen(
             ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",

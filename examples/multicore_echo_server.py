@@ -35,13 +35,16 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Coroutine
+from multiprocessing import resource_tracker
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
-from types import FrameType
 from typing import Any
 
 import asocket
 import asocket.sync
+
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}  # what stops the server (the parent's)
+POLL = 0.2  # seconds: how often the parent looks for a stop signal while it waits
 
 # -- a worker process ----------------------------------------------------------------
 
@@ -99,6 +102,8 @@ async def worker_serve(args: argparse.Namespace, port: int, ready: Connection) -
 
 def worker_main(args: argparse.Namespace, port: int, ready: Connection) -> None:
     """The entry point of a worker process."""
+    # Blocked in the parent when it started this process: the loop's handler needs it.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
     logging.basicConfig(
         level=logging.INFO, format=f"%(asctime)s worker {os.getpid()} %(levelname)s %(message)s"
     )
@@ -153,12 +158,20 @@ def main() -> int:
     workers: list[BaseProcess] = []
     stopping = False
 
-    def stop_workers(signum: int | None = None, frame: FrameType | None = None) -> None:
+    def stop_workers() -> None:
         nonlocal stopping
         stopping = True
         for worker in workers:
             if worker.exitcode is None:
                 worker.terminate()  # SIGTERM: the worker shuts down gracefully
+
+    def wait_or_stop(objects: list[Any]) -> list[Any]:
+        """The objects of ``objects`` ready within a moment; a stop signal taken meanwhile
+        stops the workers."""
+        ready = wait(objects, timeout=POLL)
+        if signal.sigtimedwait(STOP_SIGNALS, 0) is not None:  # (a second one: again)
+            stop_workers()
+        return ready
 
     runner(args.uvloop)  # --uvloop without uvloop: say so here, not in every worker
     try:
@@ -168,13 +181,16 @@ def main() -> int:
         where = format_address((args.host, args.port))
         print(f"multicore_echo_server: cannot listen on {where}: {reason}", file=sys.stderr)
         return 1
-    # The workers inherit SIGINT ignored (Python keeps an ignored SIGINT ignored): a
-    # terminal's Ctrl-C reaches the whole process group, and a worker that stopped on
-    # it could then be killed by the SIGTERM forwarded here. Meanwhile the parent blocks
-    # SIGINT: on Linux a blocked signal is kept pending, though ignored, until the
-    # parent's own handler is back and takes it.
-    signal.signal(signal.SIGTERM, stop_workers)
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    # The parent takes SIGINT and SIGTERM synchronously: blocked, they stay pending
+    # until its loop takes them (sigtimedwait), whatever it was doing when they came.
+    # (A Python handler only runs once the main thread runs Python code again; this
+    # parent spends its life blocked in wait(), and under load a Ctrl-C was seen left
+    # unhandled there.) The workers inherit SIGINT ignored (Python keeps an ignored
+    # SIGINT ignored): a terminal's Ctrl-C reaches the whole process group, and a
+    # worker must stop once, on the SIGTERM the parent sends; each unblocks SIGTERM.
+    # multiprocessing's resource tracker is started first: starting it unblocks both.
+    resource_tracker.ensure_running()
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     with reserved:
         address = reserved.getsockname()
@@ -188,23 +204,24 @@ def main() -> int:
             writer.close()  # the worker has its own copy: EOF here if it dies unready
             workers.append(process)
             readers.append(reader)
-        signal.signal(signal.SIGINT, stop_workers)
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
-        try:
-            pids = [reader.recv() for reader in readers]  # each worker's "listening"
-        except EOFError:
-            if not stopping:
-                print("multicore_echo_server: a worker failed to start", file=sys.stderr)
-                stop_workers()
-        else:
-            pid_list = ", ".join(map(str, pids))
+        pids: dict[Any, int] = {}  # each worker's "listening", by its pipe
+        while len(pids) < len(readers) and not stopping:
+            for reader in wait_or_stop([r for r in readers if r not in pids]):
+                try:
+                    pids[reader] = reader.recv()
+                except EOFError:
+                    print("multicore_echo_server: a worker failed to start", file=sys.stderr)
+                    stop_workers()
+                    break
+        if not stopping:
+            pid_list = ", ".join(str(pids[reader]) for reader in readers)
             print(
                 f"listening on {format_address(address)} ({len(pids)} workers: pids {pid_list})",
                 flush=True,
             )
         # Wait for the workers to end. One ending on its own means trouble: stop the rest.
         while running := [worker for worker in workers if worker.exitcode is None]:
-            wait([worker.sentinel for worker in running])
+            wait_or_stop([worker.sentinel for worker in running])
             for worker in running:
                 if worker.exitcode is not None and not stopping:
                     print(f"{worker.name} exited ({worker.exitcode}): stopping", file=sys.stderr)

@@ -7,10 +7,12 @@ closes the connections still open, which wakes their handlers.
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import socket
 import ssl as _ssl
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Self, overload
 
 from . import _listeners, _serve_policy as policy, _tls
@@ -19,6 +21,36 @@ from ._waiters.poll import WAITER
 
 Handler = Callable[[SyncSocket, Any], None]
 TLSHandler = Callable[[SyncSSLSocket, Any], None]  # with ssl=: the handler gets a TLS socket
+
+
+# The signals a process is sent (Ctrl-C, SIGTERM, SIGHUP, ...), as opposed to the faults a
+# thread raises on itself, which cannot be blocked.
+_FAULTS = {"SIGSEGV", "SIGBUS", "SIGFPE", "SIGILL", "SIGTRAP", "SIGSYS", "SIGKILL", "SIGSTOP"}
+_PROCESS_SIGNALS = (
+    {s for s in signal.valid_signals() if getattr(s, "name", "") not in _FAULTS}
+    if hasattr(signal, "pthread_sigmask")
+    else set()
+)
+
+
+@contextlib.contextmanager
+def _process_signals_blocked() -> Iterator[None]:
+    """Within the block, the calling thread blocks the process's signals, and so does
+    every thread it starts (threads inherit the mask), for good.
+
+    Python runs signal handlers in the main thread only, and a signal the kernel hands
+    to another thread interrupts no call of the main thread: a main thread blocked in
+    ``serve_forever()`` would sleep through Ctrl-C. The server's threads block them, so
+    the kernel hands them to a thread that takes them.
+    """
+    if not _PROCESS_SIGNALS:  # pragma: no cover - Windows
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _PROCESS_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 class ThreadedServer:
@@ -55,8 +87,9 @@ class ThreadedServer:
             threading.Thread(target=self._accept_loop, args=(s,), daemon=True, name=f"accept {s}")
             for s in self.sockets
         ]
-        for thread in self._accepters:
-            thread.start()
+        with _process_signals_blocked():  # and so in the handlers' threads they start
+            for thread in self._accepters:
+                thread.start()
 
     @property
     def active_connections(self) -> int:

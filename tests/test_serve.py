@@ -319,6 +319,41 @@ def test_sync_serve_tcp_threads() -> None:
         assert sorted(results) == sorted(b"t%d" % i for i in range(5))
 
 
+@pytest.mark.skipif(not hasattr(signal, "pthread_sigmask"), reason="needs pthread_sigmask")
+def test_sync_server_threads_leave_process_signals_to_the_main_thread() -> None:
+    """The accepting and handler threads block SIGINT and SIGTERM, so the kernel hands a
+    Ctrl-C to the main thread (blocked in serve_forever(), say), which takes it; the
+    caller's own mask is left as it was."""
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    masks: list[set[signal.Signals]] = []
+
+    def handler(sock: asocket.sync.socket, addr: Any) -> None:
+        masks.append(signal.pthread_sigmask(signal.SIG_BLOCK, []))
+        sock.sendall(b"done")
+
+    with asocket.sync.serve_tcp(handler, "127.0.0.1", 0) as server:
+        assert signal.pthread_sigmask(signal.SIG_BLOCK, []) == before
+        with asocket.sync.create_connection(server.sockets[0].getsockname(), timeout=5) as c:
+            assert c.recv(10) == b"done"
+        accepters = [t for t in threading.enumerate() if t.name.startswith("accept ")]
+        assert accepters
+        for thread in accepters:
+            assert thread.native_id is not None
+            assert _blocked_in(thread.native_id) >= {signal.SIGINT, signal.SIGTERM}
+    assert masks and masks[0] >= {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+    assert signal.SIGSEGV not in masks[0]
+
+
+def _blocked_in(tid: int) -> set[int]:
+    """The signals thread ``tid`` of this process blocks (Linux: /proc)."""
+    status = Path(f"/proc/self/task/{tid}/status")
+    if not status.exists():
+        pytest.skip("no /proc/self/task")
+    line = next(x for x in status.read_text().splitlines() if x.startswith("SigBlk:"))
+    bits = int(line.split()[1], 16)
+    return {n for n in range(1, 65) if bits >> (n - 1) & 1}
+
+
 def test_sync_max_connections_and_grace_closes_connections() -> None:
     started = threading.Event()
 

@@ -113,6 +113,20 @@ async def create_connection(
     next_start = waiter.clock()
     try:
         while todo or racing:
+            # Every connection under way is looked at (the oldest first: it wins a tie)
+            # before anything else, and so right before each wait: a wait follows a
+            # look at what it waits for (the edge waiter reports changes only).
+            for entry in list(racing):
+                sock, sockaddr = entry
+                err_or_none = e.connect_status(sock)
+                if err_or_none is None:  # still under way
+                    continue
+                racing.remove(entry)
+                if err_or_none == 0:
+                    return _won(sock, sockaddr, timeout, racing, errors)
+                sock.close()
+                errors.append(OSError(err_or_none, os.strerror(err_or_none)))
+                next_start = waiter.clock()  # a failure starts the next attempt at once
             now = waiter.clock()
             if deadline is not None and now >= deadline and timeout != 0.0:
                 errors.extend(_timeouts.timed_out() for _ in range(max(len(racing), 1)))
@@ -133,21 +147,12 @@ async def create_connection(
                     sock.close()
                     errors.append(OSError(err, os.strerror(err)))
                 continue
+            if not racing:
+                continue
             until = deadline
             if todo and delay is not None and (deadline is None or next_start < deadline):
                 until = next_start
-            ready = await waiter.wait_any([e.watch(waiter, s) for s, _ in racing], WRITE, until)
-            for entry in [e for e in racing if e[0].fileno() in ready]:
-                sock, sockaddr = entry
-                err_or_none = e.connect_status(sock)
-                if err_or_none is None:  # not yet: an early wake-up
-                    continue
-                racing.remove(entry)
-                if err_or_none == 0:
-                    return _won(sock, sockaddr, timeout, racing, errors)
-                sock.close()
-                errors.append(OSError(err_or_none, os.strerror(err_or_none)))
-                next_start = waiter.clock()  # a failure starts the next attempt at once
+            await waiter.wait_any([e.watch(waiter, s) for s, _ in racing], WRITE, until)
     except BaseException:
         for sock, _ in racing:
             sock.close()

@@ -47,6 +47,7 @@ from typing import Any, Final, Protocol, TypeVar, cast
 from . import _engine as e, _timeouts
 from ._ops import READ, WRITE, Op
 from ._waiters.base import Waiter, ebadf
+from ._waiters.probe import probe
 
 T = TypeVar("T")
 
@@ -431,15 +432,16 @@ async def retry(
     event: int,
     deadline: _Deadline | None = None,
 ) -> T:
-    """The rest of :func:`call` after an attempt said to wait for ``event`` (the
-    faces make the first attempt inline)."""
+    """The rest of :func:`call` after an attempt said to wait for ``event`` (``TRY``:
+    try again at once; the faces make the first attempt inline)."""
     if deadline is None:
         deadline = _Deadline(waiter)
     while True:
-        try:
-            await e.wait(waiter, s, event, deadline.get(s))
-        except TimeoutError:
-            raise TimeoutError(message or _BY_EVENT[event]) from None
+        if event != e.TRY:  # (TRY: after EINTR, at once)
+            try:
+                await e.wait(waiter, s, event, deadline.get(s))
+            except TimeoutError:
+                raise TimeoutError(message or _BY_EVENT[event]) from None
         result = s._ssl(e.attempt, s, op, fn, args)
         if type(result) is not e.Wait:
             return result  # type: ignore[return-value]
@@ -749,6 +751,11 @@ class TLSMethods:
     def _ssl(self, fn: Callable[..., T], /, *args: Any) -> T:
         return fn(*args)
 
+    def _new_probe(self) -> tuple[Callable[[float], Any], Callable[[], None] | None]:
+        # ``poll()``, on every waiter: a TLS read says nothing of what the descriptor
+        # still holds (it takes a record at a time), so no waiter's reports can tell.
+        return probe(self._sock.fileno()), None
+
     @property
     def _sslobj(self) -> Any:
         """The inner socket's SSL object, for code that reaches into the stdlib's
@@ -999,7 +1006,7 @@ def wait_for(s: TLSState, exc: BaseException) -> int:
     """After an inline attempt raised ``exc`` (``SSLWant*Error``, ``InterruptedError``):
     the readiness to wait for; re-raises ``SSLWant*Error`` in non-blocking mode."""
     if isinstance(exc, InterruptedError):
-        return READ  # retried after the wait, which ends at once if already readable
+        return e.TRY  # tried again at once (a wait must follow a call that would block)
     if s._timeout == 0.0:
         raise exc
     return READ if isinstance(exc, ssl.SSLWantReadError) else WRITE

@@ -4,6 +4,7 @@ that does not move with the machine's noise.
     python benchmarks/instructions.py                       # about 3 minutes
     python benchmarks/instructions.py --compare ../other    # also another checkout's asocket
     python benchmarks/instructions.py --only asocket-uvloop,uvloop-streams --rounds 200
+    python benchmarks/instructions.py --keep dumps/   # then: callgrind_annotate dumps/...
 
 Wall-clock and CPU-time ratios on a shared virtual machine move by 10-30% from
 one round to the next (docs/performance.md); an instruction count does not.
@@ -93,8 +94,11 @@ def _drive(port: int, conns: int, rounds: int, size: int, pause: float) -> None:
                 s.close()
 
 
-def measure(impl: str, work: str, rounds: int, pause: float, root: Path) -> float:
-    """Instructions per request of ``impl``'s server (asocket imported from ``root``)."""
+def measure(
+    impl: str, work: str, rounds: int, pause: float, root: Path, keep: Path | None = None
+) -> float:
+    """Instructions per request of ``impl``'s server (asocket imported from ``root``);
+    with ``keep``, its callgrind dump is copied there (for ``callgrind_annotate``)."""
     conns, size = WORKLOADS[work]
     with tempfile.TemporaryDirectory(prefix="asocket-ir-") as tmp:
         out = Path(tmp) / "callgrind.out"
@@ -142,6 +146,9 @@ def measure(impl: str, work: str, rounds: int, pause: float, root: Path) -> floa
                 if text.startswith(("summary:", "totals:")):
                     total += int(text.split()[1])
                     break
+            if keep is not None:
+                keep.mkdir(parents=True, exist_ok=True)
+                shutil.copy(dump, keep / f"callgrind.{impl}.{work}.{dump.name.rsplit('.', 1)[1]}")
     return total / (conns * rounds)
 
 
@@ -152,6 +159,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workloads", default="echo,pingpong", help="subset of echo,pingpong")
     parser.add_argument("--only", help="comma-separated server names")
     parser.add_argument("--compare", metavar="CHECKOUT", help="also the asocket of CHECKOUT")
+    parser.add_argument(
+        "--keep",
+        metavar="DIR",
+        type=Path,
+        help="keep each server's callgrind dump in DIR (read with callgrind_annotate)",
+    )
     args = parser.parse_args(argv)
     if not (shutil.which("valgrind") and shutil.which("callgrind_control")):
         print("instructions.py needs valgrind (apt-get install valgrind)", file=sys.stderr)
@@ -165,7 +178,8 @@ def main(argv: list[str] | None = None) -> int:
         got: dict[str, float] = {}
         for impl in impls:
             for suffix, root in roots if impl.startswith("asocket-") else roots[:1]:
-                ir = measure(impl, work, args.rounds, args.pause, root)
+                keep = args.keep / suffix.strip(" ()-") if args.keep and suffix else args.keep
+                ir = measure(impl, work, args.rounds, args.pause, root, keep)
                 got[impl + suffix] = ir
                 print(f"  {impl + suffix:34} {ir:10,.0f}", flush=True)
         for mine, peer in PAIRS:

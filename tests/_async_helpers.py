@@ -9,8 +9,9 @@ any asyncio loop): there is no asyncio twin of any of them.
 from __future__ import annotations
 
 import socket
+import struct
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any, Generic, TypeVar, cast
 
@@ -35,6 +36,48 @@ async def bounded(awaitable: Awaitable[T], timeout: float = WAIT) -> T:
     with anyio.move_on_after(timeout):
         return await awaitable
     raise AssertionError(f"not done within {timeout} s")
+
+
+# -- a TCP socket and its stdlib peer, for the read hint's tests ------------------------
+
+
+async def peer_pair() -> tuple[asocket.socket, socket.socket]:
+    """A connected asocket TCP socket and its stdlib peer (blocking, in this thread)."""
+    lst = socket.create_server(("127.0.0.1", 0))
+    with lst:
+        sock = await asocket.create_connection(lst.getsockname(), timeout=WAIT)
+        peer, _ = lst.accept()
+    sock.settimeout(None)
+    return sock, peer
+
+
+async def read_sent_later(read: Callable[[], Awaitable[T]], send: Callable[[], Any]) -> T:
+    """``await read()`` while another task calls ``send()`` a moment later (so the read
+    has to wait for its data)."""
+
+    async def later() -> None:
+        await anyio.sleep(0.02)
+        send()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(later)
+        with anyio.fail_after(WAIT):
+            return await read()
+    raise AssertionError("unreachable")  # pragma: no cover - (for type checkers)
+
+
+async def slow_reads(sock: asocket.socket, peer: socket.socket) -> None:
+    """Two short reads that each had to wait: the socket's read hint is then set."""
+    for _ in range(2):
+        got = await read_sent_later(lambda: sock.recv(1024), lambda: peer.sendall(b"ping"))
+        assert got == b"ping"
+    assert sock._waited
+
+
+def reset(peer: socket.socket) -> None:
+    """Close ``peer`` with a reset (``SO_LINGER`` 0) instead of a FIN."""
+    peer.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    peer.close()
 
 
 class Task(Generic[T]):

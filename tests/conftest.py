@@ -1,6 +1,6 @@
 """The backends every async test runs on, and the strictness every test runs under.
 
-The loop matrix, three asyncio loops:
+The loop matrix, four asyncio loops:
 
 * ``asyncio``: the default selector loop, debug mode on for ``@pytest.mark.anyio``
   tests (pytest-asyncio's runner sets the debug mode from its own ``asyncio_debug``
@@ -9,27 +9,31 @@ The loop matrix, three asyncio loops:
 * ``uvloop``: uvloop (where it installs);
 * ``noreadiness``: a selector loop whose public ``add_reader``/``add_writer``/
   ``remove_*`` raise ``NotImplementedError``, as a proactor loop's do, so the
-  library must fall back to the loop's ``sock_*`` coroutines.
+  library must fall back to the loop's ``sock_*`` coroutines;
+* ``readiness``: the default selector loop served by the readiness waiter
+  (``_waiters/readiness.py``), as it is where there is no epoll (macOS, the BSDs);
+  on Linux the selector loop gets the edge waiter (``_waiters/epoll.py``), and
+  uvloop the readiness waiter.
 
 Two kinds of async test:
 
-* ``@pytest.mark.anyio``: one body on every backend, the three loops above and
+* ``@pytest.mark.anyio``: one body on every backend, the loops above and
   ``trio``, through anyio's pytest plugin (the ``anyio_backend`` fixture below;
-  the test id ends in ``[asyncio]``, ``[uvloop]``, ``[noreadiness]`` or ``[trio]``,
-  and the ``backend`` fixture gives that name). Every test of asocket's semantics is
-  one of these: modes and deadlines, several waiters, close, cancellation, half-close
-  and resets, Happy Eyeballs, servers, TLS, buffered files. Its body uses anyio's
-  primitives (task groups, cancel scopes, ``anyio.fail_after``, ``anyio.Event``,
-  ``anyio.sleep``) and the helpers of ``_async_helpers.py`` (``bounded``, ``Tasks``),
-  which are the same code on asyncio and on trio. Bodies run on real clocks; trio's
-  ``MockClock`` is for the trio-only tests of test_trio.py.
+  the test id ends in ``[asyncio]``, ``[uvloop]``, ``[noreadiness]``, ``[readiness]``
+  or ``[trio]``, and the ``backend`` fixture gives that name). Every test of asocket's
+  semantics is one of these: modes and deadlines, several waiters, close,
+  cancellation, half-close and resets, Happy Eyeballs, servers, TLS, buffered files.
+  Its body uses anyio's primitives (task groups, cancel scopes, ``anyio.fail_after``,
+  ``anyio.Event``, ``anyio.sleep``) and the helpers of ``_async_helpers.py``
+  (``bounded``, ``Tasks``), which are the same code on asyncio and on trio. Bodies
+  run on real clocks; trio's ``MockClock`` is for the trio-only tests of test_trio.py.
 * ``@pytest.mark.asyncio``: the loop matrix only, through pytest-asyncio's
   ``pytest_asyncio_loop_factories`` hook: for what is about asyncio itself (loops
   made in threads or one after another, ``asyncio.Runner``, asyncio's streams as a
   peer, the loop's internals), and the files not yet converted.
 
 Why anyio's plugin rather than a fixture of our own: it already runs one body on
-asyncio (on any loop: ``loop_factory`` takes ours, so the matrix keeps its three
+asyncio (on any loop: ``loop_factory`` takes ours, so the matrix keeps its
 loops) and on trio, with async fixtures, and anyio is a test dependency anyway; a
 fixture of our own would have had to write a trio runner and a second set of task
 and timeout primitives, and the bodies would no longer be plain anyio code.
@@ -48,13 +52,19 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
+import asocket._waiters.current
 import asocket._waiters.thread
 from asocket._resolve import is_numeric_host
+from asocket._waiters.readiness import ReadinessWaiter
 
 try:
     import uvloop
 except ImportError:  # pragma: no cover - Windows
     uvloop = None
+
+
+class ReadinessLoop(asyncio.SelectorEventLoop):
+    """The default selector loop, served by the readiness waiter (see ``LOOPS``)."""
 
 
 class NoReadinessLoop(asyncio.SelectorEventLoop):
@@ -154,6 +164,9 @@ def _strict(loop: asyncio.AbstractEventLoop, debug: bool = True) -> asyncio.Abst
         loop.default_exception_handler(context)
 
     loop.set_exception_handler(handler)
+    # The loop's waiter now: the edge waiter holds a descriptor (its epoll) for the
+    # loop's life, which tests counting descriptors before and after must not see appear.
+    asocket._waiters.current.waiter_for(loop)
     return loop
 
 
@@ -163,6 +176,16 @@ LOOPS: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
 if uvloop is not None:
     LOOPS["uvloop"] = lambda: _strict(uvloop.new_event_loop(), debug=False)
 LOOPS["noreadiness"] = lambda: _strict(NoReadinessLoop())
+
+
+def _readiness_loop() -> asyncio.AbstractEventLoop:
+    loop = ReadinessLoop()
+    asocket._waiters.current._waiters[loop] = ReadinessWaiter(loop)  # (not the edge waiter)
+    return _strict(loop)
+
+
+if asocket._waiters.current._edge_waiter is not None:
+    LOOPS["readiness"] = _readiness_loop
 
 # Loops without add_reader wait through asocket's one helper thread, which holds three
 # descriptors for the life of the process: start it now, so that tests counting
@@ -191,6 +214,8 @@ async def loop_kind() -> str:
     loop = asyncio.get_running_loop()
     if isinstance(loop, NoReadinessLoop):
         return "noreadiness"
+    if isinstance(loop, ReadinessLoop):
+        return "readiness"
     if uvloop is not None and isinstance(loop, uvloop.Loop):
         return "uvloop"
     return "asyncio"
@@ -201,7 +226,7 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 
 # -- anyio's pytest plugin: the loop matrix plus trio ----------------------------------
-# Tests marked ``@pytest.mark.anyio`` run one body on every backend: the three asyncio
+# Tests marked ``@pytest.mark.anyio`` run one body on every backend: the asyncio
 # loops above (through anyio's ``loop_factory``) and trio (see the module docstring).
 
 ANYIO_BACKENDS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -224,6 +249,6 @@ def anyio_backend(request: pytest.FixtureRequest) -> tuple[str, dict[str, Any]]:
 @pytest.fixture
 def backend(request: pytest.FixtureRequest, anyio_backend: Any) -> str:
     """The name of the backend an ``@pytest.mark.anyio`` test runs on: ``asyncio``,
-    ``uvloop``, ``noreadiness`` or ``trio`` (the test's id says the same)."""
+    ``uvloop``, ``noreadiness``, ``readiness`` or ``trio`` (the test's id says the same)."""
     name: str = request.node.callspec.params["anyio_backend"]
     return name

@@ -14,9 +14,8 @@ from __future__ import annotations
 import errno
 import socket
 import ssl
-import struct
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -24,6 +23,7 @@ import pytest
 anyio = pytest.importorskip("anyio")
 pytest.importorskip("trustme")
 
+from _async_helpers import peer_pair, read_sent_later, reset, slow_reads  # noqa: E402
 from _tls_helpers import (  # noqa: E402
     Certs,
     Peer,
@@ -38,45 +38,8 @@ pytestmark = pytest.mark.anyio
 WAIT = 5.0
 
 
-async def pair() -> tuple[asocket.socket, socket.socket]:
-    """A connected asocket TCP socket and its stdlib peer (blocking, in this thread)."""
-    lst = socket.create_server(("127.0.0.1", 0))
-    with lst:
-        sock = await asocket.create_connection(lst.getsockname(), timeout=WAIT)
-        peer, _ = lst.accept()
-    sock.settimeout(None)
-    return sock, peer
-
-
-async def read_sent_later(read: Callable[[], Awaitable[Any]], send: Callable[[], Any]) -> Any:
-    """``await read()`` while another task calls ``send()`` a moment later (so the read
-    has to wait for its data)."""
-
-    async def later() -> None:
-        await anyio.sleep(0.02)
-        send()
-
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(later)
-        with anyio.fail_after(WAIT):
-            return await read()
-
-
-async def slow_reads(sock: asocket.socket, peer: socket.socket) -> None:
-    """Two reads that each had to wait: the socket's hint is then set."""
-    for _ in range(2):
-        got = await read_sent_later(lambda: sock.recv(1024), lambda: peer.sendall(b"ping"))
-        assert got == b"ping"
-    assert sock._waited
-
-
-def reset(peer: socket.socket) -> None:
-    peer.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    peer.close()
-
-
 async def test_a_read_that_finds_its_data_at_once_clears_the_hint() -> None:
-    sock, peer = await pair()
+    sock, peer = await peer_pair()
     with sock, peer:
         await slow_reads(sock, peer)
         peer.sendall(b"x" * 8)
@@ -87,7 +50,7 @@ async def test_a_read_that_finds_its_data_at_once_clears_the_hint() -> None:
 
 
 async def test_data_already_there_is_read_after_the_probe() -> None:
-    sock, peer = await pair()
+    sock, peer = await peer_pair()
     with sock, peer:
         await slow_reads(sock, peer)
         peer.sendall(b"ready")
@@ -100,7 +63,7 @@ async def test_data_already_there_is_read_after_the_probe() -> None:
 async def test_a_reset_behind_the_data_is_raised_at_once() -> None:
     # uvloop's readiness handle reports a socket in error only once: a read that
     # waited first on it would never wake. The probe sees the error and reads it.
-    sock, peer = await pair()
+    sock, peer = await peer_pair()
     with sock:
         await slow_reads(sock, peer)
         peer.sendall(b"last")
@@ -114,7 +77,7 @@ async def test_a_reset_behind_the_data_is_raised_at_once() -> None:
 
 
 async def test_a_reset_while_waiting_first_wakes_the_reader() -> None:
-    sock, peer = await pair()
+    sock, peer = await peer_pair()
     with sock:
         await slow_reads(sock, peer)
 
@@ -129,7 +92,7 @@ async def test_a_reset_while_waiting_first_wakes_the_reader() -> None:
 
 
 async def test_end_of_file_after_slow_reads() -> None:
-    sock, peer = await pair()
+    sock, peer = await peer_pair()
     with sock:
         await slow_reads(sock, peer)
         peer.shutdown(socket.SHUT_WR)
@@ -140,7 +103,7 @@ async def test_end_of_file_after_slow_reads() -> None:
 
 
 async def test_timeout_mode_times_out_on_a_hinted_read() -> None:
-    sock, peer = await pair()
+    sock, peer = await peer_pair()
     with sock, peer:
         await slow_reads(sock, peer)
         sock.settimeout(0.05)
@@ -149,7 +112,7 @@ async def test_timeout_mode_times_out_on_a_hinted_read() -> None:
 
 
 async def test_non_blocking_mode_never_waits_first() -> None:
-    sock, peer = await pair()
+    sock, peer = await peer_pair()
     with sock, peer:
         await slow_reads(sock, peer)
         sock.setblocking(False)
@@ -166,7 +129,7 @@ async def test_non_blocking_mode_never_waits_first() -> None:
     ],
 )
 async def test_bad_arguments_raise_at_once_on_a_hinted_socket(args: Any, error: Any) -> None:
-    sock, peer = await pair()
+    sock, peer = await peer_pair()
     with sock, peer:
         await slow_reads(sock, peer)
         with anyio.fail_after(WAIT), pytest.raises(error):
@@ -179,7 +142,7 @@ async def test_bad_arguments_raise_at_once_on_a_hinted_socket(args: Any, error: 
     ids=["too-small", "not-contiguous", "read-only"],
 )
 async def test_bad_buffers_raise_at_once_on_a_hinted_socket(make: Any) -> None:
-    sock, peer = await pair()
+    sock, peer = await peer_pair()
     with sock, peer:
         await slow_reads(sock, peer)
         with anyio.fail_after(WAIT), pytest.raises((ValueError, TypeError)):
@@ -187,7 +150,7 @@ async def test_bad_buffers_raise_at_once_on_a_hinted_socket(make: Any) -> None:
 
 
 async def test_recv_into_follows_the_hint() -> None:
-    sock, peer = await pair()
+    sock, peer = await peer_pair()
     with sock, peer:
         await slow_reads(sock, peer)
         buf = bytearray(16)
@@ -200,7 +163,7 @@ async def test_recv_into_follows_the_hint() -> None:
 
 
 async def test_a_cancelled_hinted_read_consumes_nothing() -> None:
-    sock, peer = await pair()
+    sock, peer = await peer_pair()
     with sock, peer:
         await slow_reads(sock, peer)
         with anyio.move_on_after(0.05) as scope:
@@ -212,7 +175,7 @@ async def test_a_cancelled_hinted_read_consumes_nothing() -> None:
 
 
 async def test_close_wakes_a_reader_waiting_first() -> None:
-    sock, peer = await pair()
+    sock, peer = await peer_pair()
     with peer:
         await slow_reads(sock, peer)
 

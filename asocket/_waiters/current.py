@@ -11,8 +11,10 @@ not already use.
 from __future__ import annotations
 
 import asyncio
+import select
 import sys
 import weakref
+from asyncio.selector_events import BaseSelectorEventLoop
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final, TypeVar
 
@@ -24,6 +26,9 @@ from .thread import ThreadWaiter
 T = TypeVar("T")
 
 _get_running_loop = asyncio._get_running_loop
+_edge_waiter: type[LoopWaiter] | None = None  # EdgeWaiter, where there is epoll (Linux)
+if hasattr(select, "epoll"):
+    from .epoll import EdgeWaiter as _edge_waiter
 # The loop of the last call and its waiter (a strong reference to one loop at most).
 _last_loop: object = None
 _last_waiter: LoopWaiter | None = None
@@ -129,13 +134,40 @@ RUNNING: Final = Running()
 
 
 def waiter_for(loop: asyncio.AbstractEventLoop) -> LoopWaiter:
-    """The waiter of ``loop``, made once: readiness if it has ``add_reader``, else a
-    thread waiter."""
+    """The waiter of ``loop``, made once: the edge waiter for asyncio's selector loop
+    on Linux (epoll), the readiness waiter for the other loops with ``add_reader``
+    (uvloop; the selector loop elsewhere), a thread waiter for loops without.
+
+    Measured (``benchmarks/instructions.py``): on the selector loop, whose callbacks
+    and event processing are Python, the edge waiter's one callback per batch of
+    reports costs far less than a callback per report (and the stale reports it
+    avoids); uvloop dispatches each report in C, and there the edge waiter's
+    Python dispatch costs more than the ``poll()`` it saves. The edge waiter needs a
+    descriptor: a loop first used with none left gets the readiness waiter, so that
+    a wait never fails for want of one."""
     waiter = _waiters.get(loop)
     if waiter is None:
-        kind = ReadinessWaiter if _has_readiness(loop) else ThreadWaiter
-        waiter = _waiters[loop] = kind(loop)
+        _release_closed()
+        if not _has_readiness(loop):
+            waiter = ThreadWaiter(loop)
+        elif _edge_waiter is None or not isinstance(loop, BaseSelectorEventLoop):
+            waiter = ReadinessWaiter(loop)
+        else:
+            try:
+                waiter = _edge_waiter(loop)
+            except OSError:  # EMFILE, ENFILE, ENOMEM
+                waiter = ReadinessWaiter(loop)
+        _waiters[loop] = waiter
     return waiter
+
+
+def _release_closed() -> None:
+    """Let the waiters of closed loops go now, not when the loops are collected (the
+    edge waiter holds a descriptor): a program that runs loop after loop keeps one."""
+    for loop, waiter in list(_waiters.items()):
+        if loop.is_closed():
+            del _waiters[loop]
+            waiter.close()
 
 
 def _has_readiness(loop: asyncio.AbstractEventLoop) -> bool:

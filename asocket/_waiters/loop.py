@@ -42,6 +42,7 @@ class LoopWaiter(NoCheckpoints):
     loop is asked to watch an fd (``_arm``) and to stop watching it (``_disarm``)."""
 
     clock = staticmethod(time.monotonic)
+    _entry_type = Fd  # what an fd's entry holds (a subclass may keep more)
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
@@ -58,6 +59,9 @@ class LoopWaiter(NoCheckpoints):
         any), then call ``close`` if given, once the loop no longer watches the fd."""
         raise NotImplementedError  # pragma: no cover - each waiter has its own
 
+    def close(self) -> None:
+        """Release what the waiter holds, its loop being closed (here: nothing)."""
+
     # -- the fan-out ------------------------------------------------------------
 
     def wait(self, fd: int, event: int, deadline: float | None) -> Awaitable[None]:
@@ -73,7 +77,7 @@ class LoopWaiter(NoCheckpoints):
             return self._wait_until(fd, event, deadline)
         entry = self._fds.get(fd)
         if entry is None:
-            entry = self._fds[fd] = Fd()
+            entry = self._fds[fd] = self._entry_type()
         if not entry.armed[event]:
             entry.armed[event] = True
             self._arm(fd, event)
@@ -96,6 +100,11 @@ class LoopWaiter(NoCheckpoints):
         except BaseException:
             if not fut.done():  # e.g. an exception thrown in: _wake must skip it
                 fut.cancel()
+            entry = self._fds.get(fd)
+            if entry is not None and fut in entry.waiters[event]:
+                # (now: the future holds the exception, whose traceback holds the
+                # caller's frames; the fd's list could keep them for the fd's life)
+                entry.waiters[event].remove(fut)
             raise
         finally:
             timer.cancel()

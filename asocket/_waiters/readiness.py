@@ -1,4 +1,6 @@
-"""The readiness waiter: loops with ``add_reader`` (asyncio's selector loop, uvloop).
+"""The readiness waiter: the loops with ``add_reader`` the edge waiter (``epoll``) does
+not serve: uvloop, and asyncio's selector loop where there is no epoll (macOS, the
+BSDs) or when it was first used with no descriptor left for one.
 
 One registration per fd and direction (``add_reader`` replaces an earlier
 callback, so it is never called twice for one fd) fans out to every task

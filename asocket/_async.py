@@ -12,7 +12,7 @@ import array
 import socket
 import ssl
 import ssl as _ssl
-from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from collections.abc import Awaitable, Coroutine, Iterable
 from functools import partial
 from typing import Any, Literal, Self, TypeVar, overload
 
@@ -76,14 +76,7 @@ class AsyncSocket(SocketBase):
             if old is not None:  # moved to another loop: let the old one go
                 old.forget(e.fileno(self), None)
             self._w = waiter
-            self._probe = self._drained = None  # (the new waiter's, made on first use)
         return waiter
-
-    def _new_probe(self) -> tuple[Callable[[float], Any], Callable[[], None] | None]:
-        # The watching waiter's own probe where it has one (the edge waiter: no syscall).
-        own = getattr(self._w, "probe", None)
-        made = own(self._sock) if own is not None else None
-        return made if made is not None else super()._new_probe()
 
     def _init_fd(self) -> None:
         self._sock.setblocking(False)  # the descriptor is always O_NONBLOCK on this face
@@ -95,7 +88,6 @@ class AsyncSocket(SocketBase):
 
     def _real_close(self) -> None:
         self._kept = b""
-        self._probe = self._drained = None
         waiter, self._w = self._w, None
         if waiter is None:
             self._sock.close()
@@ -107,7 +99,6 @@ class AsyncSocket(SocketBase):
     def detach(self) -> int:
         self._closed = True
         self._kept = b""
-        self._probe = self._drained = None
         waiter, self._w = self._w, None
         fd = self._sock.detach()
         if waiter is not None and fd != -1:

@@ -28,6 +28,7 @@ from typing import Any, Final, NoReturn, Protocol, TypeVar
 from . import _resolve
 from ._ops import ACCEPT, READ, RECV, RECV_INTO, SENDALL, SENDFILE, WRITE, Op
 from ._waiters.base import Waiter, ebadf
+from ._waiters.probe import probe
 
 try:
     from ssl import SSLWantReadError, SSLWantWriteError
@@ -78,10 +79,7 @@ class State(Protocol):
     _timeout: float | None  # the mode
     _family: int
     _waited: bool  # the read hint: its last plain read had to wait (see read())
-    _probe: Any  # the read hint's probe of the descriptor (_new_probe()), made on first use
-    _drained: Any  # what to tell the probe after a short read that waited (None: nothing)
-
-    def _new_probe(self) -> tuple[Callable[[float], Any], Callable[[], None] | None]: ...
+    _probe: Any  # the read hint's probe of the descriptor (_waiters.probe), made on first use
 
     def settimeout(self, value: float | None, /) -> None: ...
 
@@ -224,25 +222,19 @@ def read(
 
     If the socket's last such read had to wait for its data (``_waited``: a peer
     slower than this side, as under request/response load, where the read after an
-    answer almost always fails with ``EAGAIN``), the read first asks the socket's
-    probe whether anything is there (``_new_probe``: ``poll`` with no timeout, a
-    third of the cost of a ``recv`` that fails with its exception): if nothing is,
-    the read waits for readiness *first*, as the stdlib's timeout mode always does;
-    else it tries at once. A read that waits first still gets what was already
-    there, so the order changes no result, only the cost. (The probe also sees a
-    pending error or end of file, which then is read at once: uvloop's readiness
-    handle reports a socket in error only once.) Non-blocking mode always tries at
-    once.
-
-    The edge waiter's probe (``_waiters/epoll``) reads its reports instead of asking
-    the kernel, which holds only if the last read emptied the socket: it has a
-    ``_drained`` hook, told after each read that waited and came back short; a read
-    that waited and filled its buffer clears the hint (more may be there).
+    answer almost always fails with ``EAGAIN``), the read first asks the kernel
+    whether the socket is readable (``poll`` with no timeout: a third of the cost of
+    a ``recv`` that fails, with its exception): if it is not, the read waits for
+    readiness *first*, as the stdlib's timeout mode always does; else it tries at
+    once. Every waiter reports readiness that is already there, so the order changes
+    no result, only the cost. (The probe also sees a pending error or end of file,
+    which then is read at once: uvloop's readiness handle reports a socket in error
+    only once.) Non-blocking mode always tries at once.
     """
     if waiter.checkpoints:
         return checkpointed_read(waiter, s, op, fn, size, args)
     first = op.event if s._waited and waits_first(s, size) else TRY  # (a quick peer: no call)
-    return retry(waiter, s, op, fn, args, first, MODE, size)
+    return retry(waiter, s, op, fn, args, first, MODE, size > 0)
 
 
 async def checkpointed_read(
@@ -258,10 +250,10 @@ async def checkpointed_read(
         tried = _WAIT[op.event]  # (the wait is the checkpoint)
     else:
         tried = await checkpointed_try(waiter, s, op, fn, args)
-    if isinstance(tried, Wait):
-        return await retry(waiter, s, op, fn, args, tried.event, MODE, size)
     if size > 0:
-        s._waited = False
+        s._waited = isinstance(tried, Wait)
+    if isinstance(tried, Wait):
+        return await retry(waiter, s, op, fn, args, tried.event, MODE)
     return tried
 
 
@@ -274,10 +266,10 @@ def waits_first(s: State, size: int) -> bool:
         return False
     look = s._probe
     if look is None:
-        if s._sock.fileno() == -1:
+        fd = s._sock.fileno()
+        if fd == -1:
             return False
-        look, s._drained = s._new_probe()
-        s._probe = look
+        look = s._probe = probe(fd)
     try:
         return not look(0)
     except (OSError, ValueError):  # pragma: no cover - e.g. out of memory
@@ -356,13 +348,13 @@ async def retry(
     args: tuple[Any, ...],
     event: int,
     until: float | _Mode | None,
-    hint: int = 0,
+    hint: bool = False,
 ) -> T:
     """The one retry loop: wait for ``event`` (``TRY``: attempt first), try again, until
     done. A wake-up that still finds the call would block (another task was served
     first) waits again with the time left. ``until``: the deadline, or ``MODE``: the
-    mode's, from the first wait. ``hint``: the size of a plain read, which records in
-    ``_waited`` whether it had to wait and emptied the socket (:func:`read`)."""
+    mode's, from the first wait. ``hint``: a plain read, which records in ``_waited``
+    whether it had to wait (:func:`read`)."""
     if hint:
         s._waited = event != TRY
     while True:
@@ -374,16 +366,9 @@ async def retry(
                 raise ebadf()
             await s._watcher(waiter).wait(fd, event, until)
         try:  # (attempt(), inlined)
-            done = fn(*args)
+            return fn(*args)
         except WOULD_BLOCK as exc:
             result = settle(s, op, fn, args, exc)
-        else:
-            if hint and (drained := s._drained) is not None and s._waited:  # (see read())
-                if (done if type(done) is int else len(done)) >= hint:  # type: ignore[arg-type,operator]
-                    s._waited = False  # it filled its buffer: more may be there
-                else:
-                    drained()  # it came back short: the socket is empty now
-            return done
         if not isinstance(result, Wait):
             return result
         if hint:

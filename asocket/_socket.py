@@ -10,11 +10,9 @@ from __future__ import annotations
 import _socket
 import socket
 import warnings
-from collections.abc import Callable
 from typing import Any, NoReturn, Self
 
 from . import _timeouts
-from ._waiters.probe import probe
 
 # The stdlib's class and helpers, bound at import: a program or test harness may
 # replace ``socket.socket`` with a face's class (as gevent-style patching does).
@@ -40,7 +38,6 @@ class SocketBase:
     __slots__ = (
         "__weakref__",
         "_closed",
-        "_drained",
         "_family",
         "_io_refs",
         "_probe",
@@ -62,9 +59,8 @@ class SocketBase:
         raw = RawSocket(family, type, proto, fileno)
         self._sock = raw
         self._family = int(raw.family)
-        self._waited = False  # the engine's read hint (_engine.read), its probe and hook
+        self._waited = False  # the engine's read hint (_engine.read) and its probe
         self._probe: Any = None
-        self._drained: Any = None
         self._closed = False
         self._io_refs = 0
         timeout = _timeouts.getdefaulttimeout()
@@ -91,12 +87,6 @@ class SocketBase:
     def _real_close(self) -> None:
         """Close the descriptor, waking every task or thread waiting on it."""
         raise NotImplementedError  # pragma: no cover - abstract
-
-    def _new_probe(self) -> tuple[Callable[[float], Any], Callable[[], None] | None]:
-        """The read hint's probe of the descriptor (``_engine.waits_first``), and what
-        to call after a short read that waited (None: nothing): here ``poll()`` with
-        no timeout, which needs no telling."""
-        return probe(self._sock.fileno()), None
 
     def _watcher(self, waiter: Any) -> Any:
         """The waiter that will watch the descriptor for a wait ``waiter`` was asked for

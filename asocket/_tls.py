@@ -47,7 +47,6 @@ from typing import Any, Final, Protocol, TypeVar, cast
 from . import _engine as e, _timeouts
 from ._ops import READ, WRITE, Op
 from ._waiters.base import Waiter, ebadf
-from ._waiters.probe import probe
 
 T = TypeVar("T")
 
@@ -750,11 +749,6 @@ class TLSMethods:
 
     def _ssl(self, fn: Callable[..., T], /, *args: Any) -> T:
         return fn(*args)
-
-    def _new_probe(self) -> tuple[Callable[[float], Any], Callable[[], None] | None]:
-        # ``poll()``, on every waiter: a TLS read says nothing of what the descriptor
-        # still holds (it takes a record at a time), so no waiter's reports can tell.
-        return probe(self._sock.fileno()), None
 
     @property
     def _sslobj(self) -> Any:

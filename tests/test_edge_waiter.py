@@ -210,27 +210,6 @@ async def test_one_registration_per_descriptor_until_closed() -> None:
 
 
 @edge_only
-@pytest.mark.asyncio
-async def test_the_probe_reads_the_reports() -> None:
-    """After a short read that waited, the read hint asks the reports, not the kernel:
-    nothing since, then bytes."""
-    loop = asyncio.get_running_loop()
-    if type(waiter_for(loop)).__name__ != "EdgeWaiter":
-        pytest.skip("not the edge waiter")
-    sock, peer = await peer_pair()
-    with sock, peer:
-        await slow_reads(sock, peer)
-        await slow_reads(sock, peer)  # (the probe is made at the first hinted read)
-        look = sock._probe
-        assert type(look.__self__).__name__ == "EdgeProbe"
-        assert not look(0)
-        peer.sendall(b"x")
-        await asyncio.sleep(0.05)  # the loop takes the report
-        assert look(0)
-        assert await bounded(sock.recv(10)) == b"x"
-
-
-@edge_only
 def test_a_loop_first_used_with_no_descriptor_left_gets_the_readiness_waiter() -> None:
     import resource
 

@@ -142,7 +142,7 @@ def waiter_for(loop: asyncio.AbstractEventLoop) -> LoopWaiter:
     and event processing are Python, the edge waiter's one callback per batch of
     reports costs far less than a callback per report (and the stale reports it
     avoids); uvloop dispatches each report in C, and there the edge waiter's
-    Python dispatch costs more than the ``poll()`` it saves. The edge waiter needs a
+    Python dispatch costs more than it saves. The edge waiter needs a
     descriptor: a loop first used with none left gets the readiness waiter, so that
     a wait never fails for want of one."""
     waiter = _waiters.get(loop)

@@ -21,83 +21,33 @@ to send, the end of the stream, an error), not a state, so:
   other driver, Happy Eyeballs (``_connect``), looks at each connection before
   each wait.
 
-It also tells the engine's read hint, without a syscall, whether bytes arrived
-since a read emptied a TCP socket (:class:`EdgeProbe`), where the other waiters
-ask ``poll()`` (``probe``).
+The engine's read hint still asks ``poll()`` (``probe``): the reports cannot
+tell, without a syscall, what the kernel received since the last batch was
+taken (tried: a read after a quick peer's answer then waited a loop iteration
+every time, and a 1-connection ping-pong ran at half speed).
 
 Why not uvloop too: uvloop processes each report in C, and measured there
 (``benchmarks/instructions.py``) this waiter's dispatch in Python costs more
-than the ``poll()`` it saves (``current.waiter_for``).
+than it saves (``current.waiter_for``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import select
-import socket
 from collections.abc import Callable
 
 from .._ops import READ, WRITE
 from .loop import Fd, LoopWaiter
 
-_EPOLLIN = select.EPOLLIN
-_EPOLLOUT = select.EPOLLOUT
-_EPOLLPRI = select.EPOLLPRI
-_EPOLLRDHUP = select.EPOLLRDHUP
-_EPOLLHUP = select.EPOLLHUP
-_EPOLLERR = select.EPOLLERR
-_MASK = _EPOLLIN | _EPOLLOUT | _EPOLLPRI | _EPOLLRDHUP | select.EPOLLET
-_READABLE = _EPOLLIN | _EPOLLRDHUP | _EPOLLHUP | _EPOLLERR
-_WRITABLE = _EPOLLOUT | _EPOLLHUP | _EPOLLERR
-# Reports after which a short read no longer says "nothing left": the end of the stream,
-# an error, and urgent data (a TCP read stops at its mark, bytes left behind it).
-_UNSETTLED = _EPOLLRDHUP | _EPOLLHUP | _EPOLLERR | _EPOLLPRI
+_MASK = select.EPOLLIN | select.EPOLLOUT | select.EPOLLRDHUP | select.EPOLLET
+_READABLE = select.EPOLLIN | select.EPOLLRDHUP | select.EPOLLHUP | select.EPOLLERR
+_WRITABLE = select.EPOLLOUT | select.EPOLLHUP | select.EPOLLERR
 _BATCH = 256  # events per epoll_wait; more are taken on the loop's next iteration
-
-
-class EdgeFd(Fd):
-    """:class:`~.loop.Fd` with what the read hint's :class:`EdgeProbe` reads."""
-
-    __slots__ = ("reads", "unsettled")
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.reads = 0  # readability reports so far
-        self.unsettled = False  # an end, error or urgent data was reported: probes say "look"
-
-
-class EdgeProbe:
-    """The read hint's probe of a TCP socket served by an :class:`EdgeWaiter`: whether a
-    read may find something, from the reports alone (no syscall).
-
-    The engine calls :meth:`drained` after a read that returned fewer bytes than it
-    asked for: a TCP receive stops short only when the socket has nothing more (or at
-    urgent data, which is reported). From then on the socket can hold bytes only if
-    a readability report came since, so the probe says "nothing" until one does.
-    """
-
-    __slots__ = ("_entry", "_mark")
-
-    def __init__(self, entry: EdgeFd) -> None:
-        self._entry = entry
-        self._mark = -1  # the reports counted at the last drained(): none yet
-
-    def look(self, timeout: float) -> bool:
-        """True if a read may find bytes, the end of the stream or an error (the
-        engine's probe, called with ``0``: a bound method is a cheaper call than
-        ``__call__``)."""
-        entry = self._entry
-        return entry.reads != self._mark or entry.unsettled
-
-    def drained(self) -> None:
-        """A read just found the socket empty (it returned short)."""
-        self._mark = self._entry.reads
 
 
 class EdgeWaiter(LoopWaiter):
     """Waits through an edge-triggered epoll descriptor the loop watches; one per loop."""
-
-    _entry_type = EdgeFd
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__(loop)
@@ -128,8 +78,8 @@ class EdgeWaiter(LoopWaiter):
 
     def _drain(self) -> None:
         """In the loop, when the epoll descriptor is readable: wake the tasks waiting
-        for what it reports, count the readability reports (for the probes)."""
-        fds: dict[int, EdgeFd] = self._fds  # type: ignore[assignment]  # (its entries)
+        for what it reports."""
+        fds = self._fds
         try:
             events = self._poll(0, _BATCH)
         except OSError:  # pragma: no cover - closed under the loop
@@ -138,14 +88,8 @@ class EdgeWaiter(LoopWaiter):
             entry = fds.get(fd)
             if entry is None:  # forgotten since (unregistered: a report already queued)
                 continue
-            if mask & _READABLE:
-                entry.reads += 1
-                if mask & _UNSETTLED:
-                    entry.unsettled = True
-                if entry.waiters[READ]:
-                    self._wake(entry, READ)
-            elif mask & _EPOLLPRI:
-                entry.unsettled = True
+            if mask & _READABLE and entry.waiters[READ]:
+                self._wake(entry, READ)
             if mask & _WRITABLE and entry.waiters[WRITE]:
                 self._wake(entry, WRITE)
 
@@ -157,20 +101,3 @@ class EdgeWaiter(LoopWaiter):
                 pass
         if close is not None:
             close()
-
-    def probe(
-        self, sock: socket.socket
-    ) -> tuple[Callable[[float], bool], Callable[[], None]] | None:
-        """The read hint's probe for ``sock`` and its ``drained`` hook, if its reports
-        can tell (a TCP socket registered here), else None (the caller falls back to
-        ``poll()``)."""
-        if sock.type != socket.SOCK_STREAM or sock.family not in _INET:
-            return None
-        entry = self._fds.get(sock.fileno())
-        if not isinstance(entry, EdgeFd) or not entry.armed[READ]:
-            return None
-        made = EdgeProbe(entry)
-        return made.look, made.drained
-
-
-_INET = (socket.AF_INET, socket.AF_INET6)

@@ -42,7 +42,6 @@ class LoopWaiter(NoCheckpoints):
     loop is asked to watch an fd (``_arm``) and to stop watching it (``_disarm``)."""
 
     clock = staticmethod(time.monotonic)
-    _entry_type = Fd  # what an fd's entry holds (a subclass may keep more)
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
@@ -77,7 +76,7 @@ class LoopWaiter(NoCheckpoints):
             return self._wait_until(fd, event, deadline)
         entry = self._fds.get(fd)
         if entry is None:
-            entry = self._fds[fd] = self._entry_type()
+            entry = self._fds[fd] = Fd()
         if not entry.armed[event]:
             entry.armed[event] = True
             self._arm(fd, event)

@@ -1,5 +1,6 @@
-"""The edge waiter (``_waiters/epoll.py``): asyncio's loops on Linux wait through an
-edge-triggered epoll descriptor of asocket's own, which reports changes, not states.
+"""The edge waiter (``_waiters/epoll.py``): asyncio's selector loop on Linux waits
+through an edge-triggered epoll descriptor of asocket's own, which reports changes,
+not states.
 
 A report taken by nobody is not repeated, so a wait that sleeps when the socket
 still holds something would sleep for good. These tests make each such case happen
@@ -15,20 +16,19 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
+import select
 import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from _async_helpers import Tasks, bounded, peer_pair, read_sent_later, reset, slow_reads
+from _async_helpers import WAIT, Tasks, bounded, peer_pair, read_sent_later, reset, slow_reads
 
 import asocket
 from asocket._waiters.current import waiter_for
 
 anyio = pytest.importorskip("anyio")
-
-WAIT = 5.0
 
 
 async def waited_read(sock: asocket.socket, peer: socket.socket, data: bytes, size: int) -> bytes:
@@ -178,9 +178,9 @@ async def test_a_wait_cancelled_then_bytes_then_a_read() -> None:
             assert await sock.recv(1024) == b"after"
 
 
-# -- the edge waiter itself (asyncio's loops on Linux) -----------------------------------
+# -- the edge waiter itself (asyncio's selector loop on Linux) ---------------------------
 
-edge_only = pytest.mark.skipif(not hasattr(__import__("select"), "epoll"), reason="Linux: epoll")
+edge_only = pytest.mark.skipif(not hasattr(select, "epoll"), reason="Linux: epoll")
 
 
 def registered(loop: asyncio.AbstractEventLoop) -> list[int]:

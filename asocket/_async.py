@@ -199,7 +199,7 @@ class AsyncSocket(SocketBase):
 
     async def sendall(self, data: Any, flags: int = 0, /) -> None:
         if RUNNING.checkpoints and (waiter := _strict()):
-            return await waiter.checkpointed(e.sendall(waiter, self, data, flags))
+            return await e.checkpointed_sendall(waiter, self, data, flags)
         sent = e.send_first(self, data, flags)
         if sent is not None:
             await e.sendall(RUNNING, self, data, flags, sent)

@@ -206,10 +206,12 @@ def io(waiter: Waiter, s: State, op: Op, fn: Callable[..., T], *args: Any) -> Aw
 
     Non-blocking mode raises ``BlockingIOError`` at once; timeout mode raises
     ``TimeoutError('timed out')`` at the deadline (computed once per call).
-    Where every call must be a checkpoint (trio), it is one.
+    Where every call must be a checkpoint (trio), it is one (:func:`checkpointed_io`).
     """
     if waiter.checkpoints:
-        return checkpointed_io(waiter, s, op, fn, args)
+        waiter = waiter.now()  # the async face's RUNNING: which library runs this call?
+        if waiter.checkpoints:
+            return checkpointed_io(waiter, s, op, fn, args)
     return retry(waiter, s, op, fn, args, TRY, MODE)
 
 
@@ -230,31 +232,21 @@ def read(
     no result, only the cost. (The probe also sees a pending error or end of file,
     which then is read at once: uvloop's readiness handle reports a socket in error
     only once.) Non-blocking mode always tries at once.
+
+    Where every call must be a checkpoint (trio), a read that waits first has its
+    checkpoint in the wait; the others are :func:`checkpointed_io`. (Measured under
+    trio: waiting first without the probe costs more, since the wait for readiness
+    already there costs trio an ``epoll_ctl`` and its I/O dispatch where a read that
+    tries first yields once.)
     """
     if waiter.checkpoints:
-        return checkpointed_read(waiter, s, op, fn, size, args)
+        waiter = waiter.now()  # the async face's RUNNING: which library runs this call?
+        if waiter.checkpoints:
+            if s._waited and waits_first(s, size):
+                return retry(waiter, s, op, fn, args, op.event, MODE, True)  # (the checkpoint)
+            return checkpointed_io(waiter, s, op, fn, args, size > 0)
     first = op.event if s._waited and waits_first(s, size) else TRY  # (a quick peer: no call)
     return retry(waiter, s, op, fn, args, first, MODE, size > 0)
-
-
-async def checkpointed_read(
-    waiter: Waiter, s: State, op: Op, fn: Callable[..., T], size: int, args: tuple[Any, ...]
-) -> T:
-    """:func:`read` where every call must be a checkpoint (trio): a read that waits
-    first has its checkpoint in the wait; else as :func:`checkpointed_io`."""
-    waiter = waiter.now()  # the async face's RUNNING: which library runs this call?
-    if not waiter.checkpoints:  # asyncio, in a program that imported trio
-        return await read(waiter, s, op, fn, size, *args)
-    tried: T | Wait
-    if waits_first(s, size):
-        tried = _WAIT[op.event]  # (the wait is the checkpoint)
-    else:
-        tried = await checkpointed_try(waiter, s, op, fn, args)
-    if size > 0:
-        s._waited = isinstance(tried, Wait)
-    if isinstance(tried, Wait):
-        return await retry(waiter, s, op, fn, args, tried.event, MODE)
-    return tried
 
 
 def waits_first(s: State, size: int) -> bool:
@@ -292,43 +284,53 @@ def read_size(buffer: Any, nbytes: Any) -> int:
 
 
 async def checkpointed_io(
-    waiter: Waiter, s: State, op: Op, fn: Callable[..., T], args: tuple[Any, ...]
+    waiter: Waiter,
+    s: State,
+    op: Op,
+    fn: Callable[..., T],
+    args: tuple[Any, ...],
+    hint: bool = False,
 ) -> T:
-    """:func:`io` where every call must be a checkpoint (trio): see :func:`checkpointed_try`
-    (a call that waited had its checkpoint in the wait)."""
-    waiter = waiter.now()  # the async face's RUNNING: which library runs this call?
-    if not waiter.checkpoints:  # asyncio, in a program that imported trio
-        return await io(waiter, s, op, fn, *args)
-    result = await checkpointed_try(waiter, s, op, fn, args)
-    if not isinstance(result, Wait):
-        return result
-    return await retry(waiter, s, op, fn, args, result.event, MODE)  # the wait: a checkpoint
-
-
-async def checkpointed_try(
-    waiter: Waiter, s: State, op: Op, fn: Callable[..., T], args: tuple[Any, ...]
-) -> T | Wait:
-    """:func:`attempt` as a checkpoint: a cancellation point before the syscall and,
-    after a syscall that completed (or failed) without waiting, a schedule point,
-    shielded so that no cancellation lands after data was consumed. A :class:`Wait`
-    (the caller's wait will be the checkpoint) gets no schedule point."""
+    """:func:`io` where every call must be a checkpoint (trio), in one frame: a
+    cancellation point before the syscall and, after a syscall that completed (or
+    failed) without waiting, a schedule point, shielded so that no cancellation lands
+    after data was consumed. A call that must wait has its checkpoint in the wait
+    (:func:`retry`). ``hint``: a plain read, as :func:`retry`'s."""
     await waiter.cancel_point()
     try:  # (attempt(), inlined)
         result = fn(*args)
     except WOULD_BLOCK as exc:
         try:
-            wait = settle(s, op, fn, args, exc)  # raises in non-blocking mode
+            tried = settle(s, op, fn, args, exc)  # raises in non-blocking mode
         except BaseException:
             await waiter.schedule_point()
             raise
-        if not isinstance(wait, Wait):
-            await waiter.schedule_point()
-        return wait
+        if isinstance(tried, Wait):
+            return await retry(waiter, s, op, fn, args, tried.event, MODE, hint)
+        result = tried
     except BaseException:
         await waiter.schedule_point()
         raise
+    if hint:
+        s._waited = False
     await waiter.schedule_point()
     return result
+
+
+async def checkpointed_sendall(waiter: Waiter, s: State, data: Any, flags: int) -> None:
+    """:func:`sendall` where every call must be a checkpoint (trio): as
+    :func:`checkpointed_io` for the first attempt; the rest, if any, through
+    ``waiter.checkpointed`` (a wait is its checkpoint)."""
+    await waiter.cancel_point()
+    try:
+        sent = send_first(s, data, flags)
+    except BaseException:
+        await waiter.schedule_point()
+        raise
+    if sent is None:
+        await waiter.schedule_point()
+    else:
+        await waiter.checkpointed(sendall(waiter, s, data, flags, sent))
 
 
 def io_until(

@@ -13,7 +13,9 @@ work), each with its ratio to the row's first peer:
 
 1. **ping-pong under trio**: one byte sent and echoed between two tasks over a
    socketpair: ``trio.socket`` (``send``/``recv``) vs ``asocket`` (the same
-   calls). Microseconds per round trip: lower is better.
+   calls). Microseconds per round trip: lower is better. A third row, not a library,
+   measures the floor: the shortest try/wait/retry loop on trio's primitives that
+   keeps trio's checkpoint rule (no modes, deadlines, fan-out or close handling).
 2. **100-connection echo under trio**: 100 client tasks each send a 64-byte
    message and wait for its echo, ``ECHO_ROUNDS`` times, to 100 server tasks
    on loopback TCP; both ends on ``trio.socket`` or both on ``asocket``
@@ -98,6 +100,48 @@ def pingpong_asocket(n: int) -> Sample:
         a, b = asocket.socketpair()
         with a, b:
             return await _pingpong(a.send, a.recv, b.send, b.recv, n)
+
+    return trio.run(main)
+
+
+def _bare(
+    sock: socket.socket,
+) -> tuple[Callable[[bytes], Awaitable[int]], Callable[[int], Awaitable[bytes]]]:
+    """``send`` and ``recv`` as the shortest code on trio's primitives that keeps trio's
+    checkpoint rule: try, on ``BlockingIOError`` wait and retry; no modes, no
+    deadlines, one waiting task per socket and direction, no close handling. The
+    floor any socket library on trio pays, not a library."""
+    sock.setblocking(False)
+    fd, raw_send, raw_recv = sock.fileno(), sock.send, sock.recv
+
+    async def recv(n: int) -> bytes:
+        await trio.lowlevel.checkpoint_if_cancelled()
+        try:
+            data = raw_recv(n)
+        except BlockingIOError:
+            while True:
+                await trio.lowlevel.wait_readable(fd)
+                try:
+                    return raw_recv(n)
+                except BlockingIOError:
+                    pass
+        await trio.lowlevel.cancel_shielded_checkpoint()
+        return data
+
+    async def send(data: bytes) -> int:
+        await trio.lowlevel.checkpoint_if_cancelled()
+        sent = raw_send(data)
+        await trio.lowlevel.cancel_shielded_checkpoint()
+        return sent
+
+    return send, recv
+
+
+def pingpong_bare(n: int) -> Sample:
+    async def main() -> Sample:
+        a, b = socket.socketpair()
+        with a, b:
+            return await _pingpong(*_bare(a), *_bare(b), n)
 
     return trio.run(main)
 
@@ -280,6 +324,7 @@ def main() -> int:
         {
             "trio.socket": lambda: pingpong_trio(n_pp),
             "asocket under trio": lambda: pingpong_asocket(n_pp),
+            "(floor) bare try/wait loop, trio primitives": lambda: pingpong_bare(n_pp),
         },
         count,
     )

@@ -482,6 +482,44 @@ def test_every_awaitable_call_is_a_checkpoint() -> None:
     run(body)
 
 
+def test_reads_after_a_read_that_waited_are_checkpoints_too() -> None:
+    """After a read that had to wait, the read hint makes the next plain read wait
+    first when nothing is there (the wait is its checkpoint), or try at once when the
+    probe sees data (then a cancel point and a schedule point); either way a checkpoint,
+    and a cancelled one consumes nothing."""
+
+    async def body() -> None:
+        a, b = asocket.socketpair()
+        with a, b:
+            for _ in range(3):
+                async with trio.open_nursery() as nursery:
+
+                    async def answer() -> None:
+                        await trio.testing.wait_all_tasks_blocked()
+                        await b.send(b"r")
+
+                    nursery.start_soon(answer)
+                    with trio.testing.assert_checkpoints():
+                        assert await a.recv(10) == b"r"  # waited first (after the first)
+            with trio.CancelScope() as scope:  # would wait first: cancelled in the wait
+                scope.cancel()
+                await a.recv(10)
+            assert scope.cancelled_caught
+            await b.send(b"data")
+            with trio.testing.assert_checkpoints():
+                assert await a.recv(2) == b"da"  # the probe saw data: tried at once
+            with trio.testing.assert_checkpoints():
+                assert await a.recv_into(bytearray(2)) == 2
+            await b.send(b"more")
+            with trio.CancelScope() as scope:  # cancelled before it tries: nothing consumed
+                scope.cancel()
+                await a.recv(10)
+            assert scope.cancelled_caught
+            assert await a.recv(10) == b"more"
+
+    run(body)
+
+
 def test_every_awaitable_file_call_is_a_checkpoint() -> None:
     """Buffered files too: a call served from the buffer still checks for cancellation
     first (nothing consumed) and yields after (docs/trio.md, "Checkpoints")."""
@@ -818,5 +856,5 @@ def test_the_trio_benchmark_runs() -> None:
         [sys.executable, str(script), "--smoke"], capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    for row in ("trio.socket", "asocket under trio", "asocket.httpcore.AsyncBackend"):
+    for row in ("trio.socket", "asocket under trio", "(floor)", "asocket.httpcore.AsyncBackend"):
         assert row in done.stdout

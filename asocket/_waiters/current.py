@@ -50,26 +50,30 @@ def current() -> Waiter:
         waiter = _last_waiter = waiter_for(loop)
         _last_loop = loop
         return waiter
-    if _trio_current is not None:
-        trio_waiter = _trio_current()
-        if trio_waiter is not None:
-            return trio_waiter
+    if _trio_get is not None:
+        try:
+            return _trio_get()  # (the run's RunVar, read here: no frame of trio.current's)
+        except LookupError:  # the run's first call: make its waiter
+            pass
+        except RuntimeError:  # not in a trio run
+            raise RuntimeError("no running event loop") from None
     return _not_asyncio()
 
 
-# asocket._waiters.trio.current, once a call found trio imported (None: not yet).
-_trio_current: Callable[[], Waiter | None] | None = None
+# The get() of asocket._waiters.trio's RunVar, once a call found trio imported (None: not yet).
+_trio_get: Callable[[], Waiter] | None = None
 
 
 def _not_asyncio() -> Waiter:
     """No asyncio loop runs: the waiter of the running ``trio.run`` (looked for only if
-    the program imported trio), else ``RuntimeError('no running event loop')``."""
-    global _trio_current
-    if _trio_current is None and "trio" in sys.modules:
+    the program imported trio; made on its first call), else
+    ``RuntimeError('no running event loop')``."""
+    global _trio_get
+    if "trio" in sys.modules:
         from . import trio
 
         notice_trio()
-        _trio_current = trio.current
+        _trio_get = trio.CURRENT.get
         waiter = trio.current()
         if waiter is not None:
             return waiter
@@ -98,9 +102,8 @@ class Running:
     #: attribute test for trio's checkpoints, and nothing more, in a program without trio.
     checkpoints = False
 
-    def now(self) -> Waiter:
-        """The waiter it stands for now."""
-        return current()
+    #: The waiter it stands for now (:func:`current`, with no frame of its own).
+    now = staticmethod(current)
 
     async def cancel_point(self) -> None:
         await current().cancel_point()

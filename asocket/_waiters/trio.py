@@ -238,16 +238,16 @@ class TrioWaiter:
         await trio.sleep(delay)
 
 
-_CURRENT: RunVar[TrioWaiter] = RunVar("asocket.waiter")
+CURRENT: RunVar[TrioWaiter] = RunVar("asocket.waiter")  # (read by current.current())
 
 
 def current() -> TrioWaiter | None:
     """The waiter of the running ``trio.run`` (made on first use); None outside one."""
     try:
-        return _CURRENT.get()
+        return CURRENT.get()
     except LookupError:
         waiter = TrioWaiter()
-        _CURRENT.set(waiter)
+        CURRENT.set(waiter)
         return waiter
     except RuntimeError:  # not in a trio run (e.g. another thread)
         return None

@@ -12,6 +12,7 @@ import signal
 import socket
 import ssl as _ssl
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Self, overload
 
@@ -51,6 +52,34 @@ def _process_signals_blocked() -> Iterator[None]:
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+# How long a wait of the caller's thread (serve_forever(), wait_closed()) sleeps at most
+# before it looks again: see _wait_for().
+_SLICE = 0.5
+
+
+def _wait_for(
+    cond: threading.Condition, predicate: Callable[[], bool], timeout: float | None = None
+) -> bool:
+    """``cond.wait_for(predicate, timeout)`` (``cond`` held), in slices of ``_SLICE``
+    seconds: a signal that interrupted no wait (the kernel handed it to another thread,
+    or it landed just before the wait began) has its Python handler run within a slice,
+    not when the wait ends for another reason. (The stdlib's ``socketserver`` polls
+    every 0.5 s for its shutdown request, likewise.)"""
+    end = None if timeout is None else time.monotonic() + timeout
+    while not predicate():
+        left = _SLICE if end is None else min(_SLICE, end - time.monotonic())
+        if left <= 0:
+            return False
+        cond.wait(left)
+    return True
+
+
+def _join(thread: threading.Thread) -> None:
+    """``thread.join()``, in slices (see :func:`_wait_for`)."""
+    while thread.is_alive():
+        thread.join(_SLICE)
 
 
 class ThreadedServer:
@@ -209,17 +238,17 @@ class ThreadedServer:
         """
         me = threading.current_thread()  # a handler may call this
         with self._lock:
-            self._lock.wait_for(lambda: self._closed)
+            _wait_for(self._lock, lambda: self._closed)
         for thread in self._accepters:
-            thread.join()
+            _join(thread)
         try:
             with self._lock:
-                self._lock.wait_for(lambda: self._conns.keys() <= {me}, self._grace)
+                _wait_for(self._lock, lambda: self._conns.keys() <= {me}, self._grace)
         finally:
             self._grace = 0  # given once: a later wait_closed() stops the handlers at once
             left = self._stop_handlers(me)
         with self._lock:
-            self._lock.wait_for(lambda: self._conns.keys().isdisjoint(left), policy.UNWIND)
+            _wait_for(self._lock, lambda: self._conns.keys().isdisjoint(left), policy.UNWIND)
             stuck = [address for t, (_, address) in self._conns.items() if t in left]
         for address in stuck:
             policy.log_abandoned(address)
@@ -249,7 +278,7 @@ class ThreadedServer:
         it and do what ``wait_closed()`` does."""
         try:
             with self._lock:
-                self._lock.wait_for(lambda: self._closed)
+                _wait_for(self._lock, lambda: self._closed)
         finally:
             self.close()
             self.wait_closed()

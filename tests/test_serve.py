@@ -957,3 +957,43 @@ def test_sync_serve_forever_ends_on_close_from_a_handler() -> None:
         done.start()
         done.join(3)  # well within the 5 s grace: nobody waited for the closing handler
         assert not done.is_alive()
+
+
+class _Stop(Exception):
+    """Raised by the test's signal handler."""
+
+
+@pytest.mark.parametrize("wait", ["serve_forever", "wait_closed"])
+def test_sync_server_runs_a_signal_handler_that_interrupted_no_wait(wait: str) -> None:
+    """A signal that interrupts no call of the main thread (the kernel handed it to
+    another thread, or it landed just before the wait began) still has its Python
+    handler run within a slice of the main thread's wait (as the stdlib's
+    socketserver polls every 0.5 s), not when the server closes for some other reason."""
+
+    def on_signal(signum: int, frame: Any) -> None:
+        raise _Stop
+
+    def handler(sock: asocket.sync.socket, addr: Any) -> None:
+        pass
+
+    old = signal.signal(signal.SIGUSR1, on_signal)
+    server = asocket.sync.serve_tcp(handler, "127.0.0.1", 0)
+    watchdog = threading.Timer(8, server.close)  # the bound: the wait ends here at the latest
+
+    def kick() -> None:  # delivered to the kicker's own thread: it interrupts no wait of ours
+        signal.pthread_kill(threading.get_ident(), signal.SIGUSR1)
+
+    kicker = threading.Timer(0.2, kick)
+    t0 = time.monotonic()
+    try:
+        watchdog.start()
+        kicker.start()
+        with pytest.raises(_Stop):
+            getattr(server, wait)()
+        assert time.monotonic() - t0 < 4
+    finally:
+        watchdog.cancel()
+        kicker.join(5)
+        server.close()
+        server.wait_closed()
+        signal.signal(signal.SIGUSR1, old)

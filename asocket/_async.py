@@ -153,8 +153,14 @@ class AsyncSocket(SocketBase):
             if isinstance(flags, int) and flags & _MSG_WAITALL and e.gathers(self, flags):
                 return await e.recv_waitall(RUNNING, self, bufsize, flags)
             return await e.io(RUNNING, self, ops.RECV, self._sock.recv, bufsize, flags)
+        recv, args = self._sock.recv, (bufsize, flags)
         size = bufsize if type(bufsize) is int else 0
-        return await e.read(RUNNING, self, ops.RECV, self._sock.recv, size, bufsize, flags)
+        if RUNNING.checkpoints:
+            return await e.read(RUNNING, self, ops.RECV, recv, size, *args)
+        tried = e.read_first(self, ops.RECV, recv, size, args)  # inline: no coroutine
+        if isinstance(tried, e.Wait):
+            return await e.retry(RUNNING, self, ops.RECV, recv, args, tried.event, e.MODE, size > 0)
+        return tried
 
     async def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
         if self._kept:
@@ -164,8 +170,16 @@ class AsyncSocket(SocketBase):
             if isinstance(flags, int) and flags & _MSG_WAITALL and e.gathers(self, flags):
                 return await e.recv_into_waitall(RUNNING, self, buffer, nbytes, flags)
             return await e.io(RUNNING, self, ops.RECV_INTO, recv_into, buffer, nbytes, flags)
+        args = (buffer, nbytes, flags)
         size = e.read_size(buffer, nbytes)
-        return await e.read(RUNNING, self, ops.RECV_INTO, recv_into, size, buffer, nbytes, flags)
+        if RUNNING.checkpoints:
+            return await e.read(RUNNING, self, ops.RECV_INTO, recv_into, size, *args)
+        tried = e.read_first(self, ops.RECV_INTO, recv_into, size, args)  # inline: no coroutine
+        if isinstance(tried, e.Wait):
+            return await e.retry(
+                RUNNING, self, ops.RECV_INTO, recv_into, args, tried.event, e.MODE, size > 0
+            )
+        return tried
 
     async def recvfrom(self, bufsize: int, flags: int = 0, /) -> tuple[bytes, Any]:
         if self._kept:  # (a connected stream socket's recvfrom gives no address)
@@ -195,7 +209,13 @@ class AsyncSocket(SocketBase):
         return await e.io(RUNNING, self, ops.RECVMSG_INTO, recvmsg_into, buffers, ancbufsize, flags)
 
     async def send(self, data: Any, flags: int = 0, /) -> int:
-        return await e.io(RUNNING, self, ops.SEND, self._sock.send, data, flags)
+        send, args = self._sock.send, (data, flags)
+        if RUNNING.checkpoints:
+            return await e.io(RUNNING, self, ops.SEND, send, *args)
+        tried = e.attempt(self, ops.SEND, send, args)  # inline: no coroutine
+        if isinstance(tried, e.Wait):
+            return await e.retry(RUNNING, self, ops.SEND, send, args, tried.event, e.MODE)
+        return tried
 
     async def sendall(self, data: Any, flags: int = 0, /) -> None:
         if RUNNING.checkpoints and (waiter := _strict()):

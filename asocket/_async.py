@@ -153,11 +153,11 @@ class AsyncSocket(SocketBase):
             if isinstance(flags, int) and flags & _MSG_WAITALL and e.gathers(self, flags):
                 return await e.recv_waitall(RUNNING, self, bufsize, flags)
             return await e.io(RUNNING, self, ops.RECV, self._sock.recv, bufsize, flags)
-        recv, args = self._sock.recv, (bufsize, flags)
         size = bufsize if type(bufsize) is int else 0
-        if RUNNING.checkpoints:
-            return await e.read(RUNNING, self, ops.RECV, recv, size, *args)
-        tried = e.read_first(self, ops.RECV, recv, size, args)  # inline: no coroutine
+        if self._waited or RUNNING.checkpoints:  # (the read hint's path, or trio's)
+            return await e.read(RUNNING, self, ops.RECV, self._sock.recv, size, bufsize, flags)
+        recv, args = self._sock.recv, (bufsize, flags)
+        tried = e.attempt(self, ops.RECV, recv, args)  # inline: no coroutine
         if isinstance(tried, e.Wait):
             return await e.retry(RUNNING, self, ops.RECV, recv, args, tried.event, e.MODE, size > 0)
         return tried
@@ -170,11 +170,13 @@ class AsyncSocket(SocketBase):
             if isinstance(flags, int) and flags & _MSG_WAITALL and e.gathers(self, flags):
                 return await e.recv_into_waitall(RUNNING, self, buffer, nbytes, flags)
             return await e.io(RUNNING, self, ops.RECV_INTO, recv_into, buffer, nbytes, flags)
-        args = (buffer, nbytes, flags)
         size = e.read_size(buffer, nbytes)
-        if RUNNING.checkpoints:
-            return await e.read(RUNNING, self, ops.RECV_INTO, recv_into, size, *args)
-        tried = e.read_first(self, ops.RECV_INTO, recv_into, size, args)  # inline: no coroutine
+        if self._waited or RUNNING.checkpoints:  # (the read hint's path, or trio's)
+            return await e.read(
+                RUNNING, self, ops.RECV_INTO, recv_into, size, buffer, nbytes, flags
+            )
+        args = (buffer, nbytes, flags)
+        tried = e.attempt(self, ops.RECV_INTO, recv_into, args)  # inline: no coroutine
         if isinstance(tried, e.Wait):
             return await e.retry(
                 RUNNING, self, ops.RECV_INTO, recv_into, args, tried.event, e.MODE, size > 0

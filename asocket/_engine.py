@@ -249,20 +249,6 @@ def read(
     return retry(waiter, s, op, fn, args, first, MODE, size > 0)
 
 
-def read_first(
-    s: State, op: Op, fn: Callable[..., T], size: int, args: tuple[Any, ...]
-) -> T | Wait:
-    """The first step of :func:`read`, which a face makes inline (no coroutine for a read
-    that completes at once): the :class:`Wait` to wait for first where the read hint
-    says so, else :func:`attempt`. The face awaits :func:`retry` with a ``Wait``
-    (``hint``: ``size > 0``)."""
-    if s._waited and size > 0:
-        if waits_first(s, size):
-            return _WAIT[op.event]
-        s._waited = False  # (if the attempt would block, retry() sets it again)
-    return attempt(s, op, fn, args)
-
-
 def waits_first(s: State, size: int) -> bool:
     """The read hint: whether a plain read of at most ``size`` bytes waits for
     readiness before its first attempt (see :func:`read`): its last one had to wait,

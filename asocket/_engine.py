@@ -361,12 +361,13 @@ async def retry(
         s._waited = event != TRY
     while True:
         if event != TRY:
-            if isinstance(until, _Mode):
-                until = None if s._timeout is None else waiter.clock() + s._timeout
             fd = s._sock.fileno()  # (wait() and fileno(), inlined)
             if fd == -1:
                 raise ebadf()
-            await s._watcher(waiter).wait(fd, event, until)
+            watcher = s._watcher(waiter)
+            if isinstance(until, _Mode):
+                until = None if s._timeout is None else watcher.clock() + s._timeout
+            await watcher.wait(fd, event, until)
         try:  # (attempt(), inlined)
             return fn(*args)
         except WOULD_BLOCK as exc:

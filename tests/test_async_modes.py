@@ -455,3 +455,81 @@ async def test_timeout_recv_with_flags_and_recvmsg() -> None:
             await b.recvmsg(10)
         with pytest.raises(BlockingIOError):
             await b.recv(10, asocket.MSG_PEEK)
+
+
+# -- many deadlines at once: each wait times out at its own, never before -------------
+
+
+async def test_concurrent_timeouts_each_at_its_own_deadline() -> None:
+    """Waits with different timeouts, started in no order, each time out at their own
+    deadline, none before it, in deadline order; the others' data still arrives."""
+    pairs = [asocket.socketpair() for _ in range(4)]
+    timeouts = [0.4, 0.1, 5.0, 0.25]  # the third gets its data instead
+    ended: list[tuple[int, float]] = []
+    try:
+        for (_, b), timeout in zip(pairs, timeouts, strict=True):
+            b.settimeout(timeout)
+
+        async def one(i: int) -> None:
+            t0 = time.monotonic()
+            with pytest.raises(TimeoutError) as info:
+                await pairs[i][1].recv(10)
+            ended.append((i, time.monotonic() - t0))
+            assert_timed_out(info.value)
+
+        async def fed() -> None:
+            assert await pairs[2][1].recv(10) == b"data"
+            ended.append((2, 0.0))
+
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tg:
+                for i in (0, 1, 3):
+                    tg.start_soon(one, i)
+                tg.start_soon(fed)
+                await anyio.sleep(0.6)
+                await pairs[2][0].sendall(b"data")
+        assert [i for i, _ in ended] == [1, 3, 0, 2]
+        for i, elapsed in ended[:3]:
+            assert elapsed >= timeouts[i] - 0.002, (i, elapsed)  # (clock resolution)
+    finally:
+        close_all(*(s for pair in pairs for s in pair))
+
+
+async def test_an_earlier_deadline_after_a_later_one() -> None:
+    """A short timeout started while a long one waits ends first; the long wait goes on
+    and returns its data."""
+    a, b = asocket.socketpair()
+    c, d = asocket.socketpair()
+    with a, b, c, d:
+        b.settimeout(5.0)
+        d.settimeout(0.1)
+        async with Tasks() as tasks:
+            long = await tasks.start(b.recv(10), 0.05)
+            t0 = time.monotonic()
+            with pytest.raises(TimeoutError) as info:
+                await bounded(d.recv(10))
+            assert_timed_out(info.value)
+            assert 0.098 <= time.monotonic() - t0 < 3.0
+            await a.sendall(b"long")
+            assert await long.join() == b"long"
+
+
+async def test_a_cancelled_timed_wait_leaves_the_others_deadlines() -> None:
+    """Cancelling the wait whose deadline is the earliest neither times out the others
+    early nor loses their timeouts; the cancelled socket still works."""
+    a, b = asocket.socketpair()
+    c, d = asocket.socketpair()
+    with a, b, c, d:
+        b.settimeout(0.2)
+        d.settimeout(0.4)
+        async with Tasks() as tasks:
+            first = await tasks.start(b.recv(10), 0.05)
+            t0 = time.monotonic()
+            first.cancel()
+            await first.wait()
+            with pytest.raises(TimeoutError) as info:
+                await bounded(d.recv(10))
+            assert_timed_out(info.value)
+            assert 0.398 <= time.monotonic() - t0 < 3.0
+        await a.sendall(b"kept")
+        assert await bounded(b.recv(10)) == b"kept"

@@ -61,6 +61,7 @@ class EdgeWaiter(LoopWaiter):
 
     def close(self) -> None:
         """Close the epoll descriptor (the loop is closed)."""
+        super().close()
         self._epoll.close()
 
     def _arm(self, fd: int, event: int) -> None:

@@ -149,37 +149,46 @@ class AsyncSocket(SocketBase):
     async def recv(self, bufsize: int, flags: int = 0, /) -> bytes:
         if self._kept:
             return await e.recv_kept(RUNNING, self, bufsize, flags)
-        if flags or type(flags) is not int:
+        recv = self._sock.recv
+        if flags:
             if isinstance(flags, int) and flags & _MSG_WAITALL and e.gathers(self, flags):
                 return await e.recv_waitall(RUNNING, self, bufsize, flags)
-            return await e.io(RUNNING, self, ops.RECV, self._sock.recv, bufsize, flags)
-        size = bufsize if type(bufsize) is int else 0
+            return await e.io(RUNNING, self, ops.RECV, recv, bufsize, flags)
         if self._waited or RUNNING.checkpoints:  # (the read hint's path, or trio's)
-            return await e.read(RUNNING, self, ops.RECV, self._sock.recv, size, bufsize, flags)
-        recv, args = self._sock.recv, (bufsize, flags)
-        tried = e.attempt(self, ops.RECV, recv, args)  # inline: no coroutine
-        if isinstance(tried, e.Wait):
-            return await e.retry(RUNNING, self, ops.RECV, recv, args, tried.event, e.MODE, size > 0)
+            size = bufsize if type(bufsize) is int and type(flags) is int else 0
+            return await e.read(RUNNING, self, ops.RECV, recv, size, bufsize, flags)
+        try:  # the first attempt inline (the engine's attempt()): no coroutine, no frame
+            return recv(bufsize, flags)
+        except e.WOULD_BLOCK as exc:
+            tried = e.settle(self, ops.RECV, recv, (bufsize, flags), exc)
+        if isinstance(tried, e.Wait):  # (awaited outside the except: no chained context)
+            hint = type(bufsize) is int and bufsize > 0
+            args = (bufsize, flags)
+            return await e.retry(RUNNING, self, ops.RECV, recv, args, tried.event, e.MODE, hint)
         return tried
 
     async def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
         if self._kept:
             return await e.recv_into_kept(RUNNING, self, buffer, nbytes, flags)
         recv_into = self._sock.recv_into
-        if flags or type(flags) is not int:
+        if flags:
             if isinstance(flags, int) and flags & _MSG_WAITALL and e.gathers(self, flags):
                 return await e.recv_into_waitall(RUNNING, self, buffer, nbytes, flags)
             return await e.io(RUNNING, self, ops.RECV_INTO, recv_into, buffer, nbytes, flags)
-        size = e.read_size(buffer, nbytes)
         if self._waited or RUNNING.checkpoints:  # (the read hint's path, or trio's)
+            size = e.read_size(buffer, nbytes) if type(flags) is int else 0
             return await e.read(
                 RUNNING, self, ops.RECV_INTO, recv_into, size, buffer, nbytes, flags
             )
-        args = (buffer, nbytes, flags)
-        tried = e.attempt(self, ops.RECV_INTO, recv_into, args)  # inline: no coroutine
+        try:  # the first attempt inline, as recv()
+            return recv_into(buffer, nbytes, flags)
+        except e.WOULD_BLOCK as exc:
+            tried = e.settle(self, ops.RECV_INTO, recv_into, (buffer, nbytes, flags), exc)
         if isinstance(tried, e.Wait):
+            hint = e.read_size(buffer, nbytes) > 0
+            args = (buffer, nbytes, flags)
             return await e.retry(
-                RUNNING, self, ops.RECV_INTO, recv_into, args, tried.event, e.MODE, size > 0
+                RUNNING, self, ops.RECV_INTO, recv_into, args, tried.event, e.MODE, hint
             )
         return tried
 
@@ -211,12 +220,15 @@ class AsyncSocket(SocketBase):
         return await e.io(RUNNING, self, ops.RECVMSG_INTO, recvmsg_into, buffers, ancbufsize, flags)
 
     async def send(self, data: Any, flags: int = 0, /) -> int:
-        send, args = self._sock.send, (data, flags)
+        send = self._sock.send
         if RUNNING.checkpoints:
-            return await e.io(RUNNING, self, ops.SEND, send, *args)
-        tried = e.attempt(self, ops.SEND, send, args)  # inline: no coroutine
+            return await e.io(RUNNING, self, ops.SEND, send, data, flags)
+        try:  # the first attempt inline, as recv()
+            return send(data, flags)
+        except e.WOULD_BLOCK as exc:
+            tried = e.settle(self, ops.SEND, send, (data, flags), exc)
         if isinstance(tried, e.Wait):
-            return await e.retry(RUNNING, self, ops.SEND, send, args, tried.event, e.MODE)
+            return await e.retry(RUNNING, self, ops.SEND, send, (data, flags), tried.event, e.MODE)
         return tried
 
     async def sendall(self, data: Any, flags: int = 0, /) -> None:

@@ -297,24 +297,24 @@ async def checkpointed_io(
     after data was consumed. A call that must wait has its checkpoint in the wait
     (:func:`retry`). ``hint``: a plain read, as :func:`retry`'s."""
     await waiter.cancel_point()
+    tried: T | Wait
     try:  # (attempt(), inlined)
-        result = fn(*args)
+        tried = fn(*args)
     except WOULD_BLOCK as exc:
         try:
             tried = settle(s, op, fn, args, exc)  # raises in non-blocking mode
         except BaseException:
             await waiter.schedule_point()
             raise
-        if isinstance(tried, Wait):
-            return await retry(waiter, s, op, fn, args, tried.event, MODE, hint)
-        result = tried
     except BaseException:
         await waiter.schedule_point()
         raise
+    if isinstance(tried, Wait):  # (awaited outside the except: no chained context)
+        return await retry(waiter, s, op, fn, args, tried.event, MODE, hint)
     if hint:
         s._waited = False
     await waiter.schedule_point()
-    return result
+    return tried
 
 
 async def checkpointed_sendall(waiter: Waiter, s: State, data: Any, flags: int) -> None:

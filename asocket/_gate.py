@@ -106,7 +106,8 @@ _ATTEMPT = """
         try:
             return self._sock.{name}({call})
         except attempt as exc:
-            return self._rest_of_call(op, self._sock.{name}, ({call},), exc)"""
+            error = exc
+        return self._rest_of_call(op, self._sock.{name}, ({call},), error)"""
 
 
 def gated(op: Op, attempt: tuple[type[BaseException], ...] = ()) -> Callable[[F], F]:

@@ -96,7 +96,8 @@ class SyncSocket(SocketBase):
         try:  # (the engine's attempt(), inlined: this is every call's hot path)
             return fn(*args)
         except e.WOULD_BLOCK as exc:
-            return self._rest_of_call(op, fn, args, exc)
+            error = exc
+        return self._rest_of_call(op, fn, args, error)  # (outside: no chained context)
 
     def _rest_of_call(
         self, op: ops.Op, fn: Callable[..., T], args: tuple[Any, ...], exc: OSError

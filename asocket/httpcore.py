@@ -214,16 +214,17 @@ class _AsyncTLSStream(httpcore.AsyncNetworkStream):
             try:
                 result = step()
             except ssl.SSLWantReadError:
+                pass  # (the waits below, outside the except: no chained context)
+            else:
                 await self._flush(deadline)
-                self._sock.settimeout(deadline.left())
-                data = await self._sock.recv(_RECORD)
-                if data:
-                    self._incoming.write(data)
-                else:
-                    self._incoming.write_eof()
-                continue
+                return result
             await self._flush(deadline)
-            return result
+            self._sock.settimeout(deadline.left())
+            data = await self._sock.recv(_RECORD)
+            if data:
+                self._incoming.write(data)
+            else:
+                self._incoming.write_eof()
 
     async def handshake(self, timeout: float | None) -> None:
         await self._run(self._ssl.do_handshake, _Deadline(timeout))

@@ -533,3 +533,33 @@ async def test_a_cancelled_timed_wait_leaves_the_others_deadlines() -> None:
             assert 0.398 <= time.monotonic() - t0 < 3.0
         await a.sendall(b"kept")
         assert await bounded(b.recv(10)) == b"kept"
+
+
+async def test_an_error_after_a_wait_has_no_context() -> None:
+    """The ``BlockingIOError`` of the attempt before a wait is not the context of what
+    the call raises after it (the stdlib's C calls chain nothing either)."""
+    a, b = asocket.socketpair()
+    with a, b, await listener() as lst:
+        b.settimeout(0.05)
+        lst.settimeout(0.05)
+        calls = {
+            "recv": lambda: b.recv(10),
+            "recv_into": lambda: b.recv_into(bytearray(10)),
+            "recvfrom": lambda: b.recvfrom(10),
+            "recvmsg": lambda: b.recvmsg(10),
+            "accept": lambda: lst.accept(),
+        }
+        for name, call in calls.items():
+            with pytest.raises(TimeoutError) as info:
+                await bounded(call())
+            assert info.value.__context__ is None, name
+            assert_timed_out(info.value)
+        small_buffers(a, b)
+        await fill(b)
+        for name, call in {
+            "send": lambda: b.send(b"x" * CHUNK),
+            "sendall": lambda: b.sendall(b"x" * CHUNK),
+        }.items():
+            with pytest.raises(TimeoutError) as info:
+                await bounded(call())
+            assert info.value.__context__ is None, name

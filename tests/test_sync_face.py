@@ -421,6 +421,7 @@ def test_timeout_raises_timed_out(call: str) -> None:
             assert info.value.args == ("timed out",)
             assert str(info.value) == "timed out"
             assert info.value.errno is None
+            assert info.value.__context__ is None  # (not the attempt's BlockingIOError)
             assert isinstance(info.value, S.timeout)
             assert TIMEOUT * 0.5 <= elapsed < 5.0, mod.__name__
             # the socket stays usable after a timeout

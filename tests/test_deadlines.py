@@ -150,3 +150,12 @@ def test_close_stops_the_timer() -> None:
     deadlines.close()
     assert timer.cancelled
     deadlines.close()  # twice: nothing more
+
+
+def test_equal_deadlines_both_fail() -> None:
+    """Entries with one deadline never compare their futures (which cannot be ordered)."""
+    deadlines, loop, clock = make()
+    futs = [add(deadlines, clock, 1.0)[0] for _ in range(3)]
+    clock.now += 1.0
+    loop.fire()
+    assert all(fut.done() for fut in futs)

@@ -38,19 +38,30 @@ class ReadinessWaiter(LoopWaiter):
         self._remove = (loop.remove_reader, loop.remove_writer)
 
     def _arm(self, fd: int, event: int) -> None:
-        self._add[event](fd, self._ready, fd, event)
+        self._add[event](fd, self._ready_stale if self._poll_first else self._ready, fd, event)
 
     def _ready(self, fd: int, event: int) -> None:
+        """A report of a loop whose reports are never stale (uvloop)."""
+        entry = self._fds.get(fd)
+        if entry is None:  # pragma: no cover - forget() unregisters first
+            return
+        if not self._wake(entry, event):
+            self._drop(fd, entry, event)
+
+    def _ready_stale(self, fd: int, event: int) -> None:
+        """A report of asyncio's selector loop: the first after a wake-up is stale."""
         entry = self._fds.get(fd)
         if entry is None:  # pragma: no cover - forget() unregisters first
             return
         if entry.stale[event]:
             entry.stale[event] = False
-            return
-        if self._wake(entry, event):
-            entry.stale[event] = self._poll_first
-            return
-        # Nobody waits any more: drop the registration (level-triggered, it would spin).
+        elif self._wake(entry, event):
+            entry.stale[event] = True
+        else:
+            self._drop(fd, entry, event)
+
+    def _drop(self, fd: int, entry: Fd, event: int) -> None:
+        """Nobody waits any more: drop the registration (level-triggered, it would spin)."""
         self._remove[event](fd)
         entry.armed[event] = False
         if not entry.armed[READ] and not entry.armed[WRITE]:

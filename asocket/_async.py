@@ -160,12 +160,9 @@ class AsyncSocket(SocketBase):
         try:  # the first attempt inline (the engine's attempt()): no coroutine, no frame
             return recv(bufsize, flags)
         except e.WOULD_BLOCK as exc:
-            tried = e.settle(self, ops.RECV, recv, (bufsize, flags), exc)
-        if isinstance(tried, e.Wait):  # (awaited outside the except: no chained context)
-            hint = type(bufsize) is int and bufsize > 0
-            args = (bufsize, flags)
-            return await e.retry(RUNNING, self, ops.RECV, recv, args, tried.event, e.MODE, hint)
-        return tried
+            error = exc
+        hint = type(bufsize) is int and bufsize > 0
+        return await e.rest(RUNNING, self, ops.RECV, recv, (bufsize, flags), error, hint)
 
     async def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
         if self._kept:
@@ -183,14 +180,10 @@ class AsyncSocket(SocketBase):
         try:  # the first attempt inline, as recv()
             return recv_into(buffer, nbytes, flags)
         except e.WOULD_BLOCK as exc:
-            tried = e.settle(self, ops.RECV_INTO, recv_into, (buffer, nbytes, flags), exc)
-        if isinstance(tried, e.Wait):
-            hint = e.read_size(buffer, nbytes) > 0
-            args = (buffer, nbytes, flags)
-            return await e.retry(
-                RUNNING, self, ops.RECV_INTO, recv_into, args, tried.event, e.MODE, hint
-            )
-        return tried
+            error = exc
+        args = (buffer, nbytes, flags)
+        hint = self._timeout != 0.0 and e.read_size(buffer, nbytes) > 0  # (0.0: never waits)
+        return await e.rest(RUNNING, self, ops.RECV_INTO, recv_into, args, error, hint)
 
     async def recvfrom(self, bufsize: int, flags: int = 0, /) -> tuple[bytes, Any]:
         if self._kept:  # (a connected stream socket's recvfrom gives no address)
@@ -226,10 +219,8 @@ class AsyncSocket(SocketBase):
         try:  # the first attempt inline, as recv()
             return send(data, flags)
         except e.WOULD_BLOCK as exc:
-            tried = e.settle(self, ops.SEND, send, (data, flags), exc)
-        if isinstance(tried, e.Wait):
-            return await e.retry(RUNNING, self, ops.SEND, send, (data, flags), tried.event, e.MODE)
-        return tried
+            error = exc
+        return await e.rest(RUNNING, self, ops.SEND, send, (data, flags), error)
 
     async def sendall(self, data: Any, flags: int = 0, /) -> None:
         if RUNNING.checkpoints and (waiter := _strict()):

@@ -200,6 +200,30 @@ def settle(s: State, op: Op, fn: Callable[..., T], args: tuple[Any, ...], exc: O
     return wait
 
 
+def rest(
+    waiter: Waiter,
+    s: State,
+    op: Op,
+    fn: Callable[..., T],
+    args: tuple[Any, ...],
+    exc: OSError,
+    hint: bool = False,
+) -> Awaitable[T]:
+    """The rest of a call whose first attempt, made inline by a face, raised ``exc``
+    (one of ``WOULD_BLOCK``), for the caller to await *outside* its ``except`` (so that
+    what the call raises later chains nothing): raises it where the mode says so; else
+    :func:`retry`'s coroutine from the wait (``hint``: as :func:`retry`'s), or after
+    ``EINTR`` the result of the rest of the attempt."""
+    tried = settle(s, op, fn, args, exc)
+    if isinstance(tried, Wait):
+        return retry(waiter, s, op, fn, args, tried.event, MODE, hint)
+    return _done(tried)
+
+
+async def _done(result: T) -> T:
+    return result
+
+
 def io(waiter: Waiter, s: State, op: Op, fn: Callable[..., T], *args: Any) -> Awaitable[T]:
     """``fn(*args)`` in the socket's mode: tried at once; while it would block, wait as
     the mode says and try again (:func:`retry`, awaited by the caller: no frame of its own).

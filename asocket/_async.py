@@ -156,7 +156,9 @@ class AsyncSocket(SocketBase):
             return await e.io(RUNNING, self, ops.RECV, recv, bufsize, flags)
         if self._waited or RUNNING.checkpoints:  # (the read hint's path, or trio's)
             size = bufsize if type(bufsize) is int and type(flags) is int else 0
-            return await e.read(RUNNING, self, ops.RECV, recv, size, bufsize, flags)
+            call = e.read(RUNNING, self, ops.RECV, recv, size, (bufsize, flags))
+            if call is not None:  # (it waits first, or it is trio's)
+                return await call
         try:  # the first attempt inline (the engine's attempt()): no coroutine, no frame
             return recv(bufsize, flags)
         except e.WOULD_BLOCK as exc:
@@ -174,9 +176,10 @@ class AsyncSocket(SocketBase):
             return await e.io(RUNNING, self, ops.RECV_INTO, recv_into, buffer, nbytes, flags)
         if self._waited or RUNNING.checkpoints:  # (the read hint's path, or trio's)
             size = e.read_size(buffer, nbytes) if type(flags) is int else 0
-            return await e.read(
-                RUNNING, self, ops.RECV_INTO, recv_into, size, buffer, nbytes, flags
-            )
+            args = (buffer, nbytes, flags)
+            call = e.read(RUNNING, self, ops.RECV_INTO, recv_into, size, args)
+            if call is not None:  # (it waits first, or it is trio's)
+                return await call
         try:  # the first attempt inline, as recv()
             return recv_into(buffer, nbytes, flags)
         except e.WOULD_BLOCK as exc:

@@ -240,11 +240,13 @@ def io(waiter: Waiter, s: State, op: Op, fn: Callable[..., T], *args: Any) -> Aw
 
 
 def read(
-    waiter: Waiter, s: State, op: Op, fn: Callable[..., T], size: int, *args: Any
-) -> Awaitable[T]:
-    """:func:`io` for a plain read (``recv``/``recv_into`` without flags) of at most
-    ``size`` bytes (``0``: unknown, or arguments the syscall may refuse), with the
-    read hint.
+    waiter: Waiter, s: State, op: Op, fn: Callable[..., T], size: int, args: tuple[Any, ...]
+) -> Awaitable[T] | None:
+    """The read hint, for a plain read (``recv``/``recv_into`` without flags) of at most
+    ``size`` bytes (``0``: unknown, or arguments the syscall may refuse), asked by the
+    async face when the socket's last such read waited, or where trio may run: the call
+    for the face to await (:func:`retry`, waiting first; under trio the whole call), or
+    ``None``: the face makes its first attempt inline (the hint cleared).
 
     If the socket's last such read had to wait for its data (``_waited``: a peer
     slower than this side, as under request/response load, where the read after an
@@ -269,8 +271,10 @@ def read(
             if s._waited and waits_first(s, size):
                 return retry(waiter, s, op, fn, args, op.event, MODE, True)  # (the checkpoint)
             return checkpointed_io(waiter, s, op, fn, args, size > 0)
-    first = op.event if s._waited and waits_first(s, size) else TRY  # (a quick peer: no call)
-    return retry(waiter, s, op, fn, args, first, MODE, size > 0)
+    if s._waited and waits_first(s, size):
+        return retry(waiter, s, op, fn, args, op.event, MODE, True)
+    s._waited = False  # (a quick peer: the face tries at once, no coroutine of retry's)
+    return None
 
 
 def waits_first(s: State, size: int) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import struct
 import subprocess
 import sys
 import threading
@@ -518,6 +519,110 @@ def test_reads_after_a_read_that_waited_are_checkpoints_too() -> None:
             assert await a.recv(10) == b"more"
 
     run(body)
+
+
+def test_a_call_that_fails_at_once_is_a_checkpoint() -> None:
+    """The inline first attempt of recv, recv_into, send and sendall keeps trio's rule when
+    the syscall raises at once (a reset, a broken pipe, a full buffer in non-blocking
+    mode): a cancel point before it and a schedule point before the error propagates."""
+
+    async def body() -> None:
+        a, b = await tcp_pair()
+        with a:
+            b.setsockopt(asocket.SOL_SOCKET, asocket.SO_LINGER, struct.pack("ii", 1, 0))
+            b.close()  # a reset, on loopback at once
+            with trio.testing.assert_checkpoints(), pytest.raises(ConnectionResetError):
+                await a.recv(10)
+            with trio.testing.assert_checkpoints():
+                assert await a.recv_into(bytearray(4)) == 0  # the end, after the reset
+            for call in (lambda: a.send(b"x"), lambda: a.sendall(b"x")):
+                with trio.testing.assert_checkpoints(), pytest.raises(BrokenPipeError):
+                    await call()
+        a, b = asocket.socketpair()
+        with a, b:
+            await fill(a)
+            a.setblocking(False)
+            for call in (lambda: a.send(b"x"), lambda: a.sendall(b"x")):
+                with trio.testing.assert_checkpoints(), pytest.raises(BlockingIOError):
+                    await call()
+            with trio.CancelScope() as scope:  # cancelled before its syscall: sends nothing
+                scope.cancel()
+                await a.send(b"x")
+            assert scope.cancelled_caught
+
+    run(body)
+
+
+def test_each_call_finds_the_waiter_of_what_runs_it() -> None:
+    """current() keeps the last call's waiter: a call under another trio run, or under
+    asyncio between runs, gets the waiter of what runs it, and outside both the stdlib's
+    asyncio error."""
+    import asyncio
+
+    from asocket._waiters import trio as trio_waiter
+    from asocket._waiters.current import current
+
+    seen: list[object] = []
+
+    async def under_trio() -> None:
+        waiter = current()
+        assert waiter is current() is trio_waiter.CURRENT.get()
+        seen.append(waiter)
+
+    async def under_asyncio() -> None:
+        waiter = current()
+        assert waiter.loop is asyncio.get_running_loop()  # type: ignore[attr-defined]
+        seen.append(waiter)
+
+    trio.run(under_trio)
+    asyncio.run(under_asyncio())
+    trio.run(under_trio)
+    trio.run(under_trio)
+    assert len({id(waiter) for waiter in seen}) == 4  # one waiter per run and per loop
+    with pytest.raises(RuntimeError, match="no running event loop"):
+        current()
+
+
+def test_threads_running_loops_at_once_each_get_their_own_waiter() -> None:
+    """Threads each running a loop (or a trio run) at once, calling all the time: no call
+    gets another thread's waiter (the last call's waiter and its owner are read as one)."""
+    import asyncio
+
+    from asocket._waiters import trio as trio_waiter
+    from asocket._waiters.current import current
+
+    wrong: list[str] = []
+
+    async def asyncio_body() -> None:
+        loop = asyncio.get_running_loop()
+        for _ in range(20_000):
+            if current().loop is not loop:  # type: ignore[attr-defined]
+                wrong.append("asyncio")
+                return
+
+    async def trio_body() -> None:
+        mine = current()
+        for _ in range(20_000):
+            if current() is not mine or mine is not trio_waiter.CURRENT.get():
+                wrong.append("trio")
+                return
+
+    threads = [
+        threading.Thread(target=lambda: asyncio.run(asyncio_body())),
+        threading.Thread(target=lambda: asyncio.run(asyncio_body())),
+        threading.Thread(target=lambda: trio.run(trio_body)),
+    ]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as the interpreter can
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+    finally:
+        sys.setswitchinterval(interval)
+    assert not any(thread.is_alive() for thread in threads)
+    assert wrong == []
 
 
 def test_every_awaitable_file_call_is_a_checkpoint() -> None:

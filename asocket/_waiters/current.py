@@ -6,6 +6,12 @@ waiter. With no asyncio loop running, the waiter of the running ``trio.run``
 (anyio's trio backend included) is looked for, if the program imported trio.
 Nothing is configured, and nothing is imported that the running program does
 not already use.
+
+The last call's waiter is kept, with what it serves (``owner``: the loop, or
+the trio run's runner): a call finds it again with one C call and one
+comparison on asyncio, and one attribute read more under trio (where the
+run's ``RunVar`` costs two Python calls). One global holds both, so a thread
+running another loop never pairs one's loop with the other's waiter.
 """
 
 from __future__ import annotations
@@ -29,9 +35,19 @@ _get_running_loop = asyncio._get_running_loop
 _edge_waiter: type[LoopWaiter] | None = None  # EdgeWaiter, where there is epoll (Linux)
 if hasattr(select, "epoll"):
     from .epoll import EdgeWaiter as _edge_waiter
-# The loop of the last call and its waiter (a strong reference to one loop at most).
-_last_loop: object = None
-_last_waiter: LoopWaiter | None = None
+
+
+class _Nobody:
+    """Stands for "no call yet" in ``_last``: its owner is no loop and no run."""
+
+    owner: object = object()
+
+
+# The waiter of the last call, whose ``owner`` is its loop (or its trio run's runner): one
+# global, read once, so that a thread running another loop, which may replace it
+# meanwhile, never pairs one's loop with the other's waiter. A strong reference to one
+# loop (or run) at most.
+_last: Any = _Nobody()
 _waiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopWaiter] = (
     weakref.WeakKeyDictionary()
 )
@@ -42,40 +58,61 @@ def current() -> Waiter:
 
     Raises ``RuntimeError('no running event loop')`` outside one, as asyncio does.
     """
-    global _last_loop, _last_waiter
+    global _last
+    last = _last
     loop = _get_running_loop()
-    if loop is _last_loop and _last_waiter is not None:  # the usual case: the last call's loop
-        return _last_waiter
+    if last.owner is loop:  # the usual case: the last call's loop (never None)
+        return last  # type: ignore[no-any-return]
     if loop is not None:
-        waiter = _last_waiter = waiter_for(loop)
-        _last_loop = loop
+        waiter: Waiter = waiter_for(loop)
+        _last = waiter
         return waiter
+    if _trio_context is not None and last.owner is getattr(_trio_context, "runner", None):
+        return last  # type: ignore[no-any-return]  # (the last call's trio run, this thread's)
     if _trio_get is not None:
         try:
-            return _trio_get()  # (the run's RunVar, read here: no frame of trio.current's)
+            waiter = _trio_get()  # (the run's RunVar, read here: no frame of trio.current's)
         except LookupError:  # the run's first call: make its waiter
             pass
         except RuntimeError:  # not in a trio run
             raise RuntimeError("no running event loop") from None
+        else:
+            _remember_trio(waiter)
+            return waiter
     return _not_asyncio()
 
 
 # The get() of asocket._waiters.trio's RunVar, once a call found trio imported (None: not yet).
 _trio_get: Callable[[], Waiter] | None = None
+# trio's per-thread run context (``runner`` is set while a run is under way in the
+# thread), where this trio has one (see ``asocket._waiters.trio.RUN_CONTEXT``).
+_trio_context: Any = None
+
+
+def _remember_trio(waiter: Any) -> None:
+    """Keep ``waiter`` as the last call's, its owner the run's runner, for the next
+    call's quick lookup."""
+    global _last
+    runner = getattr(_trio_context, "runner", None)
+    if runner is not None:
+        waiter.owner = runner
+        _last = waiter
 
 
 def _not_asyncio() -> Waiter:
     """No asyncio loop runs: the waiter of the running ``trio.run`` (looked for only if
     the program imported trio; made on its first call), else
     ``RuntimeError('no running event loop')``."""
-    global _trio_get
+    global _trio_get, _trio_context
     if "trio" in sys.modules:
         from . import trio
 
         notice_trio()
         _trio_get = trio.CURRENT.get
+        _trio_context = trio.RUN_CONTEXT
         waiter = trio.current()
         if waiter is not None:
+            _remember_trio(waiter)
             return waiter
     raise RuntimeError("no running event loop")
 

@@ -124,6 +124,7 @@ class LoopWaiter(NoCheckpoints):
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
+        self.owner: object = loop  # (current.current()'s cache key)
         self._fds: dict[int, Fd] = {}
         self._deadlines = Deadlines(loop, self.clock, self._expired)
 

@@ -59,6 +59,13 @@ T = TypeVar("T")
 
 _WAIT = (wait_readable, wait_writable)
 
+# trio's per-thread run context, whose ``runner`` is set while a run is under way in the
+# thread: ``current.current()`` reads it to know the run of its last call is still the
+# one running (one attribute read, where the run's RunVar costs two Python calls per
+# call). Not public API: where a trio release moves it, None, and the RunVar is read.
+RUN_CONTEXT: Any = getattr(getattr(trio, "_core", None), "_run", None)
+RUN_CONTEXT = getattr(RUN_CONTEXT, "GLOBAL_RUN_CONTEXT", None)
+
 # trio 0.23 renamed run_sync's ``cancellable`` to ``abandon_on_cancel``.
 _ABANDON: dict[str, Any] = {
     "abandon_on_cancel"
@@ -106,6 +113,7 @@ class TrioWaiter:
     def __init__(self) -> None:
         self._fds: dict[int, _Fd] = {}
         self.waits = 0  # suspensions so far (see checkpointed())
+        self.owner: object = None  # the run's runner, once known (current.current()'s cache key)
 
     # -- checkpoints ----------------------------------------------------------
 

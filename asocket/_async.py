@@ -17,6 +17,7 @@ from functools import partial
 from typing import Any, Literal, Self, TypeVar, overload
 
 from . import _connect, _engine as e, _listeners, _ops as ops, _reduction, _resolve, _surface, _tls
+from ._engine import MODE
 from ._file import AsyncSocketFile, CheckpointedFile
 from ._socket import SocketBase, close_fd
 from ._waiters.base import AddrInfo, Waiter, ebadf
@@ -154,17 +155,27 @@ class AsyncSocket(SocketBase):
             if isinstance(flags, int) and flags & _MSG_WAITALL and e.gathers(self, flags):
                 return await e.recv_waitall(RUNNING, self, bufsize, flags)
             return await e.io(RUNNING, self, ops.RECV, recv, bufsize, flags)
+        until: Any = MODE  # (the mode's deadline, unless a wait below took it)
         if self._waited or RUNNING.checkpoints:  # (the read hint's path, or trio's)
             size = bufsize if type(bufsize) is int and type(flags) is int else 0
-            call = e.read(RUNNING, self, ops.RECV, recv, size, (bufsize, flags))
-            if call is not None:  # (it waits first, or it is trio's)
-                return await call
+            if RUNNING.checkpoints and (waiter := _strict()):
+                return await e.read(waiter, self, ops.RECV, recv, size, (bufsize, flags))
+            if e.waits_first(self, size):  # a slow peer: wait here, then try (e.wait_first,
+                fd = self._sock.fileno()  # inlined: a call and a tuple less per request)
+                if fd == -1:
+                    raise ebadf()
+                watcher = self._watcher(RUNNING)
+                until = None if self._timeout is None else watcher.clock() + self._timeout
+                await watcher.wait(fd, ops.READ, until)
+            else:
+                self._waited = False
         try:  # the first attempt inline (the engine's attempt()): no coroutine, no frame
             return recv(bufsize, flags)
         except e.WOULD_BLOCK as exc:
             error = exc
         hint = type(bufsize) is int and bufsize > 0
-        return await e.rest(RUNNING, self, ops.RECV, recv, (bufsize, flags), error, hint)
+        args = (bufsize, flags)
+        return await e.rest(RUNNING, self, ops.RECV, recv, args, error, hint, until)
 
     async def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
         if self._kept:
@@ -174,19 +185,24 @@ class AsyncSocket(SocketBase):
             if isinstance(flags, int) and flags & _MSG_WAITALL and e.gathers(self, flags):
                 return await e.recv_into_waitall(RUNNING, self, buffer, nbytes, flags)
             return await e.io(RUNNING, self, ops.RECV_INTO, recv_into, buffer, nbytes, flags)
+        until: Any = MODE
         if self._waited or RUNNING.checkpoints:  # (the read hint's path, or trio's)
             size = e.read_size(buffer, nbytes) if type(flags) is int else 0
-            args = (buffer, nbytes, flags)
-            call = e.read(RUNNING, self, ops.RECV_INTO, recv_into, size, args)
-            if call is not None:  # (it waits first, or it is trio's)
-                return await call
+            if RUNNING.checkpoints and (waiter := _strict()):
+                args = (buffer, nbytes, flags)
+                return await e.read(waiter, self, ops.RECV_INTO, recv_into, size, args)
+            if e.waits_first(self, size):  # (as recv())
+                wait, until = e.wait_first(RUNNING, self, ops.RECV_INTO)
+                await wait
+            else:
+                self._waited = False
         try:  # the first attempt inline, as recv()
             return recv_into(buffer, nbytes, flags)
         except e.WOULD_BLOCK as exc:
             error = exc
         args = (buffer, nbytes, flags)
         hint = self._timeout != 0.0 and e.read_size(buffer, nbytes) > 0  # (0.0: never waits)
-        return await e.rest(RUNNING, self, ops.RECV_INTO, recv_into, args, error, hint)
+        return await e.rest(RUNNING, self, ops.RECV_INTO, recv_into, args, error, hint, until)
 
     async def recvfrom(self, bufsize: int, flags: int = 0, /) -> tuple[bytes, Any]:
         if self._kept:  # (a connected stream socket's recvfrom gives no address)

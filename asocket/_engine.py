@@ -208,15 +208,17 @@ def rest(
     args: tuple[Any, ...],
     exc: OSError,
     hint: bool = False,
+    until: float | _Mode | None = MODE,
 ) -> Awaitable[T]:
     """The rest of a call whose first attempt, made inline by a face, raised ``exc``
     (one of ``WOULD_BLOCK``), for the caller to await *outside* its ``except`` (so that
     what the call raises later chains nothing): raises it where the mode says so; else
-    :func:`retry`'s coroutine from the wait (``hint``: as :func:`retry`'s), or after
-    ``EINTR`` the result of the rest of the attempt."""
+    :func:`retry`'s coroutine from the wait (``hint``: as :func:`retry`'s; ``until``:
+    the call's deadline, if a wait before the attempt took it), or after ``EINTR`` the
+    result of the rest of the attempt."""
     tried = settle(s, op, fn, args, exc)
     if isinstance(tried, Wait):
-        return retry(waiter, s, op, fn, args, tried.event, MODE, hint)
+        return retry(waiter, s, op, fn, args, tried.event, until, hint)
     return _done(tried)
 
 
@@ -241,47 +243,49 @@ def io(waiter: Waiter, s: State, op: Op, fn: Callable[..., T], *args: Any) -> Aw
 
 def read(
     waiter: Waiter, s: State, op: Op, fn: Callable[..., T], size: int, args: tuple[Any, ...]
-) -> Awaitable[T] | None:
-    """The read hint, for a plain read (``recv``/``recv_into`` without flags) of at most
-    ``size`` bytes (``0``: unknown, or arguments the syscall may refuse), asked by the
-    async face when the socket's last such read waited, or where trio may run: the call
-    for the face to await (:func:`retry`, waiting first; under trio the whole call), or
-    ``None``: the face makes its first attempt inline (the hint cleared).
+) -> Awaitable[T]:
+    """A plain read (``recv``/``recv_into`` without flags) of at most ``size`` bytes
+    where every call must be a checkpoint (trio): with the read hint, :func:`retry`
+    waiting first (the wait is the checkpoint), else :func:`checkpointed_io`. (Measured
+    under trio: waiting first without the probe costs more, since the wait for readiness
+    already there costs trio an ``epoll_ctl`` and its I/O dispatch where a read that
+    tries first yields once.)"""
+    if s._waited and waits_first(s, size):
+        return retry(waiter, s, op, fn, args, op.event, MODE, True)
+    return checkpointed_io(waiter, s, op, fn, args, size > 0)
+
+
+def wait_first(waiter: Waiter, s: State, op: Op) -> tuple[Awaitable[None], float | None]:
+    """The wait a plain read makes before its first attempt where the read hint says so
+    (:func:`waits_first`), for the face to await in its own frame (no coroutine of
+    :func:`retry`'s) before it tries inline: the wait, and the call's deadline (the
+    mode's, from now), which a later wait of the same call keeps (:func:`rest`).
+    ``OSError(EBADF)`` if the socket is closed."""
+    fd = s._sock.fileno()
+    if fd == -1:
+        raise ebadf()
+    watcher = s._watcher(waiter)
+    until = None if s._timeout is None else watcher.clock() + s._timeout
+    return watcher.wait(fd, op.event, until), until
+
+
+def waits_first(s: State, size: int) -> bool:
+    """The read hint: whether a plain read (``recv``/``recv_into`` without flags) of at
+    most ``size`` bytes (``0``: unknown, or arguments the syscall may refuse) waits for
+    readiness before its first attempt.
 
     If the socket's last such read had to wait for its data (``_waited``: a peer
     slower than this side, as under request/response load, where the read after an
     answer almost always fails with ``EAGAIN``), the read first asks the kernel
     whether the socket is readable (``poll`` with no timeout: a third of the cost of
     a ``recv`` that fails, with its exception): if it is not, the read waits for
-    readiness *first*, as the stdlib's timeout mode always does; else it tries at
-    once. Every waiter reports readiness that is already there, so the order changes
-    no result, only the cost. (The probe also sees a pending error or end of file,
-    which then is read at once: uvloop's readiness handle reports a socket in error
-    only once.) Non-blocking mode always tries at once.
-
-    Where every call must be a checkpoint (trio), a read that waits first has its
-    checkpoint in the wait; the others are :func:`checkpointed_io`. (Measured under
-    trio: waiting first without the probe costs more, since the wait for readiness
-    already there costs trio an ``epoll_ctl`` and its I/O dispatch where a read that
-    tries first yields once.)
+    readiness *first* (:func:`wait_first`, or :func:`read` under trio), as the
+    stdlib's timeout mode always does; else it tries at once. Every waiter reports
+    readiness that is already there, so the order changes no result, only the cost.
+    (The probe also sees a pending error or end of file, which then is read at once:
+    uvloop's readiness handle reports a socket in error only once.) Non-blocking mode
+    always tries at once. False where the probe cannot tell (then the read tries).
     """
-    if waiter.checkpoints:
-        waiter = waiter.now()  # the async face's RUNNING: which library runs this call?
-        if waiter.checkpoints:
-            if s._waited and waits_first(s, size):
-                return retry(waiter, s, op, fn, args, op.event, MODE, True)  # (the checkpoint)
-            return checkpointed_io(waiter, s, op, fn, args, size > 0)
-    if s._waited and waits_first(s, size):
-        return retry(waiter, s, op, fn, args, op.event, MODE, True)
-    s._waited = False  # (a quick peer: the face tries at once, no coroutine of retry's)
-    return None
-
-
-def waits_first(s: State, size: int) -> bool:
-    """The read hint: whether a plain read of at most ``size`` bytes waits for
-    readiness before its first attempt (see :func:`read`): its last one had to wait,
-    and a probe that never waits finds nothing pending (no data, end of file or
-    error). False where the probe cannot tell (then the read tries)."""
     if not (s._waited and size > 0 and s._timeout != 0.0):
         return False
     look = s._probe
@@ -297,7 +301,7 @@ def waits_first(s: State, size: int) -> bool:
 
 
 def read_size(buffer: Any, nbytes: Any) -> int:
-    """The most ``recv_into(buffer, nbytes)`` may read, for :func:`read`, where the
+    """The most ``recv_into(buffer, nbytes)`` may read, for :func:`waits_first`, where the
     arguments are surely valid (a writable contiguous buffer of that size); else 0."""
     kind = type(buffer)
     if kind is bytearray:
@@ -384,7 +388,7 @@ async def retry(
     done. A wake-up that still finds the call would block (another task was served
     first) waits again with the time left. ``until``: the deadline, or ``MODE``: the
     mode's, from the first wait. ``hint``: a plain read, which records in ``_waited``
-    whether it had to wait (:func:`read`)."""
+    whether it had to wait (:func:`waits_first`)."""
     if hint:
         s._waited = event != TRY
     while True:

@@ -59,7 +59,7 @@ class SocketBase:
         raw = RawSocket(family, type, proto, fileno)
         self._sock = raw
         self._family = int(raw.family)
-        self._waited = False  # the engine's read hint (_engine.read) and its probe
+        self._waited = False  # the engine's read hint (_engine.waits_first) and its probe
         self._probe: Any = None
         self._closed = False
         self._io_refs = 0

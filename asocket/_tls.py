@@ -962,7 +962,7 @@ async def read(
 ) -> T:
     """A plaintext read, ``fn(*args)`` (``recv``/``recv_into`` of at most ``size``
     bytes; ``0``: unknown), in the socket's mode, with the engine's read hint
-    (``_engine.read``): after a read that had to wait, if OpenSSL holds no plaintext,
+    (``_engine.waits_first``): after a read that had to wait, if OpenSSL holds no plaintext,
     the wire no ciphertext, and the descriptor is not readable, wait *before* the
     first SSL read (a failed one costs an ``SSLWantReadError`` raised and caught)."""
     event: int | None = None

@@ -1,4 +1,4 @@
-"""The read hint (``_engine.read``, ``_tls.read``): after a read that had to wait, a plain
+"""The read hint (``_engine.waits_first``, ``_tls.read``): after a read that had to wait, a plain
 read (or a TLS plaintext read) probes the socket and, when nothing is there, waits
 *before* its first attempt.
 
@@ -109,6 +109,35 @@ async def test_timeout_mode_times_out_on_a_hinted_read() -> None:
         sock.settimeout(0.05)
         with anyio.fail_after(WAIT), pytest.raises(TimeoutError, match="timed out"):
             await sock.recv(1024)
+
+
+async def test_a_reader_woken_for_another_keeps_its_deadline() -> None:
+    """Two readers wait first on one socket in timeout mode; one byte wakes both, one
+    reads it, and the other waits again until the deadline its call took at its start
+    (one deadline per call, as the stdlib's), not a new one from the wake-up."""
+    sock, peer = await peer_pair()
+    with sock, peer:
+        await slow_reads(sock, peer)
+        sock.settimeout(1.0)
+        got: list[bytes] = []
+        late: list[float] = []
+
+        async def reader() -> None:
+            start = time.monotonic()
+            try:
+                got.append(await sock.recv(1))
+            except TimeoutError:
+                late.append(time.monotonic() - start)
+
+        with anyio.fail_after(WAIT):
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(reader)
+                tasks.start_soon(reader)
+                await anyio.sleep(0.6)
+                peer.sendall(b"x")
+        assert got == [b"x"]
+        assert len(late) == 1
+        assert 1.0 <= late[0] < 1.45  # a new deadline from the wake-up: 1.6
 
 
 async def test_non_blocking_mode_never_waits_first() -> None:

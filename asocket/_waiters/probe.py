@@ -1,5 +1,5 @@
 """A look at a descriptor's readiness that never waits: the engine's read hint asks it
-whether a read would find something (``_engine.read``) before choosing to wait first.
+whether a read would find something (``_engine.waits_first``) before choosing to wait first.
 """
 
 from __future__ import annotations

@@ -282,9 +282,9 @@ def waits_first(s: State, size: int) -> bool:
     readiness *first* (:func:`wait_first`, or :func:`read` under trio), as the
     stdlib's timeout mode always does; else it tries at once. Every waiter reports
     readiness that is already there, so the order changes no result, only the cost.
-    (The probe also sees a pending error or end of file, which then is read at once:
-    uvloop's readiness handle reports a socket in error only once.) Non-blocking mode
-    always tries at once. False where the probe cannot tell (then the read tries).
+    (The probe also sees a pending error or end of file, which then is read at once.)
+    Non-blocking mode always tries at once. False where the probe cannot tell (then
+    the read tries).
     """
     if not (s._waited and size > 0 and s._timeout != 0.0):
         return False

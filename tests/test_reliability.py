@@ -29,6 +29,7 @@ import random
 import resource
 import socket
 import struct
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -37,7 +38,7 @@ from typing import Any
 
 import anyio
 import pytest
-from _async_helpers import WAIT, Task, Tasks, tcp_pair, wait_all
+from _async_helpers import WAIT, Task, Tasks, read_sent_later, tcp_pair, wait_all, wait_first
 from conftest import ANYIO_BACKENDS
 
 import asocket
@@ -401,6 +402,78 @@ def test_sync_faults_leave_the_others_served(caplog: pytest.LogCaptureFixture) -
         exc = record.exc_info[1] if record.exc_info else None
         assert isinstance(exc, ConnectionError), record.getMessage()
     assert settle_fds_sync(baseline) == baseline
+
+
+# -- an error report: the socket stays watched after it -----------------------------------
+# A connected datagram socket learns of a datagram sent to a port nobody has through an
+# ICMP error, reported as an error on the socket (POLLERR): the one read that takes it
+# raises ConnectionRefusedError, and the socket is then as before. uvloop closes its
+# handle for an fd on such a report; the readiness waiter must see that and register
+# the fd afresh at its next wait (``asocket/_waiters/readiness.py``), or every later wait on the
+# socket sleeps forever.
+
+ERROR_ROUNDS = 3
+
+
+def _unused_udp_port() -> int:
+    """A loopback UDP port that nobody has bound (now)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="ICMP errors on loopback: Linux's rules")
+@pytest.mark.anyio
+async def test_an_error_report_leaves_the_waiting_socket_watched() -> None:
+    peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    peer.bind(("127.0.0.1", 0))
+    sock = asocket.socket(asocket.AF_INET, asocket.SOCK_DGRAM)
+    with peer, sock, anyio.fail_after(BOUND):
+        await sock.bind(("127.0.0.1", 0))
+        for _ in range(ERROR_ROUNDS):
+            await sock.connect(("127.0.0.1", _unused_udp_port()))
+            async with Tasks() as tasks:
+                waiting = [tasks.spawn(sock.recv(100)) for _ in range(2)]
+                with anyio.fail_after(WAIT):
+                    await anyio.wait_all_tasks_blocked()  # both reads are waiting
+                await sock.send(b"anyone?")  # -> ICMP port unreachable: an error report
+                refused = await wait_first(*waiting)
+                assert len(refused) == 1  # one read takes the error; the other waits on
+                assert isinstance(refused[0].exception(), ConnectionRefusedError)
+                (still,) = [task for task in waiting if task not in refused]
+                await sock.connect(peer.getsockname())
+                peer.sendto(b"late", sock.getsockname())
+                assert not await wait_all(still)
+                assert still.result() == b"late"
+            got = await read_sent_later(
+                lambda: sock.recv(100), lambda: peer.sendto(b"later", sock.getsockname())
+            )
+            assert got == b"later"
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="ICMP errors on loopback: Linux's rules")
+def test_sync_an_error_report_leaves_the_blocked_socket_watched() -> None:
+    with (
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as peer,
+        asocket.sync.socket(asocket.AF_INET, asocket.SOCK_DGRAM) as sock,
+        ThreadPoolExecutor(1) as pool,
+    ):
+        peer.bind(("127.0.0.1", 0))
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(WAIT)
+        for _ in range(ERROR_ROUNDS):
+            sock.connect(("127.0.0.1", _unused_udp_port()))
+            blocked = pool.submit(sock.recv, 100)
+            time.sleep(0.02)  # let it block
+            sock.send(b"anyone?")
+            with pytest.raises(ConnectionRefusedError):
+                blocked.result(timeout=BOUND)
+            sock.connect(peer.getsockname())
+            blocked = pool.submit(sock.recv, 100)
+            time.sleep(0.02)
+            peer.sendto(b"late", sock.getsockname())
+            assert blocked.result(timeout=BOUND) == b"late"
 
 
 # -- storms -----------------------------------------------------------------------------

@@ -33,11 +33,14 @@ T = TypeVar("T")
 class Fd:
     """One fd's waiting tasks per direction, and whether the loop watches it."""
 
-    __slots__ = ("armed", "stale", "waiters")
+    __slots__ = ("armed", "lost", "stale", "waiters")
 
     def __init__(self) -> None:
         self.waiters: list[list[asyncio.Future[None]]] = [[], []]
-        self.armed = [False, False]
+        # Whether the loop watches the fd for each direction: True, or (readiness) the
+        # registration the loop holds; False if not.
+        self.armed: list[object] = [False, False]
+        self.lost = False  # (readiness) the loop let go of a registration (uvloop, after an error)
         self.stale = [False, False]  # (readiness) the next event reports what a woken task reads
 
 

@@ -16,16 +16,60 @@ previous iteration, so the first event after a wake-up reports the data the
 woken task is about to consume: it is stale, and is ignored (the registration
 is level-triggered: a real event is reported again on the next iteration).
 uvloop runs I/O callbacks after the queued ones: its events are never stale.
+
+A loop may also let go of a registration by itself: uvloop (libuv's poll
+handle), on an error report (``POLLERR``: a connected datagram socket's ICMP
+error, a refused connection, a reset), runs the fd's callbacks once and closes
+its handle for the fd, which it keeps: the fd is then never reported again,
+and adding a reader for it raises ``RuntimeError``. The error is transient
+(the call that reads it clears it), so a later wait would sleep forever. Each
+registration's callback therefore carries a token that only the loop holds; a
+weak reference to it (:class:`Registration`) sees the loop drop it, and the
+next wait on the fd clears the loop's closed handle and registers afresh.
 """
 
 from __future__ import annotations
 
 import asyncio
+import weakref
 from asyncio.selector_events import BaseSelectorEventLoop
 from collections.abc import Callable
 
 from .._ops import READ, WRITE
 from .loop import Fd, LoopWaiter
+
+
+class _Token:
+    """Passed to the loop with a registration's callback, and held by nothing else."""
+
+    __slots__ = ("__weakref__",)
+
+
+class Registration(weakref.ref[_Token]):
+    """A weak reference to the token of the registration of ``entry``'s fd for ``event``:
+    when the loop drops that registration, by itself or because it was asked to, the
+    token dies, and if the registration is still the entry's (``entry.armed``: the loop
+    let go by itself) the entry is marked unwatched and ``lost``."""
+
+    __slots__ = ("entry", "event")
+    entry: Fd
+    event: int
+
+    def __new__(cls, token: _Token, entry: Fd, event: int) -> Registration:
+        self = super().__new__(cls, token, _lost)
+        self.entry = entry
+        self.event = event
+        return self
+
+    def __init__(self, token: _Token, entry: Fd, event: int) -> None:
+        pass  # (all is done in __new__; ref's own __init__ would refuse the arguments)
+
+
+def _lost(registration: Registration) -> None:
+    entry = registration.entry
+    if entry.armed[registration.event] is registration:
+        entry.armed[registration.event] = False
+        entry.lost = True
 
 
 class ReadinessWaiter(LoopWaiter):
@@ -38,9 +82,29 @@ class ReadinessWaiter(LoopWaiter):
         self._remove = (loop.remove_reader, loop.remove_writer)
 
     def _arm(self, fd: int, event: int) -> None:
-        self._add[event](fd, self._ready_stale if self._poll_first else self._ready, fd, event)
+        entry = self._fds[fd]
+        if entry.lost:  # the loop closed its handle for the fd: make it let go of it first
+            entry.lost = False
+            for direction in (READ, WRITE):
+                if not entry.armed[direction]:
+                    self._forget_lost(fd, direction)
+        token = _Token()
+        registration = Registration(token, entry, event)
+        callback = self._ready_stale if self._poll_first else self._ready
+        try:
+            self._add[event](fd, callback, fd, event, token)
+        except BaseException:
+            entry.armed[event] = False
+            raise
+        entry.armed[event] = registration
 
-    def _ready(self, fd: int, event: int) -> None:
+    def _forget_lost(self, fd: int, event: int) -> None:
+        try:
+            self._remove[event](fd)
+        except (RuntimeError, OSError, ValueError):  # e.g. the loop is closed
+            pass
+
+    def _ready(self, fd: int, event: int, token: _Token) -> None:
         """A report of a loop whose reports are never stale (uvloop)."""
         entry = self._fds.get(fd)
         if entry is None:  # pragma: no cover - forget() unregisters first
@@ -48,7 +112,7 @@ class ReadinessWaiter(LoopWaiter):
         if not self._wake(entry, event):
             self._drop(fd, entry, event)
 
-    def _ready_stale(self, fd: int, event: int) -> None:
+    def _ready_stale(self, fd: int, event: int, token: _Token) -> None:
         """A report of asyncio's selector loop: the first after a wake-up is stale."""
         entry = self._fds.get(fd)
         if entry is None:  # pragma: no cover - forget() unregisters first
@@ -62,14 +126,14 @@ class ReadinessWaiter(LoopWaiter):
 
     def _drop(self, fd: int, entry: Fd, event: int) -> None:
         """Nobody waits any more: drop the registration (level-triggered, it would spin)."""
+        entry.armed[event] = False  # (first: the registration's token dies in remove)
         self._remove[event](fd)
-        entry.armed[event] = False
         if not entry.armed[READ] and not entry.armed[WRITE]:
             del self._fds[fd]
 
     def _disarm(self, fd: int, entry: Fd | None, close: Callable[[], None] | None) -> None:
         for event in (READ, WRITE):
-            if entry is not None and entry.armed[event]:
+            if entry is not None and (entry.armed[event] or entry.lost):
                 try:
                     self._remove[event](fd)
                 except (RuntimeError, OSError, ValueError):  # e.g. the loop is closed

@@ -453,6 +453,32 @@ async def test_an_error_report_leaves_the_waiting_socket_watched() -> None:
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="ICMP errors on loopback: Linux's rules")
+@pytest.mark.anyio
+async def test_a_socket_closed_after_an_error_report_frees_its_fd_number() -> None:
+    peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    peer.bind(("127.0.0.1", 0))
+    sock = asocket.socket(asocket.AF_INET, asocket.SOCK_DGRAM)
+    with peer, sock, anyio.fail_after(BOUND):
+        await sock.connect(("127.0.0.1", _unused_udp_port()))
+        async with Tasks() as tasks:
+            waiting = tasks.spawn(sock.recv(100))
+            with anyio.fail_after(WAIT):
+                await anyio.wait_all_tasks_blocked()
+            await sock.send(b"anyone?")  # the error report wakes the read
+            assert not await wait_all(waiting)
+        assert isinstance(waiting.exception(), ConnectionRefusedError)
+        number = sock.fileno()
+        sock.close()  # (on uvloop: with the loop's handle for the fd closed)
+        with asocket.socket(asocket.AF_INET, asocket.SOCK_DGRAM) as again:
+            assert again.fileno() == number  # (the lowest free number: the one just closed)
+            await again.bind(("127.0.0.1", 0))
+            got = await read_sent_later(
+                lambda: again.recv(100), lambda: peer.sendto(b"hi", again.getsockname())
+            )
+            assert got == b"hi"
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="ICMP errors on loopback: Linux's rules")
 def test_sync_an_error_report_leaves_the_blocked_socket_watched() -> None:
     with (
         socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as peer,

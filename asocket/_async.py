@@ -82,6 +82,12 @@ class AsyncSocket(SocketBase):
     def _init_fd(self) -> None:
         self._sock.setblocking(False)  # the descriptor is always O_NONBLOCK on this face
 
+    def _wake_senders(self) -> None:
+        waiter = self._w
+        fd = self._sock.fileno()
+        if waiter is not None and fd != -1:
+            waiter.wake(fd, ops.WRITE)
+
     def _set_mode(self, timeout: float | None) -> None:
         self._timeout = timeout
         if self._sock.fileno() == -1:

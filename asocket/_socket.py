@@ -22,6 +22,7 @@ _dup = socket.dup
 _socketpair = getattr(_socket, "socketpair", socket.socketpair)
 close_fd = _socket.close  # closes a descriptor as the stdlib does (ECONNRESET ignored)
 _SOCK_NONBLOCK = getattr(socket, "SOCK_NONBLOCK", 0)
+_SHUT_RD = socket.SHUT_RD
 
 
 class SocketBase:
@@ -32,7 +33,8 @@ class SocketBase:
     stdlib's (``close()`` was called; files made by ``makefile()`` still open).
     A face supplies four hooks: ``_init_fd`` and ``_set_mode`` (what the raw
     descriptor's blocking flag must be for a mode), ``_real_close`` and
-    ``_watcher`` (the waiter that will watch the descriptor, asked by the engine).
+    ``_watcher`` (the waiter that will watch the descriptor, asked by the engine);
+    and may supply a fifth, ``_wake_senders``.
     """
 
     __slots__ = (
@@ -93,6 +95,12 @@ class SocketBase:
         (the engine asks before each wait), which ``close()`` must then forget it in.
         Here: ``waiter`` itself, where nothing registers."""
         return waiter
+
+    def _wake_senders(self) -> None:
+        """``shutdown()`` of writing in blocking mode: wake the calls waiting to send, as
+        the kernel wakes a ``send`` blocked in it (their retry fails with ``EPIPE``),
+        which the readiness of an ``AF_UNIX`` socket whose buffer is full does not
+        report. Here: nothing, for a face whose blocking-mode calls block in the kernel."""
 
     # -- closing --------------------------------------------------------------
 
@@ -161,8 +169,14 @@ class SocketBase:
         self._sock.listen(*backlog)
 
     def shutdown(self, how: int, /) -> None:
-        """Shut down reading (``SHUT_RD``), writing (``SHUT_WR``) or both (``SHUT_RDWR``)."""
+        """Shut down reading (``SHUT_RD``), writing (``SHUT_WR``) or both (``SHUT_RDWR``).
+
+        In blocking mode, calls waiting to send on the socket then fail with
+        ``BrokenPipeError``, as the stdlib's blocked ``send`` does.
+        """
         self._sock.shutdown(how)
+        if how != _SHUT_RD and self._timeout is None:
+            self._wake_senders()
 
     def get_inheritable(self) -> bool:
         """Whether the descriptor is inherited by child processes."""

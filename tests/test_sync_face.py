@@ -463,6 +463,37 @@ def test_sendall_deadline_covers_the_whole_call() -> None:
         assert 0 < len(received) < 64 << 20  # a partial send, as the stdlib's
 
 
+@pytest.mark.parametrize("timeout", [None, 0.5], ids=["blocking", "timeout"])
+def test_shutdown_of_writing_ends_a_blocked_send_as_the_stdlibs(timeout: float | None) -> None:
+    # An AF_UNIX socket's poll() does not report shutdown(SHUT_WR) to a sender waiting
+    # on its full buffer; a send blocked in the kernel is woken (EPIPE). The async
+    # face's test (test_async_io.py) has the same case; here the same outcome as the
+    # stdlib's in both modes.
+    outcomes: dict[ModuleType, type[BaseException]] = {}
+    for module in (socket, S):
+        a, b = module.socketpair()
+        with a, b:
+            a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+            a.settimeout(timeout)
+            raised: list[BaseException] = []
+
+            def send(a: Any = a, raised: list[BaseException] = raised) -> None:
+                try:
+                    a.sendall(b"x" * 4_000_000)
+                except OSError as exc:
+                    raised.append(exc)
+
+            thread = threading.Thread(target=send)
+            thread.start()
+            thread.join(0.1)
+            a.shutdown(socket.SHUT_WR)
+            thread.join(JOIN)
+            assert not thread.is_alive(), f"{module.__name__}'s send stayed blocked"
+            outcomes[module] = type(raised[0])
+    assert outcomes[S] is outcomes[socket]
+    assert outcomes[socket] is (BrokenPipeError if timeout is None else TimeoutError)
+
+
 def test_sendall_in_timeout_mode_completes_with_a_reader() -> None:
     data = os.urandom(1 << 20) * 4
     a, b = S.socketpair()

@@ -86,6 +86,12 @@ class Waiter(Protocol):
         then call ``close`` (the OS close) once nothing of the waiter uses the fd."""
         ...
 
+    def wake(self, fd: int, event: int) -> None:
+        """Wake the tasks waiting on ``fd`` for ``event`` as if it were ready (each
+        retries its syscall): for a change of the socket's state that its readiness
+        does not report (``SocketBase._wake_senders``)."""
+        ...
+
     async def to_thread(self, fn: Callable[..., T], *args: Any, deadline: float | None) -> T:
         """``fn(*args)`` without blocking the face's event loop (if any): the resolver.
 

@@ -163,6 +163,9 @@ class Running:
     def forget(self, fd: int, close: Callable[[], None] | None) -> None:
         current().forget(fd, close)
 
+    def wake(self, fd: int, event: int) -> None:
+        current().wake(fd, event)
+
     async def to_thread(self, fn: Callable[..., T], *args: Any, deadline: float | None) -> T:
         return await current().to_thread(fn, *args, deadline=deadline)
 

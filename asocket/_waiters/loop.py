@@ -194,6 +194,12 @@ class LoopWaiter(NoCheckpoints):
                 woke = True
         return woke
 
+    def wake(self, fd: int, event: int) -> None:
+        """Wake every task waiting on ``fd`` for ``event`` (each retries its syscall)."""
+        entry = self._fds.get(fd)
+        if entry is not None:
+            self._wake(entry, event)
+
     def forget(self, fd: int, close: Callable[[], None] | None) -> None:
         """Wake ``fd``'s waiters with ``OSError(EBADF)``, stop watching it, then ``close()``."""
         entry = self._fds.pop(fd, None)

@@ -68,6 +68,10 @@ class PollWaiter(NoCheckpoints):
         timeout = deadline - _clock()
         return [fd for fd, _ in poller.poll(timeout * 1000.0)] if timeout > 0 else []
 
+    def wake(self, fd: int, event: int) -> None:
+        """Nothing: a thread blocked in ``poll()`` is not woken, as the stdlib's timeout
+        mode is not (the sync face's blocking mode blocks in the kernel)."""
+
     def forget(self, fd: int, close: Callable[[], None] | None) -> None:
         """Nothing is registered anywhere: ``close()`` at once."""
         if close is not None:

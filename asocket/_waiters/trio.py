@@ -17,6 +17,10 @@ and trio imported (``sys.modules``), so importing asocket never imports trio.
   ``trio.lowlevel.notify_closing(fd)``, which wakes the leader (its
   ``ClosedResourceError`` becomes ``OSError(EBADF)``) and drops the fd from
   trio's epoll before the OS close.
+* **Wake** (``wake``: a state change readiness does not report, as
+  ``shutdown(SHUT_WR)`` of a full ``AF_UNIX`` socket): ``notify_closing`` too,
+  whose ``ClosedResourceError`` a leader takes as a wake-up while the fd is
+  still known (``forget`` drops it first).
 * **Checkpoints**: trio's own socket calls are checkpoints, and so are
   asocket's under trio (``checkpoints = True``): ``cancel_point()``
   (``checkpoint_if_cancelled``) before the syscall, ``schedule_point()``
@@ -171,8 +175,10 @@ class TrioWaiter:
         try:
             await _WAIT[event](fd)
             ready = True
-        except trio.ClosedResourceError:  # notify_closing(): forget() was called
-            raise ebadf() from None
+        except trio.ClosedResourceError:  # notify_closing(): forget() or wake() was called
+            if self._fds.get(fd) is not entry:
+                raise ebadf() from None  # forgotten (closed)
+            ready = True  # woken (wake()): retry
         finally:
             leading[event] = False
             followers = entry.followers[event]
@@ -208,6 +214,19 @@ class TrioWaiter:
                 for fd in fds:
                     nursery.start_soon(one, fd, nursery.cancel_scope)
         return ready
+
+    def wake(self, fd: int, event: int) -> None:
+        """Wake the tasks waiting on ``fd`` for ``event`` (each retries its syscall).
+        trio has no other way to end a wait on an fd than ``notify_closing``, which ends
+        every wait on it, in both directions: the leaders take it as a wake-up since the
+        fd is still known here (``forget`` drops it first), and wait again if need be."""
+        entry = self._fds.get(fd)
+        if entry is None or not entry.leading[event]:
+            return  # (no leader, no followers: they are woken when a leader's wait ends)
+        try:
+            notify_closing(fd)
+        except RuntimeError:  # pragma: no cover - not inside trio.run: nothing waits
+            pass
 
     def forget(self, fd: int, close: Callable[[], None] | None) -> None:
         """Wake ``fd``'s waiters with ``OSError(EBADF)``, drop it from trio, then ``close()``."""

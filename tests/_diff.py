@@ -331,3 +331,30 @@ def repr_shape(sock: Any) -> str:
     assert text.startswith(prefix), text
     text = "<socket" + text[len(prefix) :]
     return _PORT.sub(r"\1PORT", _FD.sub("fd=N", text))
+
+
+def blocked_send_after_shutdown(mod: ModuleType, timeout: float | None) -> type[BaseException]:
+    """What ``sendall`` on a socket of ``mod`` (``socket`` or ``asocket.sync``), blocked
+    in a thread on a full ``AF_UNIX`` socket in the mode ``timeout``, raises once this
+    thread shuts the socket down for writing: in blocking mode the kernel wakes the
+    blocked ``send`` (``EPIPE``); in timeout mode ``poll()`` does not report the
+    shutdown, and the deadline passes. The reference of both faces' tests."""
+    a, b = mod.socketpair()
+    with a, b:
+        a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        a.settimeout(timeout)
+        raised: list[BaseException] = []
+
+        def send() -> None:
+            try:
+                a.sendall(b"x" * 4_000_000)
+            except OSError as exc:
+                raised.append(exc)
+
+        thread = threading.Thread(target=send)
+        thread.start()
+        thread.join(0.1)  # (blocked by now)
+        a.shutdown(socket.SHUT_WR)
+        thread.join(10.0)
+        assert not thread.is_alive(), f"{mod.__name__}'s send stayed blocked"
+    return type(raised[0])

@@ -23,6 +23,7 @@ from typing import Any
 import anyio
 import pytest
 from _async_helpers import CHUNK, WAIT, Tasks, bounded, listener, tcp_pair
+from _diff import blocked_send_after_shutdown
 
 import asocket
 
@@ -427,32 +428,6 @@ async def test_half_close_wakes_waiting_reader(tcp: tuple[asocket.socket, asocke
         assert await reader.join() == b""
 
 
-def stdlib_send_after_shutdown(timeout: float | None) -> type[BaseException]:
-    """What the stdlib's ``sendall``, waiting on a full ``AF_UNIX`` socket in the mode
-    ``timeout``, raises once another thread shuts the socket down for writing: in
-    blocking mode the kernel wakes the blocked ``send`` (``EPIPE``); in timeout mode
-    ``poll()`` does not report the shutdown, and the deadline passes."""
-    a, b = socket.socketpair()
-    with a, b:
-        a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
-        a.settimeout(timeout)
-        raised: list[BaseException] = []
-
-        def send() -> None:
-            try:
-                a.sendall(b"x" * 4_000_000)
-            except OSError as exc:
-                raised.append(exc)
-
-        thread = threading.Thread(target=send)
-        thread.start()
-        thread.join(0.1)  # (blocked by now)
-        a.shutdown(socket.SHUT_WR)
-        thread.join(WAIT)
-        assert not thread.is_alive(), "the stdlib's send stayed blocked"
-    return type(raised[0])
-
-
 @pytest.mark.parametrize("timeout", [None, 0.5], ids=["blocking", "timeout"])
 async def test_shutdown_of_writing_ends_a_waiting_send_as_the_stdlibs(
     timeout: float | None,
@@ -461,7 +436,7 @@ async def test_shutdown_of_writing_ends_a_waiting_send_as_the_stdlibs(
     # waiting on its full buffer; in blocking mode asocket wakes it, as the kernel
     # wakes the stdlib's blocked send. A reader waiting on the same socket meanwhile
     # (woken too under trio, whose only way to end a wait is notify_closing) goes on.
-    expected = stdlib_send_after_shutdown(timeout)
+    expected = blocked_send_after_shutdown(socket, timeout)  # the stdlib's outcome
     assert expected is (BrokenPipeError if timeout is None else TimeoutError)
     a, b = asocket.socketpair()
     with a, b:

@@ -423,21 +423,35 @@ def _unused_udp_port() -> int:
     return port
 
 
+def _udp_peer() -> socket.socket:
+    """A stdlib UDP socket on loopback, to send datagrams to the socket under test."""
+    peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    peer.bind(("127.0.0.1", 0))
+    return peer
+
+
+async def _woken_by_an_error_report(
+    sock: asocket.socket, tasks: Tasks, readers: int
+) -> list[Task[bytes]]:
+    """``readers`` tasks waiting in ``sock.recv``, once ``sock`` (connected to a port
+    nobody has) sends a datagram whose ICMP error is reported on it (POLLERR)."""
+    await sock.connect(("127.0.0.1", _unused_udp_port()))
+    waiting = [tasks.spawn(sock.recv(100)) for _ in range(readers)]
+    with anyio.fail_after(WAIT):
+        await anyio.wait_all_tasks_blocked()  # every read is waiting
+    await sock.send(b"anyone?")  # -> ICMP port unreachable: an error report
+    return waiting
+
+
 @pytest.mark.skipif(sys.platform != "linux", reason="ICMP errors on loopback: Linux's rules")
 @pytest.mark.anyio
 async def test_an_error_report_leaves_the_waiting_socket_watched() -> None:
-    peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    peer.bind(("127.0.0.1", 0))
     sock = asocket.socket(asocket.AF_INET, asocket.SOCK_DGRAM)
-    with peer, sock, anyio.fail_after(BOUND):
+    with _udp_peer() as peer, sock, anyio.fail_after(BOUND):
         await sock.bind(("127.0.0.1", 0))
         for _ in range(ERROR_ROUNDS):
-            await sock.connect(("127.0.0.1", _unused_udp_port()))
             async with Tasks() as tasks:
-                waiting = [tasks.spawn(sock.recv(100)) for _ in range(2)]
-                with anyio.fail_after(WAIT):
-                    await anyio.wait_all_tasks_blocked()  # both reads are waiting
-                await sock.send(b"anyone?")  # -> ICMP port unreachable: an error report
+                waiting = await _woken_by_an_error_report(sock, tasks, readers=2)
                 refused = await wait_first(*waiting)
                 assert len(refused) == 1  # one read takes the error; the other waits on
                 assert isinstance(refused[0].exception(), ConnectionRefusedError)
@@ -455,16 +469,10 @@ async def test_an_error_report_leaves_the_waiting_socket_watched() -> None:
 @pytest.mark.skipif(sys.platform != "linux", reason="ICMP errors on loopback: Linux's rules")
 @pytest.mark.anyio
 async def test_a_socket_closed_after_an_error_report_frees_its_fd_number() -> None:
-    peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    peer.bind(("127.0.0.1", 0))
     sock = asocket.socket(asocket.AF_INET, asocket.SOCK_DGRAM)
-    with peer, sock, anyio.fail_after(BOUND):
-        await sock.connect(("127.0.0.1", _unused_udp_port()))
+    with _udp_peer() as peer, sock, anyio.fail_after(BOUND):
         async with Tasks() as tasks:
-            waiting = tasks.spawn(sock.recv(100))
-            with anyio.fail_after(WAIT):
-                await anyio.wait_all_tasks_blocked()
-            await sock.send(b"anyone?")  # the error report wakes the read
+            (waiting,) = await _woken_by_an_error_report(sock, tasks, readers=1)
             assert not await wait_all(waiting)
         assert isinstance(waiting.exception(), ConnectionRefusedError)
         number = sock.fileno()
@@ -481,11 +489,10 @@ async def test_a_socket_closed_after_an_error_report_frees_its_fd_number() -> No
 @pytest.mark.skipif(sys.platform != "linux", reason="ICMP errors on loopback: Linux's rules")
 def test_sync_an_error_report_leaves_the_blocked_socket_watched() -> None:
     with (
-        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as peer,
+        _udp_peer() as peer,
         asocket.sync.socket(asocket.AF_INET, asocket.SOCK_DGRAM) as sock,
         ThreadPoolExecutor(1) as pool,
     ):
-        peer.bind(("127.0.0.1", 0))
         sock.bind(("127.0.0.1", 0))
         sock.settimeout(WAIT)
         for _ in range(ERROR_ROUNDS):

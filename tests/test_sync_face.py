@@ -27,6 +27,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from _diff import blocked_send_after_shutdown
 
 import asocket._sync
 import asocket.sync
@@ -469,27 +470,7 @@ def test_shutdown_of_writing_ends_a_blocked_send_as_the_stdlibs(timeout: float |
     # on its full buffer; a send blocked in the kernel is woken (EPIPE). The async
     # face's test (test_async_io.py) has the same case; here the same outcome as the
     # stdlib's in both modes.
-    outcomes: dict[ModuleType, type[BaseException]] = {}
-    for module in (socket, S):
-        a, b = module.socketpair()
-        with a, b:
-            a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
-            a.settimeout(timeout)
-            raised: list[BaseException] = []
-
-            def send(a: Any = a, raised: list[BaseException] = raised) -> None:
-                try:
-                    a.sendall(b"x" * 4_000_000)
-                except OSError as exc:
-                    raised.append(exc)
-
-            thread = threading.Thread(target=send)
-            thread.start()
-            thread.join(0.1)
-            a.shutdown(socket.SHUT_WR)
-            thread.join(JOIN)
-            assert not thread.is_alive(), f"{module.__name__}'s send stayed blocked"
-            outcomes[module] = type(raised[0])
+    outcomes = {mod: blocked_send_after_shutdown(mod, timeout) for mod in (socket, S)}
     assert outcomes[S] is outcomes[socket]
     assert outcomes[socket] is (BrokenPipeError if timeout is None else TimeoutError)
 

@@ -585,16 +585,20 @@ def test_each_call_finds_the_waiter_of_what_runs_it() -> None:
 
 def test_threads_running_loops_at_once_each_get_their_own_waiter() -> None:
     """Threads each running a loop (or a trio run) at once, calling all the time: no call
-    gets another thread's waiter (the last call's waiter and its owner are read as one)."""
+    gets another thread's waiter (the last call's waiter and its owner are read as one),
+    and the loops' waiters are made, and closed loops' let go, one thread at a time."""
     import asyncio
 
     from asocket._waiters import trio as trio_waiter
-    from asocket._waiters.current import current
+    from asocket._waiters.current import current, waiter_for
 
     wrong: list[str] = []
 
+    together = threading.Barrier(2, timeout=60)  # the asyncio threads' first calls at once
+
     async def asyncio_body() -> None:
         loop = asyncio.get_running_loop()
+        together.wait()
         for _ in range(20_000):
             if current().loop is not loop:  # type: ignore[attr-defined]
                 wrong.append("asyncio")
@@ -612,6 +616,10 @@ def test_threads_running_loops_at_once_each_get_their_own_waiter() -> None:
         threading.Thread(target=lambda: asyncio.run(asyncio_body())),
         threading.Thread(target=lambda: trio.run(trio_body)),
     ]
+    closed = [asyncio.new_event_loop() for _ in range(200)]
+    for loop in closed:  # closed loops' waiters, which a new loop's first call lets go
+        waiter_for(loop)
+        loop.close()
     interval = sys.getswitchinterval()
     sys.setswitchinterval(1e-6)  # switch threads as often as the interpreter can
     try:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import select
 import sys
+import threading
 import weakref
 from asyncio.selector_events import BaseSelectorEventLoop
 from collections.abc import Awaitable, Callable, Sequence
@@ -51,6 +52,7 @@ _last: Any = _Nobody()
 _waiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopWaiter] = (
     weakref.WeakKeyDictionary()
 )
+_making = threading.Lock()  # held while a loop's waiter is made (and closed loops' let go)
 
 
 def current() -> Waiter:
@@ -187,26 +189,35 @@ def waiter_for(loop: asyncio.AbstractEventLoop) -> LoopWaiter:
     avoids); uvloop dispatches each report in C, and there the edge waiter's
     Python dispatch costs more than it saves. The edge waiter needs a
     descriptor: a loop first used with none left gets the readiness waiter, so that
-    a wait never fails for want of one."""
+    a wait never fails for want of one.
+
+    Threads running loops at once may each make one: that is done under a lock (the
+    lookup of one already made is not)."""
     waiter = _waiters.get(loop)
     if waiter is None:
-        _release_closed()
-        if not _has_readiness(loop):
-            waiter = ThreadWaiter(loop)
-        elif _edge_waiter is None or not isinstance(loop, BaseSelectorEventLoop):
-            waiter = ReadinessWaiter(loop)
-        else:
-            try:
-                waiter = _edge_waiter(loop)
-            except OSError:  # EMFILE, ENFILE, ENOMEM
-                waiter = ReadinessWaiter(loop)
-        _waiters[loop] = waiter
+        with _making:
+            waiter = _waiters.get(loop)
+            if waiter is None:
+                waiter = _waiters[loop] = _make(loop)
     return waiter
+
+
+def _make(loop: asyncio.AbstractEventLoop) -> LoopWaiter:
+    _release_closed()
+    if not _has_readiness(loop):
+        return ThreadWaiter(loop)
+    if _edge_waiter is None or not isinstance(loop, BaseSelectorEventLoop):
+        return ReadinessWaiter(loop)
+    try:
+        return _edge_waiter(loop)
+    except OSError:  # EMFILE, ENFILE, ENOMEM
+        return ReadinessWaiter(loop)
 
 
 def _release_closed() -> None:
     """Let the waiters of closed loops go now, not when the loops are collected (the
-    edge waiter holds a descriptor): a program that runs loop after loop keeps one."""
+    edge waiter holds a descriptor): a program that runs loop after loop keeps one.
+    (Under ``_making``.)"""
     for loop, waiter in list(_waiters.items()):
         if loop.is_closed():
             del _waiters[loop]

@@ -66,6 +66,8 @@ class Registration(weakref.ref[_Token]):
 
 
 def _lost(registration: Registration) -> None:
+    """The token of ``registration`` died: if it is still its entry's registration,
+    the loop let go of it by itself (else it was dropped on purpose, armed first)."""
     entry = registration.entry
     if entry.armed[registration.event] is registration:
         entry.armed[registration.event] = False

@@ -333,12 +333,15 @@ def repr_shape(sock: Any) -> str:
     return _PORT.sub(r"\1PORT", _FD.sub("fd=N", text))
 
 
-def blocked_send_after_shutdown(mod: ModuleType, timeout: float | None) -> type[BaseException]:
+def blocked_send_after_shutdown(
+    mod: ModuleType, timeout: float | None, peer: bool = False
+) -> type[BaseException]:
     """What ``sendall`` on a socket of ``mod`` (``socket`` or ``asocket.sync``), blocked
     in a thread on a full ``AF_UNIX`` socket in the mode ``timeout``, raises once this
-    thread shuts the socket down for writing: in blocking mode the kernel wakes the
-    blocked ``send`` (``EPIPE``); in timeout mode ``poll()`` does not report the
-    shutdown, and the deadline passes. The reference of both faces' tests."""
+    thread shuts the socket down for writing (``peer``: shuts the peer down for
+    reading): in blocking mode the kernel wakes the blocked ``send`` (``EPIPE``); in
+    timeout mode ``poll()`` does not report the shutdown, and the deadline passes.
+    The reference of both faces' tests."""
     a, b = mod.socketpair()
     with a, b:
         a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
@@ -354,7 +357,10 @@ def blocked_send_after_shutdown(mod: ModuleType, timeout: float | None) -> type[
         thread = threading.Thread(target=send)
         thread.start()
         thread.join(0.1)  # (blocked by now)
-        a.shutdown(socket.SHUT_WR)
+        if peer:
+            b.shutdown(socket.SHUT_RD)
+        else:
+            a.shutdown(socket.SHUT_WR)
         thread.join(10.0)
         assert not thread.is_alive(), f"{mod.__name__}'s send stayed blocked"
     return type(raised[0])

@@ -428,15 +428,31 @@ async def test_half_close_wakes_waiting_reader(tcp: tuple[asocket.socket, asocke
         assert await reader.join() == b""
 
 
-@pytest.mark.parametrize("timeout", [None, 0.5], ids=["blocking", "timeout"])
+PEER_SHUT_RD = pytest.mark.xfail(
+    strict=True,
+    reason="DOCUMENTED DEVIATION (docs/differences.md), async face: the peer's "
+    "shutdown(SHUT_RD) of a full AF_UNIX socket is not reported to a waiting send "
+    "(the stdlib's blocked send gets EPIPE from the kernel)",
+)
+
+
+@pytest.mark.parametrize(
+    ("timeout", "peer"),
+    [
+        pytest.param(None, False, id="blocking"),
+        pytest.param(0.5, False, id="timeout"),
+        pytest.param(None, True, id="blocking-peer", marks=PEER_SHUT_RD),
+        pytest.param(0.5, True, id="timeout-peer"),
+    ],
+)
 async def test_shutdown_of_writing_ends_a_waiting_send_as_the_stdlibs(
-    timeout: float | None,
+    timeout: float | None, peer: bool
 ) -> None:
     # An AF_UNIX socket's readiness does not report shutdown(SHUT_WR) to a sender
     # waiting on its full buffer; in blocking mode asocket wakes it, as the kernel
     # wakes the stdlib's blocked send. A reader waiting on the same socket meanwhile
     # (woken too under trio, whose only way to end a wait is notify_closing) goes on.
-    expected = blocked_send_after_shutdown(socket, timeout)  # the stdlib's outcome
+    expected = blocked_send_after_shutdown(socket, timeout, peer)  # the stdlib's outcome
     assert expected is (BrokenPipeError if timeout is None else TimeoutError)
     a, b = asocket.socketpair()
     with a, b:
@@ -447,9 +463,12 @@ async def test_shutdown_of_writing_ends_a_waiting_send_as_the_stdlibs(
             reader = tasks.spawn(a.recv(10)) if timeout is None else None
             with anyio.fail_after(WAIT):
                 await anyio.wait_all_tasks_blocked()
-            a.shutdown(asocket.SHUT_WR)
+            if peer:
+                b.shutdown(asocket.SHUT_RD)
+            else:
+                a.shutdown(asocket.SHUT_WR)
             with pytest.raises(expected):
-                await bounded(sender.join())
+                await sender.join(2.0)
             if reader is not None:
                 assert not reader.done()
                 await b.sendall(b"still")

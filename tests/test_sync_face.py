@@ -464,13 +464,16 @@ def test_sendall_deadline_covers_the_whole_call() -> None:
         assert 0 < len(received) < 64 << 20  # a partial send, as the stdlib's
 
 
+@pytest.mark.parametrize("peer", [False, True], ids=["this-side", "peer"])
 @pytest.mark.parametrize("timeout", [None, 0.5], ids=["blocking", "timeout"])
-def test_shutdown_of_writing_ends_a_blocked_send_as_the_stdlibs(timeout: float | None) -> None:
+def test_shutdown_of_writing_ends_a_blocked_send_as_the_stdlibs(
+    timeout: float | None, peer: bool
+) -> None:
     # An AF_UNIX socket's poll() does not report shutdown(SHUT_WR) to a sender waiting
     # on its full buffer; a send blocked in the kernel is woken (EPIPE). The async
     # face's test (test_async_io.py) has the same case; here the same outcome as the
     # stdlib's in both modes.
-    outcomes = {mod: blocked_send_after_shutdown(mod, timeout) for mod in (socket, S)}
+    outcomes = {mod: blocked_send_after_shutdown(mod, timeout, peer) for mod in (socket, S)}
     assert outcomes[S] is outcomes[socket]
     assert outcomes[socket] is (BrokenPipeError if timeout is None else TimeoutError)
 

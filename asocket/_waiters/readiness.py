@@ -24,8 +24,9 @@ its handle for the fd, which it keeps: the fd is then never reported again,
 and adding a reader for it raises ``RuntimeError``. The error is transient
 (the call that reads it clears it), so a later wait would sleep forever. Each
 registration's callback therefore carries a token that only the loop holds; a
-weak reference to it (:class:`Registration`) sees the loop drop it, and the
-next wait on the fd clears the loop's closed handle and registers afresh.
+weak reference to it (the registration kept in ``Fd.armed``) sees the loop drop
+it, and the next wait on the fd clears the loop's closed handle and registers
+afresh.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import asyncio
 import weakref
 from asyncio.selector_events import BaseSelectorEventLoop
 from collections.abc import Callable
+from functools import partial
 
 from .._ops import READ, WRITE
 from .loop import Fd, LoopWaiter
@@ -45,32 +47,13 @@ class _Token:
     __slots__ = ("__weakref__",)
 
 
-class Registration(weakref.ref[_Token]):
-    """A weak reference to the token of the registration of ``entry``'s fd for ``event``:
-    when the loop drops that registration, by itself or because it was asked to, the
-    token dies, and if the registration is still the entry's (``entry.armed``: the loop
-    let go by itself) the entry is marked unwatched and ``lost``."""
-
-    __slots__ = ("entry", "event")
-    entry: Fd
-    event: int
-
-    def __new__(cls, token: _Token, entry: Fd, event: int) -> Registration:
-        self = super().__new__(cls, token, _lost)
-        self.entry = entry
-        self.event = event
-        return self
-
-    def __init__(self, token: _Token, entry: Fd, event: int) -> None:
-        pass  # (all is done in __new__; ref's own __init__ would refuse the arguments)
-
-
-def _lost(registration: Registration) -> None:
-    """The token of ``registration`` died: if it is still its entry's registration,
-    the loop let go of it by itself (else it was dropped on purpose, armed first)."""
-    entry = registration.entry
-    if entry.armed[registration.event] is registration:
-        entry.armed[registration.event] = False
+def _lost(entry: Fd, event: int, registration: weakref.ref[_Token]) -> None:
+    """The token of ``registration``, ``entry``'s fd's registration for ``event``, died:
+    the loop dropped it. If it is still the entry's (``entry.armed``), the loop let go
+    by itself (a registration dropped on purpose is disarmed first): the entry is
+    marked unwatched and ``lost``."""
+    if entry.armed[event] is registration:
+        entry.armed[event] = False
         entry.lost = True
 
 
@@ -89,9 +72,9 @@ class ReadinessWaiter(LoopWaiter):
             entry.lost = False
             for direction in (READ, WRITE):
                 if not entry.armed[direction]:
-                    self._forget_lost(fd, direction)
+                    self._unregister(fd, direction)
         token = _Token()
-        registration = Registration(token, entry, event)
+        registration = weakref.ref(token, partial(_lost, entry, event))
         callback = self._ready_stale if self._poll_first else self._ready
         try:
             self._add[event](fd, callback, fd, event, token)
@@ -100,7 +83,9 @@ class ReadinessWaiter(LoopWaiter):
             raise
         entry.armed[event] = registration
 
-    def _forget_lost(self, fd: int, event: int) -> None:
+    def _unregister(self, fd: int, event: int) -> None:
+        """Ask the loop to stop watching ``fd`` for ``event``, if it can (not: a loop
+        closed meanwhile)."""
         try:
             self._remove[event](fd)
         except (RuntimeError, OSError, ValueError):  # e.g. the loop is closed
@@ -136,9 +121,6 @@ class ReadinessWaiter(LoopWaiter):
     def _disarm(self, fd: int, entry: Fd | None, close: Callable[[], None] | None) -> None:
         for event in (READ, WRITE):
             if entry is not None and (entry.armed[event] or entry.lost):
-                try:
-                    self._remove[event](fd)
-                except (RuntimeError, OSError, ValueError):  # e.g. the loop is closed
-                    pass
+                self._unregister(fd, event)
         if close is not None:
             close()

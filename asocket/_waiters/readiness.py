@@ -70,9 +70,9 @@ class ReadinessWaiter(LoopWaiter):
         entry = self._fds[fd]
         if entry.lost:  # the loop closed its handle for the fd: make it let go of it first
             entry.lost = False
-            for direction in (READ, WRITE):
-                if not entry.armed[direction]:
-                    self._unregister(fd, direction)
+            self._unregister(fd, event)  # (not watched: wait() is arming it)
+            if not entry.armed[1 - event]:  # (lost too, or never armed; never a live one)
+                self._unregister(fd, 1 - event)
         token = _Token()
         registration = weakref.ref(token, partial(_lost, entry, event))
         callback = self._ready_stale if self._poll_first else self._ready

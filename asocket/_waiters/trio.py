@@ -95,6 +95,15 @@ def _wake(tasks: list[Task], ready: bool | None) -> None:
         reschedule(task, outcome.Error(ebadf()) if ready is None else outcome.Value(ready))
 
 
+def _end_waits(fd: int) -> None:
+    """End every trio wait on ``fd`` (``notify_closing``: each raises
+    ``ClosedResourceError``); nothing outside ``trio.run``, where nothing waits."""
+    try:
+        notify_closing(fd)
+    except RuntimeError:  # not inside trio.run any more
+        pass
+
+
 async def _follow(followers: list[Task]) -> bool:
     """Park in ``followers`` until the leader's wait ends: True if it saw readiness."""
     task = current_task()
@@ -221,12 +230,8 @@ class TrioWaiter:
         every wait on it, in both directions: the leaders take it as a wake-up since the
         fd is still known here (``forget`` drops it first), and wait again if need be."""
         entry = self._fds.get(fd)
-        if entry is None or not entry.leading[event]:
-            return  # (no leader, no followers: they are woken when a leader's wait ends)
-        try:
-            notify_closing(fd)
-        except RuntimeError:  # pragma: no cover - not inside trio.run: nothing waits
-            pass
+        if entry is not None and entry.leading[event]:
+            _end_waits(fd)  # (no leader, no followers: they are woken when a leader's ends)
 
     def forget(self, fd: int, close: Callable[[], None] | None) -> None:
         """Wake ``fd``'s waiters with ``OSError(EBADF)``, drop it from trio, then ``close()``."""
@@ -237,10 +242,7 @@ class TrioWaiter:
                 if followers:
                     entry.followers[event] = []
                     _wake(followers, None)
-        try:
-            notify_closing(fd)  # wakes a leader (and any other trio waiter) on fd
-        except RuntimeError:  # not inside trio.run any more: nothing waits
-            pass
+        _end_waits(fd)  # wakes a leader (and any other trio waiter) on fd
         if close is not None:
             close()
 
